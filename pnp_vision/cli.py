@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "pnp_vision.inspect.commands",
     "pnp_vision.capture.commands",
     "pnp_vision.service.commands",
+    "pnp_vision.transport.commands",
 )
 
 

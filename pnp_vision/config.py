@@ -59,6 +59,10 @@ class Settings(StrictModel):
         description="auto (fp32 on CPU, checkpoint dtype on GPU), float32, bfloat16, float16.",
     )
     log_level: str = Field("INFO", description="Python logging level name.")
+    keys_dir: Path | None = Field(
+        None, description="CurveZMQ key folder (pnp-vision keys generate); unset = no CURVE."
+    )
+    client_key: str = Field("client", description="Name of this client's key pair in keys_dir.")
 
 
 def _read_toml_dir(config_dir: Path) -> dict[str, Any]:

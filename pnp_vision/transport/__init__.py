@@ -1,0 +1,1 @@
+"""Transport concerns shared by every socket: CurveZMQ security and bind-address checks."""

@@ -1,0 +1,189 @@
+"""Optional CurveZMQ on every socket, enforced through our own ZAP handler.
+
+Key folder layout (`Settings.keys_dir`; CURVE is off when it is unset)::
+
+    keys/
+      server.key, server.key_secret      the servers' pair (capture PUB, worker ROUTER)
+      NAME.key, NAME.key_secret          a client pair made by `pnp-vision keys generate NAME`
+      authorized/NAME.key                public keys the servers accept (copied on generate)
+
+Servers run a ZAP handler thread per ZeroMQ context that accepts only keys found in
+`authorized/`; every refusal is logged with the peer address and key. A plain-text client
+cannot complete the CURVE handshake at all, so it never reaches a server socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import zmq
+import zmq.auth
+
+from pnp_vision.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SERVER_KEY = "server"
+AUTHORIZED = "authorized"
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP RFC (27/ZAP)
+ZAP_DOMAIN = "pnp-vision"
+
+
+def generate_keys(name: str, keys_dir: Path, *, authorize: bool = True) -> tuple[Path, Path]:
+    """Write NAME.key/NAME.key_secret; clients' public keys are also copied to authorized/."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"key name {name!r}: use letters, digits, '-' and '_' only")
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    public, secret = (Path(p) for p in zmq.auth.create_certificates(keys_dir, name))
+    if authorize and name != SERVER_KEY:
+        (keys_dir / AUTHORIZED).mkdir(exist_ok=True)
+        shutil.copyfile(public, keys_dir / AUTHORIZED / public.name)
+    return public, secret
+
+
+def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
+    try:
+        public, secret_key = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read CURVE key: {exc}") from exc
+    if secret and secret_key is None:
+        raise ConfigError(f"{path}: holds no secret key (expected a .key_secret file)")
+    return public, secret_key
+
+
+@dataclass(frozen=True)
+class Security:
+    """Everything a process needs to put CURVE on its sockets, loaded once from the key folder."""
+
+    keys_dir: Path
+    client_name: str
+
+    @property
+    def authorized_dir(self) -> Path:
+        return self.keys_dir / AUTHORIZED
+
+    def server_keys(self) -> tuple[bytes, bytes]:
+        public, secret = _load(self.keys_dir / f"{SERVER_KEY}.key_secret", secret=True)
+        assert secret is not None
+        return public, secret
+
+    def secure_server(self, sock: zmq.Socket) -> None:
+        """Make `sock` a CURVE server; call before bind."""
+        public, secret = self.server_keys()
+        sock.zap_domain = ZAP_DOMAIN.encode()
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_server = True  # must be set before bind
+
+    def secure_client(self, sock: zmq.Socket) -> None:
+        """Make `sock` a CURVE client of our server; call before connect."""
+        server_public, _ = _load(self.keys_dir / f"{SERVER_KEY}.key", secret=False)
+        public, secret = _load(self.keys_dir / f"{self.client_name}.key_secret", secret=True)
+        sock.curve_serverkey = server_public
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+
+
+class ZapHandler:
+    """Answers ZAP requests for one context: CURVE keys in `authorized/` pass, all else fails."""
+
+    def __init__(self, context: zmq.Context, authorized_dir: Path) -> None:
+        self._context = context
+        self._authorized_dir = authorized_dir
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zap", daemon=True)
+        self.refused = 0
+
+    def _authorized(self) -> set[bytes]:
+        # Re-read on each handshake so a key added or revoked takes effect without a restart.
+        if not self._authorized_dir.is_dir():
+            return set()
+        return set(zmq.auth.load_certificates(self._authorized_dir).keys())
+
+    def start(self) -> ZapHandler:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("ZAP handler did not start within 5 s")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def __enter__(self) -> ZapHandler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        with self._context.socket(zmq.REP) as sock:
+            sock.linger = 0
+            sock.bind(ZAP_ENDPOINT)
+            self._ready.set()
+            while not self._stop.is_set():
+                if sock.poll(200, zmq.POLLIN):
+                    sock.send_multipart(self._reply(sock.recv_multipart()))
+
+    def _reply(self, msg: list[bytes]) -> list[bytes]:
+        # 27/ZAP request: version, request id, domain, address, identity, mechanism, credentials
+        if len(msg) < 6:
+            return [b"1.0", b"", b"400", b"malformed ZAP request", b"", b""]
+        version, request_id, _domain, address, _identity, mechanism = msg[:6]
+        credentials = msg[6:]
+        peer = address.decode(errors="replace")
+        if mechanism == b"CURVE" and credentials:
+            key = zmq.utils.z85.encode(credentials[0])
+            if key in self._authorized():
+                log.debug("auth accepted peer=%s key=%s", peer, key.decode())
+                return [version, request_id, b"200", b"OK", key, b""]
+            reason = f"unknown CURVE key {key.decode()}"
+        else:
+            reason = f"mechanism {mechanism.decode(errors='replace')} not allowed"
+        self.refused += 1
+        log.warning("auth refused peer=%s reason=%s", peer, reason)
+        return [version, request_id, b"400", reason.encode(), b"", b""]
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp endpoints bound to a loopback address."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: reachable from outside
+
+
+def warn_if_exposed(endpoint: str, security: Security | None) -> bool:
+    """Log a warning when binding beyond loopback without CURVE; returns True if it warned."""
+    if security is None and not is_loopback_endpoint(endpoint):
+        log.warning(
+            "bind endpoint=%s is reachable from other hosts without CURVE: set keys_dir "
+            "(pnp-vision keys generate) or bind to 127.0.0.1",
+            endpoint,
+        )
+        return True
+    return False
+
+
+def security_from_settings(keys_dir: Path | None, client_key: str) -> Security | None:
+    """The CURVE setup named by the settings, or None when CURVE is off."""
+    if keys_dir is None:
+        return None
+    if not (keys_dir / f"{SERVER_KEY}.key").exists():
+        raise ConfigError(
+            f"keys_dir {keys_dir} has no {SERVER_KEY}.key: run `pnp-vision keys generate server`"
+        )
+    return Security(keys_dir=keys_dir, client_name=client_key)
