@@ -54,6 +54,32 @@ class Settings(StrictModel):
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest message any receiving socket accepts."
     )
+    default_deadline_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Deadline of a request that sets none: the longest it may wait for a frame "
+        "and the model before it is answered deadline_exceeded/no_frame.",
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request (JSON + inline image) the worker inspects; a larger one gets "
+        "bad_request. Messages above max_message_bytes are dropped by ZeroMQ itself.",
+    )
+    camera_discovery_s: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="After the worker starts, how long a camera it has not seen yet is waited for "
+        "before requests for it are answered unknown_camera.",
+    )
+    drain_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="On SIGTERM, the longest the worker waits for the inference in "
+        "flight before it exits anyway.",
+    )
     compute_dtype: str = Field(
         "auto",
         description="auto (fp32 on CPU, checkpoint dtype on GPU), float32, bfloat16, float16.",
