@@ -1,0 +1,71 @@
+"""Plain-text rendering of an `EvalReport`: one table row per template, then each confusion."""
+
+from __future__ import annotations
+
+from pnp_vision.evaluation.evaluate import EvalReport, TemplateStats
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _rows(report: EvalReport) -> list[list[str]]:
+    rows = [["template", "n", "accuracy", "below bar", "acc. confident", "p50 ms", "p95 ms"]]
+    for name, stats in sorted(report.templates.items()):
+        d = stats.as_dict()
+        rows.append(
+            [
+                name,
+                str(stats.total),
+                _pct(stats.accuracy),
+                _pct(stats.below_bar_share),
+                _pct(stats.confident_accuracy),
+                _ms(d["latency_ms_p50"]),
+                _ms(d["latency_ms_p95"]),
+            ]
+        )
+    return rows
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+        lines.append("  ".join(cells))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def _confusion(stats: TemplateStats) -> list[str]:
+    rows = [[f"{stats.template} (true \\ answered)", *stats.answers]]
+    rows += [
+        [truth, *(str(stats.confusion[truth][p]) for p in stats.answers)] for truth in stats.answers
+    ]
+    return _table(rows)
+
+
+def render_text(report: EvalReport) -> str:
+    """The table people read: per template accuracy, share below the bar, latency, confusion."""
+    d = report.as_dict()
+    lines = [
+        f"model {report.model}",
+        f"recording {report.recording}: {report.frames} frames, {report.questions} questions,"
+        f" min confidence {report.min_confidence:g}",
+    ]
+    if report.skipped_frames:
+        lines.append(f"skipped {len(report.skipped_frames)} unreadable frame(s)")
+    lines += ["", *_table(_rows(report))]
+    lines.append(
+        f"overall accuracy {_pct(report.accuracy)}; per frame (all its questions in one call):"
+        f" p50 {_ms(d['frame_latency_ms_p50'])} ms, p95 {_ms(d['frame_latency_ms_p95'])} ms"
+    )
+    for _, stats in sorted(report.templates.items()):
+        lines += ["", *_confusion(stats)]
+    return "\n".join(lines)
