@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "pnp_vision.capture.commands",
     "pnp_vision.service.commands",
     "pnp_vision.transport.commands",
+    "pnp_vision.evaluation.commands",
 )
 
 
