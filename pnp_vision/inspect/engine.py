@@ -1,0 +1,309 @@
+"""The Inspector: a resident model answering templated questions about images.
+
+One call may ask several questions about one image. Questions that need the same image view
+(template ROI, pixel budget) and system text form a group: the image is prepared and encoded
+once per group, the system + image prefix runs once into a KV cache, and each question only
+runs its own suffix (question text + assistant header) and its answers on top of it.
+
+MLX streams belong to the thread that made them, so an Inspector must be used on the thread
+that created it; the worker gives it a dedicated thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from pnp_vision.errors import BadRequest, ConfigError, ImageError, ModelError, PnpVisionError
+from pnp_vision.inspect import imageprep
+from pnp_vision.inspect.results import InspectionResult, Timings
+from pnp_vision.inspect.scoring import AnswerPlan, plan_answers, score_answers, softmax
+from pnp_vision.inspect.templates import Question, Template, TemplateSet
+from pnp_vision.logs import kv
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+MAX_QUESTIONS = 64
+
+
+@dataclass
+class _Item:
+    """One question on its way through a call."""
+
+    index: int
+    question: Question
+    template: Template
+    text: str  # rendered question
+    plan: AnswerPlan
+    ids: list[int] = field(default_factory=list)
+    language_ms: float = 0.0
+    probabilities: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _GroupCost:
+    prep_ms: float = 0.0
+    vision_ms: float = 0.0
+    prefix_ms: float = 0.0
+
+
+class Inspector:
+    """Loads a local mlx-vlm model folder once and answers `Question`s about images."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        templates: TemplateSet,
+        *,
+        min_confidence: float = 0.8,
+        compute_dtype: str = "auto",
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence {min_confidence} must be between 0 and 1")
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ConfigError(
+                f"compute_dtype {compute_dtype!r} must be one of {', '.join(COMPUTE_DTYPES)}"
+            )
+        from pnp_vision.inspect.loading import load_model
+
+        self._thread = threading.get_ident()
+        self.model_dir = Path(model_dir)
+        self.templates = templates
+        self.min_confidence = min_confidence
+        t0 = time.perf_counter()
+        self._model, self._processor, self._config = load_model(self.model_dir)
+        self._dtype = self._set_dtype(compute_dtype)
+        from pnp_vision.inspect.arch import adapter_for
+
+        self._adapter = adapter_for(self._model, self._processor, self._config)
+        self._tokenizer = self._processor.tokenizer
+        self._plans = {t.name: plan_answers(self._tokenizer, tuple(t.answers)) for t in templates}
+        self._ids_cache: dict[tuple[str, str], list[int]] = {}
+        log.info(
+            "model loaded %s",
+            kv(
+                path=self.model_dir,
+                model_type=self._config["model_type"],
+                dtype=self._dtype,
+                load_ms=(time.perf_counter() - t0) * 1e3,
+            ),
+        )
+
+    # -- setup -----------------------------------------------------------------------------
+    def _set_dtype(self, compute_dtype: str) -> str:
+        """fp32 on the CPU (bf16/fp16 matmuls are slow there), checkpoint dtype elsewhere."""
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        if compute_dtype == "auto":
+            on_cpu = mx.default_device() == mx.cpu
+            compute_dtype = "float32" if on_cpu else ""
+        if compute_dtype:
+            self._model.set_dtype(getattr(mx, compute_dtype))
+            mx.eval(self._model.parameters())
+            return compute_dtype
+        floats = [
+            a.dtype
+            for _, a in tree_flatten(self._model.parameters())
+            if mx.issubdtype(a.dtype, mx.floating)
+        ]
+        return str(floats[0]).removeprefix("mlx.core.") if floats else "unknown"
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._thread:
+            raise ModelError(
+                "Inspector used from a different thread than the one that created it"
+                " (MLX streams are per thread)"
+            )
+
+    # -- public ----------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        from pnp_vision.inspect.backend import configure_backend
+
+        params = tree_flatten(self._model.parameters())
+        return {
+            "model_type": self._config["model_type"],
+            "path": str(self.model_dir),
+            "device": str(mx.default_device()),
+            "dtype": self._dtype,
+            "parameter_bytes": int(sum(a.nbytes for _, a in params)),
+            "blas": configure_backend().blas,
+            "templates": self.templates.names(),
+        }
+
+    def warm_up(self) -> None:
+        """One full inspection of a blank frame, so the first real request is not the slowest."""
+        import numpy as np
+
+        template = next(iter(self.templates))
+        params = {n: (p.choices[0] if p.choices else "") for n, p in template.params.items()}
+        if any(not v for v in params.values()):
+            params = {}
+            template = next((t for t in self.templates if not t.params), None)
+            if template is None:
+                return
+        self.inspect(
+            np.full((64, 64, 3), 128, np.uint8), [Question(template=template.name, params=params)]
+        )
+
+    def inspect(
+        self,
+        image: np.ndarray | Image.Image | bytes,
+        questions: Sequence[Question],
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+    ) -> list[InspectionResult]:
+        """Answer every question about `image`, in order.
+
+        Raises ImageError, UnknownTemplate, BadParams (all checked before any model work),
+        BadRequest, ModelError. A failure never becomes an answer.
+        """
+        self._check_thread()
+        start = time.perf_counter()
+        items = self._validate(questions)
+        pil = imageprep.to_pil(image)
+        decode_ms = (time.perf_counter() - start) * 1e3
+        groups: dict[tuple[Any, ...], list[_Item]] = {}
+        for item in items:
+            t = item.template
+            groups.setdefault((t.roi, t.max_pixels, t.system), []).append(item)
+        results: list[InspectionResult | None] = [None] * len(items)
+        for (template_roi, max_pixels, system), members in groups.items():
+            cost = self._run_group(pil, roi, template_roi, max_pixels, system, members)
+            n = len(members)
+            for item in members:
+                prep = decode_ms / len(items) + cost.prep_ms / n
+                vision = cost.vision_ms / n
+                language = cost.prefix_ms / n + item.language_ms
+                results[item.index] = self._result(item, prep, vision, language)
+        log.debug(
+            "inspect %s",
+            kv(questions=len(items), groups=len(groups), ms=(time.perf_counter() - start) * 1e3),
+        )
+        return [r for r in results if r is not None]
+
+    # -- internals -------------------------------------------------------------------------
+    def _validate(self, questions: Sequence[Question]) -> list[_Item]:
+        if isinstance(questions, Question | dict | str) or not isinstance(questions, Sequence):
+            raise BadRequest("questions must be a list of Question")
+        if not questions:
+            raise BadRequest("no questions given")
+        if len(questions) > MAX_QUESTIONS:
+            raise BadRequest(f"{len(questions)} questions in one call; at most {MAX_QUESTIONS}")
+        items = []
+        for i, question in enumerate(questions):
+            if not isinstance(question, Question):
+                try:
+                    question = Question.model_validate(question)
+                except ValidationError as exc:
+                    raise BadRequest(f"question {i}: {exc}") from exc
+            template = self.templates.get(question.template)
+            text = template.render(question.params)
+            items.append(_Item(i, question, template, text, self._plans[template.name]))
+        return items
+
+    def _prompt_ids(self, system: str, text: str) -> list[int]:
+        key = (system, text)
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            rendered = self._tokenizer.apply_chat_template(
+                self._adapter.messages(system, text), tokenize=False, add_generation_prompt=True
+            )
+            ids = list(self._tokenizer.encode(rendered, add_special_tokens=False))
+            if len(self._ids_cache) > 4096:
+                self._ids_cache.clear()
+            self._ids_cache[key] = ids
+        return ids
+
+    def _run_group(
+        self,
+        pil: Image.Image,
+        roi: tuple[int, int, int, int] | None,
+        template_roi: tuple[float, float, float, float] | None,
+        max_pixels: int | None,
+        system: str,
+        members: list[_Item],
+    ) -> _GroupCost:
+        import mlx.core as mx
+
+        cost = _GroupCost()
+        t0 = time.perf_counter()
+        view = imageprep.prepare(pil, roi=roi, template_roi=template_roi, max_pixels=max_pixels)
+        try:
+            inputs = self._adapter.preprocess(view, max_pixels)
+        except Exception as exc:
+            raise ImageError(
+                f"image of {view.width}x{view.height} pixels rejected by the processor: {exc}"
+            ) from exc
+        cost.prep_ms = (time.perf_counter() - t0) * 1e3
+        adapter = self._adapter
+        try:
+            t0 = time.perf_counter()
+            adapter.encode(inputs)
+            mx.eval(inputs.features)
+            cost.vision_ms = (time.perf_counter() - t0) * 1e3
+
+            t0 = time.perf_counter()
+            for item in members:
+                item.ids = adapter.expand_image(self._prompt_ids(system, item.text), inputs)
+            prefix_len = adapter.prefix_length(members[0].ids)
+            prefix = members[0].ids[:prefix_len]
+            for item in members:
+                if item.ids[:prefix_len] != prefix:
+                    raise ModelError(
+                        f"template {item.template.name!r}: prompt does not share the image prefix"
+                    )
+            cache = adapter.new_cache()
+            hidden = adapter.forward(cache, prefix, inputs)
+            mx.eval(hidden, [(c.keys, c.values) for c in cache.layers if c.keys is not None])
+            cost.prefix_ms = (time.perf_counter() - t0) * 1e3
+
+            for item in members:
+                t0 = time.perf_counter()
+                logprobs = score_answers(adapter, cache, item.ids[prefix_len:], inputs, item.plan)
+                item.probabilities = softmax(logprobs.tolist())
+                cache.trim_to(prefix_len)
+                item.language_ms = (time.perf_counter() - t0) * 1e3
+        except PnpVisionError:
+            raise
+        except Exception as exc:  # mlx / mlx-vlm failures, translated at this one boundary
+            names = ", ".join(sorted({m.template.name for m in members}))
+            raise ModelError(
+                f"model failed answering {names}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return cost
+
+    def _result(
+        self, item: _Item, prep_ms: float, vision_ms: float, language_ms: float
+    ) -> InspectionResult:
+        probs = dict(zip(item.plan.answers, item.probabilities, strict=True))
+        answer = max(probs, key=probs.__getitem__)
+        return InspectionResult(
+            template=item.template.name,
+            params=dict(item.question.params),
+            question=item.text,
+            answer=answer,
+            probabilities=probs,
+            confident=probs[answer] >= self.min_confidence,
+            timings=Timings(
+                prep_ms=prep_ms,
+                vision_ms=vision_ms,
+                language_ms=language_ms,
+                total_ms=prep_ms + vision_ms + language_ms,
+            ),
+        )

@@ -1,0 +1,33 @@
+"""What an inspection returns: pydantic models that go on the wire unchanged."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pnp_vision.config import StrictModel
+
+
+class Timings(StrictModel):
+    """Milliseconds spent for one answer.
+
+    Work shared by the questions asked about one image in one call (image prep, the vision
+    tower, the system + image prefix) is split evenly between them, so the `total_ms` of the
+    results of one call add up to the call's own time.
+    """
+
+    prep_ms: float = Field(ge=0, description="Decode, crop, resize, processor.")
+    vision_ms: float = Field(ge=0, description="Vision tower.")
+    language_ms: float = Field(ge=0, description="Language model: prefix share + question.")
+    total_ms: float = Field(ge=0, description="prep + vision + language.")
+
+
+class InspectionResult(StrictModel):
+    template: str
+    params: dict[str, str]
+    question: str = Field(description="The rendered question text.")
+    answer: str = Field(description="The most probable allowed answer.")
+    probabilities: dict[str, float] = Field(
+        description="Every allowed answer's probability (softmax over the answer set; sums to 1)."
+    )
+    confident: bool = Field(description="max probability >= the configured minimum confidence.")
+    timings: Timings
