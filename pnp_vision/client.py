@@ -1,0 +1,327 @@
+"""The controller's client: `VisionClient(endpoint, timeout, retries)` over DEALER (or REQ).
+
+Reliability is the "Lazy Pirate" pattern: send, poll for the reply with a timeout; on timeout
+close the socket with LINGER 0 (dropping whatever it still holds), open a fresh one, and resend
+the *same* request (same id, same bytes) a bounded number of times. The worker answers a resend
+of a request it is still working on once, and a resend of one it already answered with the same
+reply, so a retry never runs an inspection twice with different answers. A reply whose id is not
+the current request's (a late answer to an earlier, abandoned try) is dropped.
+
+Errors come back as the typed exceptions of `pnp_vision.errors` (`.code` is the wire code);
+no reply after every try is a `ServiceTimeout`. One client is meant for one thread.
+
+    with VisionClient("tcp://127.0.0.1:5556") as vc:
+        r = vc.inspect("top", "part_marking", {"marking": "R0603"}, frame="fresh")
+        if r.answer == "YES" and r.confident: ...
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import zmq
+
+from pnp_vision.config import StrictModel, load_settings
+from pnp_vision.errors import BadRequest, ErrorCode, PnpVisionError, error_for_code
+from pnp_vision.protocol.requests import (
+    FrameChoice,
+    FrameUsed,
+    InspectRequest,
+    InspectResult,
+    PingRequest,
+    PingResult,
+    QuestionResult,
+    QuestionSpec,
+    Reply,
+    ServiceTimings,
+    StatusRequest,
+    StatusResult,
+    TemplatesRequest,
+    TemplatesResult,
+    decode_reply,
+    encode_request,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pnp_vision.transport.security import Security
+
+__all__ = ["Inspection", "ServiceTimeout", "VisionClient"]
+
+
+class ServiceTimeout(PnpVisionError):
+    """No reply from the worker after every try: it is down, unreachable, or overloaded."""
+
+    code = ErrorCode.DEADLINE_EXCEEDED
+
+
+class Inspection(StrictModel):
+    """An answered inspect request: the frame it used and one result per question."""
+
+    id: str
+    frame: FrameUsed | None
+    results: list[QuestionResult]
+    timings: ServiceTimings
+    round_trip_ms: float
+
+    @property
+    def result(self) -> QuestionResult:
+        """The only result of a one-question request."""
+        if len(self.results) != 1:
+            raise ValueError(f"{len(self.results)} results; use .results")
+        return self.results[0]
+
+    @property
+    def answer(self) -> str:
+        return self.result.answer
+
+    @property
+    def probability(self) -> float:
+        return self.result.probabilities[self.result.answer]
+
+    @property
+    def confident(self) -> bool:
+        return self.result.confident
+
+
+QuestionLike = QuestionSpec | str | tuple[str, Mapping[str, str]]
+
+
+class VisionClient:
+    """Requests to one worker with timeouts and bounded retries; see the module docstring."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        *,
+        socket_type: Literal["dealer", "req"] = "dealer",
+        security: Security | None = None,
+        context: zmq.Context | None = None,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        if endpoint is None or timeout is None or retries is None or max_message_bytes is None:
+            settings = load_settings()
+            endpoint = endpoint or settings.requests_endpoint
+            timeout = settings.request_timeout_s if timeout is None else timeout
+            retries = settings.client_retries if retries is None else retries
+            max_message_bytes = max_message_bytes or settings.max_message_bytes
+            if security is None and settings.keys_dir is not None:
+                from pnp_vision.transport.security import security_from_settings
+
+                security = security_from_settings(settings.keys_dir, settings.client_key)
+        if timeout <= 0:
+            raise BadRequest(f"timeout must be > 0 s, got {timeout}")
+        if retries < 0:
+            raise BadRequest(f"retries must be >= 0, got {retries}")
+        if socket_type not in ("dealer", "req"):
+            raise BadRequest(f"socket_type must be 'dealer' or 'req', got {socket_type!r}")
+        self.endpoint = endpoint
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.socket_type = socket_type
+        self.security = security
+        self.max_message_bytes = max_message_bytes
+        self._own_context = context is None
+        self._context = context or zmq.Context()
+        self._socket: zmq.Socket | None = None
+        self.reconnects = 0  # sockets reopened after a timeout (for tests and diagnostics)
+
+    # -- socket handling --------------------------------------------------------------------
+
+    def _open(self) -> zmq.Socket:
+        sock = self._context.socket(zmq.DEALER if self.socket_type == "dealer" else zmq.REQ)
+        sock.linger = 0
+        sock.sndhwm = 100
+        sock.rcvhwm = 100
+        sock.maxmsgsize = self.max_message_bytes
+        if self.security is not None:
+            self.security.secure_client(sock)  # before connect
+        sock.connect(self.endpoint)
+        return sock
+
+    def _reset(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def close(self) -> None:
+        self._reset()
+        if self._own_context:
+            self._context.term()
+
+    def __enter__(self) -> VisionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the request/reply core -------------------------------------------------------------
+
+    def request(
+        self, request: Any, image: bytes | None = None, *, wait: float | None = None
+    ) -> tuple[Reply, float]:
+        """Send `request` (a protocol model), wait for its reply; returns (reply, round trip ms).
+
+        Raises the typed error for an error reply, ServiceTimeout when nothing comes back.
+        """
+        frames = encode_request(request, image)
+        per_try = self.timeout if wait is None else max(self.timeout, wait)
+        started = time.monotonic()
+        for attempt in range(self.retries + 1):
+            if self._socket is None:
+                self._socket = self._open()
+            self._socket.send_multipart(frames, copy=False)
+            reply = self._await(request.id, per_try)
+            if reply is not None:
+                round_trip = (time.monotonic() - started) * 1000
+                if not reply.ok:
+                    assert reply.error is not None
+                    raise error_for_code(reply.error.code, reply.error.message)
+                return reply, round_trip
+            # Lazy Pirate: the socket may hold a half-sent request or a late reply; drop it.
+            self._reset()
+            if attempt < self.retries:
+                self.reconnects += 1
+        tries = self.retries + 1
+        raise ServiceTimeout(
+            f"no reply from {self.endpoint} to {request.kind} {request.id} after {tries} "
+            f"{'try' if tries == 1 else 'tries'} of {per_try:g} s"
+        )
+
+    def _await(self, request_id: str, timeout: float) -> Reply | None:
+        assert self._socket is not None
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not self._socket.poll(int(left * 1000) + 1, zmq.POLLIN):
+                return None
+            frames = self._socket.recv_multipart()
+            body = [f for f in frames if f]  # a DEALER talking to a REQ-style envelope
+            if len(body) != 1:
+                continue
+            reply = decode_reply(body[0])
+            if reply.id == request_id:
+                return reply
+            if reply.id is None and not reply.ok:
+                # The worker could not read our id: our own request is malformed (or garbled).
+                return reply
+            # else: a late reply to an earlier request: not ours, drop it
+
+    # -- the API ----------------------------------------------------------------------------
+
+    def ping(self) -> PingResult:
+        reply, _ = self.request(PingRequest(id=_new_id()))
+        return PingResult.model_validate(reply.result)
+
+    def status(self) -> StatusResult:
+        reply, _ = self.request(StatusRequest(id=_new_id()))
+        return StatusResult.model_validate(reply.result)
+
+    def templates(self) -> list[dict[str, Any]]:
+        reply, _ = self.request(TemplatesRequest(id=_new_id()))
+        return TemplatesResult.model_validate(reply.result).templates
+
+    def inspect(
+        self,
+        camera: str | None,
+        template: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        image: bytes | Path | np.ndarray | None = None,
+        frame: FrameChoice | str = FrameChoice.LATEST,
+        max_age: float | None = None,
+        seq: int | None = None,
+        deadline: float | None = None,
+        roi: tuple[int, int, int, int] | None = None,
+    ) -> Inspection:
+        """Ask one templated question about a camera's frame (or an inline image)."""
+        return self.inspect_many(
+            camera,
+            [QuestionSpec(template=template, params=dict(params or {}))],
+            image=image,
+            frame=frame,
+            max_age=max_age,
+            seq=seq,
+            deadline=deadline,
+            roi=roi,
+        )
+
+    def inspect_many(
+        self,
+        camera: str | None,
+        questions: Sequence[QuestionLike],
+        *,
+        image: bytes | Path | np.ndarray | None = None,
+        frame: FrameChoice | str = FrameChoice.LATEST,
+        max_age: float | None = None,
+        seq: int | None = None,
+        deadline: float | None = None,
+        roi: tuple[int, int, int, int] | None = None,
+    ) -> Inspection:
+        """Several questions answered on one and the same frame, in one model call.
+
+        `max_age` and `deadline` are seconds; a deadline longer than the client timeout extends
+        the wait for this reply so the worker's `deadline_exceeded` arrives before a retry.
+        """
+        try:
+            request = InspectRequest(
+                id=_new_id(),
+                camera=camera,
+                image=image is not None,
+                questions=[_question(q) for q in questions],
+                frame=FrameChoice(frame),
+                max_age_ms=None if max_age is None else max_age * 1000,
+                seq=seq,
+                deadline_ms=None if deadline is None else deadline * 1000,
+                roi=roi,
+            )
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise BadRequest(f"invalid inspect request: {exc}") from exc
+        payload = None if image is None else _image_bytes(image)
+        wait = None if deadline is None else deadline + 1.0
+        reply, round_trip = self.request(request, payload, wait=wait)
+        result = InspectResult.model_validate(reply.result)
+        return Inspection(
+            id=request.id,
+            frame=reply.frame,
+            results=result.results,
+            timings=result.timings,
+            round_trip_ms=round(round_trip, 3),
+        )
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _question(q: QuestionLike) -> QuestionSpec:
+    if isinstance(q, QuestionSpec):
+        return q
+    if isinstance(q, str):
+        return QuestionSpec(template=q)
+    template, params = q
+    return QuestionSpec(template=template, params=dict(params))
+
+
+def _image_bytes(image: bytes | Path | np.ndarray) -> bytes:
+    """PNG/JPEG bytes as they are; a path is read; a BGR numpy array is PNG-encoded."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, str | Path):
+        try:
+            return Path(image).read_bytes()
+        except OSError as exc:
+            raise BadRequest(f"cannot read image {image}: {exc}") from exc
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise BadRequest(f"cannot PNG-encode an array of shape {getattr(image, 'shape', '?')}")
+    return buf.tobytes()

@@ -1,0 +1,177 @@
+"""`pnp-vision worker | ask | status | demo`. Heavy imports (mlx, cv2) stay inside the functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run the resident inspection worker (model + frames + controller requests)",
+        description="Load the model once, subscribe to frames, serve requests until "
+        "SIGINT/SIGTERM (which finish the inference in flight and answer the rest shutting_down).",
+    )
+    worker.add_argument("--endpoint", help="ROUTER endpoint to bind (default: requests_endpoint)")
+    worker.add_argument("--frames-endpoint", help="capture daemon PUB endpoint to subscribe to")
+    worker.add_argument("--model", type=Path, help="model folder (default: model_dir)")
+    worker.add_argument("--prompts", type=Path, help="template folder (default: prompts_dir)")
+    worker.add_argument("--queue-size", type=int, help="requests waiting for the model")
+    worker.set_defaults(func=_worker)
+
+    ask = sub.add_parser(
+        "ask",
+        help="ask the worker one templated question about a camera's frame (or an image)",
+        description="Exit status: 0 answered, 2 error reply or no reply.",
+    )
+    ask.add_argument("camera", help="camera name (with --image: only a label)")
+    ask.add_argument("template", help="template name (see `pnp-vision templates`)")
+    ask.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter (repeatable)",
+    )
+    ask.add_argument("--image", type=Path, help="inspect this PNG/JPEG instead of a camera frame")
+    ask.add_argument("--frame", choices=("latest", "fresh", "seq"), default="latest")
+    ask.add_argument("--seq", type=int, help="with --frame seq: the frame number")
+    ask.add_argument("--max-age", type=float, metavar="S", help="with --frame latest")
+    ask.add_argument("--deadline", type=float, metavar="S", help="answer within S seconds")
+    _client_options(ask)
+    ask.add_argument("--json", action="store_true", help="print the reply as JSON")
+    ask.set_defaults(func=_ask)
+
+    status = sub.add_parser("status", help="the worker's model, queue, cameras and counters")
+    _client_options(status)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=_status)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the main job: capture + worker on the bundled recording, every template asked",
+        description="Starts `pnp-vision capture` on cameras/demo.toml and `pnp-vision worker` "
+        "(trained model if present, else a tiny one) as real processes, asks every template "
+        "on live frames, prints a table, stops both. Exit 0 only if everything was answered.",
+    )
+    demo.add_argument("--model", type=Path, help="model folder (default: trained or tiny)")
+    demo.add_argument(
+        "--rounds", type=int, default=1, help="ask every template this many times (fresh frames)"
+    )
+    demo.add_argument("--json", action="store_true", help="also print the rows as JSON lines")
+    demo.set_defaults(func=_demo)
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="worker endpoint (default: requests_endpoint)")
+    parser.add_argument("--timeout", type=float, help="seconds per try (default from settings)")
+    parser.add_argument("--retries", type=int, help="resends after a timeout")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from pnp_vision.config import load_settings
+    from pnp_vision.logs import setup_logging
+    from pnp_vision.service.worker import Worker
+
+    settings = load_settings(
+        requests_endpoint=args.endpoint,
+        frames_endpoint=args.frames_endpoint,
+        model_dir=args.model,
+        prompts_dir=args.prompts,
+        queue_size=args.queue_size,
+    )
+    setup_logging(settings.log_level)
+    Worker(settings).serve()
+    return 0
+
+
+def _client(args: argparse.Namespace):
+    from pnp_vision.client import VisionClient
+
+    return VisionClient(args.endpoint, args.timeout, args.retries)
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    from pnp_vision.errors import BadParams
+
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadParams(f"--param {pair!r}: expected KEY=VALUE")
+        params[key] = value
+    return params
+
+
+def _ask(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.inspect(
+            args.camera,
+            args.template,
+            _params(args.param),
+            image=args.image,
+            frame=args.frame,
+            seq=args.seq,
+            max_age=args.max_age,
+            deadline=args.deadline,
+        )
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    r = result.result
+    frame = result.frame
+    where = (
+        f"image {args.image}"
+        if frame is None or frame.source == "image"
+        else f"camera {frame.camera} seq {frame.seq} ({frame.age_ms:.0f} ms old)"
+    )
+    flag = "" if r.confident else "  (not confident)"
+    print(f"{r.template}: {r.answer}{flag}")
+    print(f"  question: {r.question}")
+    print("  probabilities: " + ", ".join(f"{a}={p:.3f}" for a, p in r.probabilities.items()))
+    print(f"  frame: {where}")
+    t = result.timings
+    print(
+        f"  timings: round trip {result.round_trip_ms:.1f} ms, model {t.inference_ms:.1f} ms, "
+        f"queue {t.queue_ms:.1f} ms"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.status()
+    if args.json:
+        print(status.model_dump_json(indent=2))
+        return 0
+    m, q = status.model, status.queue
+    print(f"worker up {status.uptime_s:.0f} s, {'ready' if status.ready else 'not ready'}")
+    print(f"  model: {m.state} {m.path}" + (f" ({m.error})" if m.error else ""))
+    for key in ("model_type", "device", "dtype"):
+        if key in m.info:
+            print(f"    {key}: {m.info[key]}")
+    print(
+        f"  queue: {q.depth}/{q.capacity} queued, {q.waiting_for_frame} waiting for a frame, "
+        f"{q.in_flight} in flight"
+    )
+    for name, view in status.cameras.items():
+        age = "-" if view.frame_age_ms is None else f"{view.frame_age_ms:.0f} ms"
+        fps = "-" if view.fps is None else f"{view.fps:.1f}"
+        print(f"  camera {name}: {view.state}, fps {fps}, last seq {view.last_seq}, age {age}")
+    print("  counters: " + ", ".join(f"{k}={v}" for k, v in status.counters.items()))
+    if status.errors:
+        print("  errors: " + ", ".join(f"{k}={v}" for k, v in status.errors.items()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pnp_vision.service.demo import run_demo
+
+    rows, failures = run_demo(model_dir=args.model, rounds=args.rounds)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row), file=sys.stdout)
+    return 1 if failures else 0

@@ -1,0 +1,97 @@
+"""An admitted inspect request (a Job), and the bounded queue between the I/O and MLX threads.
+
+The I/O thread admits a request only while `depth + waiting_for_frame < capacity`, so a full
+queue is answered `busy` at once instead of growing. The MLX thread takes jobs in arrival order;
+the I/O thread may take expired or (on shutdown) all queued jobs back out to answer them itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pnp_vision.protocol.requests import FrameUsed, InspectRequest
+
+if TYPE_CHECKING:
+    from pnp_vision.capture.subscriber import Frame
+
+
+@dataclass
+class Job:
+    """One inspect request from admission to reply. Only the I/O thread mutates `envelope`."""
+
+    key: tuple[str, bytes]  # (request id, digest of the request frames): resends share it
+    envelope: list[bytes]  # ROUTER routing frames; a resend from a reopened socket replaces it
+    request: InspectRequest
+    image_bytes: bytes | None
+    arrival_wall: float  # time.time(): compared with frames' capture_time (same host clock)
+    arrival: float  # time.monotonic()
+    deadline: float  # time.monotonic()
+    frame: Frame | None = None
+    frame_used: FrameUsed | None = None
+    picked: float | None = None  # monotonic time the frame was chosen
+    started: float | None = None  # monotonic time the MLX thread took it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.key[0]
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) >= self.deadline
+
+
+class RequestQueue:
+    """FIFO of jobs with frames, bounded by the I/O thread's admission check."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._jobs)
+
+    def put(self, job: Job) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("queue closed")
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def get(self, timeout: float) -> Job | None:
+        """The next job, or None after `timeout` s or once closed and empty."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while not self._jobs:
+                left = end - time.monotonic()
+                if self._closed or left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._jobs.popleft()
+
+    def take_expired(self, now: float) -> list[Job]:
+        """Remove and return queued jobs whose deadline has passed (answered by the caller)."""
+        with self._cond:
+            expired = [job for job in self._jobs if job.expired(now)]
+            if expired:
+                self._jobs = deque(job for job in self._jobs if not job.expired(now))
+            return expired
+
+    def close(self) -> list[Job]:
+        """Refuse further jobs, wake the consumer, and hand back what was still queued."""
+        with self._cond:
+            self._closed = True
+            left = list(self._jobs)
+            self._jobs.clear()
+            self._cond.notify_all()
+            return left
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
