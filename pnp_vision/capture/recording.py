@@ -1,0 +1,142 @@
+"""Recording folders: frame files plus ``index.jsonl`` (one FrameHeader JSON + ``"file"`` a line).
+
+The writer is shared by ``pnp-vision record`` and the synthetic generator; the ``replay`` source
+(:class:`pnp_vision.capture.sources.RecordingSource`) reads the same layout back. PNG keeps every
+pixel, so a recorded then replayed frame is identical to the one published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+
+from pnp_vision.capture.subscriber import Frame, FrameSubscriber
+from pnp_vision.errors import BadRequest, ConfigError, ImageError
+from pnp_vision.logs import kv
+from pnp_vision.protocol.frames import FrameHeader
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.jsonl"
+FORMATS = ("png", "jpeg")
+
+
+class RecordingWriter:
+    """Appends frames to a recording folder; the index line is written after its file."""
+
+    def __init__(self, folder: Path, *, image_format: str = "png", png_level: int = 3) -> None:
+        if image_format not in FORMATS:
+            raise BadRequest(f"recording format {image_format!r} is not one of {FORMATS}")
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create recording folder {str(folder)!r}: {exc}") from exc
+        if (self.folder / INDEX_NAME).exists():
+            raise ConfigError(f"{str(self.folder)!r} already holds a recording; pick a new folder")
+        self._format, self._png_level = image_format, png_level
+        self._index: IO[str] = open(self.folder / INDEX_NAME, "w")  # noqa: SIM115 - closed in close()
+        self.count = 0
+
+    def write(self, header: FrameHeader, image: np.ndarray, name: str | None = None) -> str:
+        """Store one frame; returns its file name inside the folder."""
+        ext = ".png" if self._format == "png" else ".jpg"
+        name = name or f"{header.camera}-{header.seq:08d}{ext}"
+        params = (
+            [cv2.IMWRITE_PNG_COMPRESSION, self._png_level]
+            if ext == ".png"
+            else [cv2.IMWRITE_JPEG_QUALITY, 95]
+        )
+        if not cv2.imwrite(str(self.folder / name), image, params):
+            raise ImageError(f"cannot write frame {name!r} to {str(self.folder)!r}")
+        row = header.model_dump(mode="json", exclude_none=True)
+        row["file"] = name
+        self._index.write(json.dumps(row) + "\n")
+        self._index.flush()
+        self.count += 1
+        return name
+
+    def close(self) -> None:
+        self._index.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def record(
+    endpoint: str,
+    camera: str,
+    out: Path,
+    *,
+    frames: int | None = None,
+    seconds: float | None = None,
+    first_frame_timeout_s: float = 10.0,
+    image_format: str = "png",
+    stop: threading.Event | None = None,
+    max_message_bytes: int = 64 << 20,
+) -> int:
+    """Write what ``camera`` publishes until ``frames`` or ``seconds`` (or ``stop``); the count.
+
+    Frames arriving faster than they can be written are dropped (and logged), never queued
+    without bound. Raises NoFrame if nothing arrives within ``first_frame_timeout_s``.
+    """
+    if frames is None and seconds is None and stop is None:
+        raise BadRequest("record needs --frames or --seconds")
+    if frames is not None and frames < 1:
+        raise BadRequest(f"--frames must be >= 1, got {frames}")
+    if seconds is not None and seconds <= 0:
+        raise BadRequest(f"--seconds must be > 0, got {seconds}")
+    stop = stop or threading.Event()
+    pending: queue.Queue[Frame] = queue.Queue(maxsize=16)
+    dropped = 0
+
+    def on_frame(frame: Frame) -> None:
+        nonlocal dropped
+        try:
+            pending.put_nowait(frame)
+        except queue.Full:
+            dropped += 1
+
+    written = 0
+    with (
+        FrameSubscriber(
+            endpoint,
+            cameras=[camera],
+            ring_size=1,
+            rcvhwm=16,
+            on_frame=on_frame,
+            max_message_bytes=max_message_bytes,
+        ) as sub,
+        RecordingWriter(out, image_format=image_format) as writer,
+    ):
+        first_deadline = time.monotonic() + first_frame_timeout_s
+        end: float | None = None
+        while not stop.is_set():
+            now = time.monotonic()
+            if end is not None and now >= end:
+                break
+            if end is None and now >= first_deadline:
+                sub.wait_fresh(camera, 0.0, 0.0)  # raises NoFrame with the camera's state
+            try:
+                frame = pending.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if end is None:
+                end = now + seconds if seconds is not None else float("inf")
+            writer.write(frame.header, np.asarray(frame.image))
+            written += 1
+            if frames is not None and written >= frames:
+                break
+    log.info("recorded %s", kv(camera=camera, out=str(out), frames=written, dropped=dropped))
+    return written

@@ -1,0 +1,223 @@
+"""The receiving side: a SUB socket on a background thread feeding a small ring per camera.
+
+The thread drains the socket as fast as it can (decoding as it goes), so the consumer always
+reads recent frames and a slow consumer costs nothing but skipped frames: the ring holds
+``ring_size`` frames per camera, the socket at most ``rcvhwm`` messages. A new capture session
+for a camera (daemon restart) drops that camera's older frames, so a frame from before a restart
+is never served as "latest".
+
+Raw frames are wrapped without a copy and are read-only; copy one before drawing on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from pnp_vision.capture.codec import decode
+from pnp_vision.errors import ConfigError, ImageError, NoFrame, PnpVisionError
+from pnp_vision.logs import kv
+from pnp_vision.protocol.frames import (
+    CameraStatus,
+    FrameHeader,
+    frame_topic,
+    status_topic,
+    unpack,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    header: FrameHeader
+    image: np.ndarray  # BGR uint8, read-only
+    received: float = field(default_factory=time.time)  # Unix time the subscriber decoded it
+
+
+class _CameraRing:
+    def __init__(self, size: int) -> None:
+        self.frames: collections.deque[Frame] = collections.deque(maxlen=size)
+        self.session: str | None = None
+        self.status: CameraStatus | None = None
+
+    def new_session(self, session: str) -> None:
+        if session != self.session:
+            self.frames.clear()
+            self.session = session
+
+
+class FrameSubscriber:
+    """Latest frames and status per camera from a capture daemon's PUB endpoint."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        cameras: Sequence[str] | None = None,
+        ring_size: int = 8,
+        max_message_bytes: int = 64 << 20,
+        context: zmq.Context | None = None,
+        rcvhwm: int = 4,
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> None:
+        """``on_frame`` runs on the receive thread for every decoded frame (keep it quick)."""
+        if ring_size < 1:
+            raise ConfigError(f"ring_size must be >= 1, got {ring_size}")
+        self.endpoint = endpoint
+        self._only = frozenset(cameras) if cameras else None
+        self._ring_size = ring_size
+        self._on_frame = on_frame
+        self._rings: dict[str, _CameraRing] = {}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.errors = 0  # messages that failed to parse or decode
+        ctx = context or zmq.Context.instance()
+        sock = ctx.socket(zmq.SUB)
+        sock.linger = 0
+        sock.rcvhwm = rcvhwm
+        sock.maxmsgsize = max_message_bytes  # before connect: a huge message drops the peer
+        if self._only is None:
+            sock.subscribe(b"")
+        else:
+            for name in self._only:
+                sock.subscribe(frame_topic(name))
+                sock.subscribe(status_topic(name))
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            raise ConfigError(f"cannot connect to frames endpoint {endpoint!r}: {exc}") from exc
+        # The socket moves to the receive thread now and is never touched here again.
+        self._thread = threading.Thread(
+            target=self._run, args=(sock,), name="frame-subscriber", daemon=True
+        )
+        self._thread.start()
+
+    # -- consumer API ---------------------------------------------------------------------------
+
+    def latest(self, camera: str) -> Frame | None:
+        with self._cond:
+            ring = self._rings.get(camera)
+            return ring.frames[-1] if ring and ring.frames else None
+
+    def get(self, camera: str, seq: int) -> Frame | None:
+        """A frame of the current session by sequence number, if still in the ring."""
+        with self._cond:
+            ring = self._rings.get(camera)
+            if ring is None:
+                return None
+            for frame in reversed(ring.frames):
+                if frame.header.seq == seq:
+                    return frame
+            return None
+
+    def frames(self, camera: str) -> list[Frame]:
+        """The ring of a camera, oldest first."""
+        with self._cond:
+            ring = self._rings.get(camera)
+            return list(ring.frames) if ring else []
+
+    def wait_fresh(self, camera: str, after: float, timeout: float) -> Frame:
+        """The first-received frame captured after ``after`` (Unix time); NoFrame on timeout."""
+
+        def fresh() -> Frame | None:
+            ring = self._rings.get(camera)
+            if ring is None:
+                return None
+            for frame in ring.frames:
+                if frame.header.capture_time > after:
+                    return frame
+            return None
+
+        with self._cond:
+            self._cond.wait_for(lambda: fresh() is not None, max(0.0, timeout))
+            found = fresh()
+            if found is not None:
+                return found
+            ring = self._rings.get(camera)
+            status = ring.status if ring else None
+        why = f"; camera state {status.state.value}" if status else ""
+        if status and status.last_error:
+            why += f", last error: {status.last_error}"
+        if ring is None:
+            why = "; nothing received from it yet"
+        raise NoFrame(
+            f"no frame from camera {camera!r} captured after {after:.3f} within {timeout:g} s{why}"
+        )
+
+    def cameras(self) -> dict[str, CameraStatus | None]:
+        """Every camera seen (frames or status), with its latest status if one arrived."""
+        with self._cond:
+            return {name: ring.status for name, ring in self._rings.items()}
+
+    def close(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> FrameSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- receive thread -------------------------------------------------------------------------
+
+    def _ring(self, camera: str) -> _CameraRing:
+        ring = self._rings.get(camera)
+        if ring is None:
+            ring = self._rings[camera] = _CameraRing(self._ring_size)
+        return ring
+
+    def _run(self, sock: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if not poller.poll(100):
+                    continue
+                # Drain what is queued without polling again, up to a bound.
+                for _ in range(64):
+                    try:
+                        parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(parts)
+        finally:
+            sock.close(linger=0)
+
+    def _handle(self, parts: list[zmq.Frame]) -> None:
+        try:
+            buffers = [p.bytes for p in parts[:-1]] + [parts[-1].buffer] if parts else []
+            message = unpack(buffers)
+            if isinstance(message, CameraStatus):
+                if self._only is None or message.camera in self._only:
+                    with self._cond:
+                        ring = self._ring(message.camera)
+                        ring.new_session(message.session)
+                        ring.status = message
+                        self._cond.notify_all()
+                return
+            header, payload = message
+            if self._only is not None and header.camera not in self._only:
+                return
+            frame = Frame(header, decode(header, payload))
+        except (PnpVisionError, ImageError) as exc:
+            self.errors += 1
+            if self.errors <= 5 or self.errors % 100 == 0:
+                log.warning("bad message %s", kv(errors=self.errors, error=str(exc)))
+            return
+        with self._cond:
+            ring = self._ring(header.camera)
+            ring.new_session(header.session)
+            ring.frames.append(frame)
+            self._cond.notify_all()
+        if self._on_frame is not None:
+            self._on_frame(frame)
