@@ -33,6 +33,7 @@ class Completion:
     results: list[QuestionResult] | None = None
     error: PnpVisionError | None = None
     inference_ms: float = 0.0
+    ran: bool = False  # the engine was called (False: expired before it started)
 
 
 class ModelThread(threading.Thread):
@@ -136,12 +137,12 @@ class ModelThread(threading.Thread):
             image = job.image_bytes if job.image_bytes is not None else job.frame.image
             results = inspector.inspect(image, questions, roi=job.request.roi)
             wire = [QuestionResult.model_validate(r.model_dump(mode="json")) for r in results]
-            return Completion(job, results=wire, inference_ms=_ms_since(job.started))
+            return Completion(job, wire, inference_ms=_ms_since(job.started), ran=True)
         except PnpVisionError as exc:
-            return Completion(job, error=exc, inference_ms=_ms_since(job.started))
+            return Completion(job, error=exc, inference_ms=_ms_since(job.started), ran=True)
         except Exception as exc:
             log.exception("inference failed %s", kv(id=job.id))
-            return Completion(job, error=Internal(f"inference failed: {exc!r}"))
+            return Completion(job, error=Internal(f"inference failed: {exc!r}"), ran=True)
         finally:
             with self._lock:
                 self._in_flight = None

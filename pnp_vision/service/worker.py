@@ -88,6 +88,7 @@ class Worker:
             "ping": 0,
             "replies": 0,
             "ok_replies": 0,
+            "inferences": 0,
             "duplicates": 0,
             "resent_replies": 0,
         }
@@ -405,6 +406,7 @@ class Worker:
 
     def _complete(self, done: Completion) -> None:
         job = done.job
+        self.counters["inferences"] += done.ran
         if done.error is not None:
             self._finish(job, error_reply(job.id, done.error, frame=job.frame_used))
             return
