@@ -129,6 +129,21 @@ class Inspector:
             )
 
     # -- public ----------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The mlx-vlm model (for benchmarks and reference checks; same thread rules apply)."""
+        return self._model
+
+    @property
+    def processor(self) -> Any:
+        """The mlx-vlm processor (tokenizer + image processor)."""
+        return self._processor
+
+    def answer_plan(self, template: str) -> AnswerPlan:
+        """How a template's answers are scored with this tokenizer (one pass or sequences)."""
+        self.templates.get(template)
+        return self._plans[template]
+
     def info(self) -> dict[str, Any]:
         import mlx.core as mx
         from mlx.utils import tree_flatten
