@@ -1,0 +1,200 @@
+"""Put a loaded mlx-vlm model into the dtype that is fast on this device, and say what it costs.
+
+Measured on this project's Linux CPU (2 cores, OpenBLAS preloaded): fp32 matmuls run at
+~150-200 GFLOP/s, bf16 at ~6 and 4-bit quantized at ~3, because only fp32 reaches the BLAS. So
+on the CPU the fast dtype is fp32 and a quantized checkpoint is dequantized at load (4-8x the
+memory of 4-bit weights, reported). On a GPU bf16 and the checkpoint's quantization are fast and
+small, so "auto" keeps the checkpoint as it is. `Settings.compute_dtype` overrides the choice.
+
+`tune_model` is the one call the engine makes after loading; it also installs the fast
+Qwen2.5-VL vision path (`vision_fast`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from pnp_vision.inspect import vision_fast
+
+log = logging.getLogger(__name__)
+
+DTYPES: dict[str, mx.Dtype] = {
+    "float32": mx.float32,
+    "bfloat16": mx.bfloat16,
+    "float16": mx.float16,
+}
+CHOICES = ("auto", *DTYPES)
+
+
+@dataclass(frozen=True)
+class TuningReport:
+    """What `tune_model` did, for the load log and `Inspector.info()`."""
+
+    device: str
+    requested: str
+    compute_dtype: str  # dtype of the floating-point weights after tuning ("mixed" if several)
+    checkpoint_dtype: str
+    dequantized_layers: int
+    quantized_layers_kept: int
+    weight_bytes_before: int
+    weight_bytes_after: int
+    fast_vision: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        gib = 1024**3
+        return (
+            f"device={self.device} compute_dtype={self.compute_dtype} "
+            f"(requested {self.requested}, checkpoint {self.checkpoint_dtype}); "
+            f"weights {self.weight_bytes_before / gib:.2f} -> "
+            f"{self.weight_bytes_after / gib:.2f} GiB; "
+            f"dequantized {self.dequantized_layers} layers, kept {self.quantized_layers_kept} "
+            f"quantized; fast vision {'on' if self.fast_vision else 'off'}"
+            + ("; " + "; ".join(self.notes) if self.notes else "")
+        )
+
+
+def device_kind() -> str:
+    """'cpu' or 'gpu' (Metal or CUDA): what MLX computes on by default in this process."""
+    return "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
+
+
+def resolve_compute_dtype(requested: str, device: str) -> mx.Dtype | None:
+    """The dtype to compute in, or None for "keep the checkpoint's" (auto on a GPU)."""
+    if requested not in CHOICES:
+        raise ValueError(f"compute_dtype {requested!r} is not one of {', '.join(CHOICES)}")
+    if requested == "auto":
+        return mx.float32 if device == "cpu" else None
+    return DTYPES[requested]
+
+
+def weight_bytes(model: nn.Module) -> int:
+    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+
+
+def _dtype_name(dtypes: set[mx.Dtype]) -> str:
+    names = sorted(str(d).removeprefix("mlx.core.") for d in dtypes)
+    return names[0] if len(names) == 1 else "mixed(" + ",".join(names) + ")"
+
+
+def _float_dtypes(model: nn.Module) -> set[mx.Dtype]:
+    return {
+        v.dtype for _, v in tree_flatten(model.parameters()) if mx.issubdtype(v.dtype, mx.floating)
+    }
+
+
+def _is_quantized(module: nn.Module) -> bool:
+    return isinstance(module, nn.QuantizedLinear | nn.QuantizedEmbedding)
+
+
+def _dequantized(module: nn.Module, dtype: mx.Dtype) -> nn.Module:
+    weight = mx.dequantize(
+        module.weight,
+        module.scales,
+        module.get("biases"),
+        group_size=module.group_size,
+        bits=module.bits,
+        mode=getattr(module, "mode", "affine"),
+    ).astype(dtype)
+    if isinstance(module, nn.QuantizedEmbedding):
+        plain = nn.Embedding(weight.shape[0], weight.shape[1])
+        plain.weight = weight
+        return plain
+    has_bias = "bias" in module
+    plain = nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
+    plain.weight = weight
+    if has_bias:
+        plain.bias = module.bias.astype(dtype)
+    return plain
+
+
+def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
+    *parents, last = path.split(".")
+    node = root
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = new
+    else:
+        setattr(node, last, new)
+
+
+def dequantize_model(model: nn.Module, dtype: mx.Dtype) -> int:
+    """Replace every quantized layer by a plain one of `dtype`; returns how many were replaced.
+    Layers are evaluated one at a time so peak memory stays near the final size."""
+    quantized = [(p, m) for p, m in model.named_modules() if _is_quantized(m)]
+    for path, module in quantized:
+        plain = _dequantized(module, dtype)
+        mx.eval(plain.parameters())
+        _replace(model, path, plain)
+    return len(quantized)
+
+
+def cast_floats(model: nn.Module, dtype: mx.Dtype) -> None:
+    """Cast floating-point parameters (not quantized weights, scales stay as they are)."""
+
+    def cast(module: nn.Module) -> None:
+        if _is_quantized(module):
+            return
+        for name, value in list(module.items()):
+            floating = isinstance(value, mx.array) and mx.issubdtype(value.dtype, mx.floating)
+            if floating and value.dtype != dtype:
+                setattr(module, name, value.astype(dtype))
+
+    for _, module in model.named_modules():
+        cast(module)
+    mx.eval(model.parameters())
+
+
+def tune_model(
+    model: nn.Module, compute_dtype: str = "auto", *, fast_vision: bool = True
+) -> TuningReport:
+    """Bring `model` (as returned by mlx-vlm's `load`) to the compute dtype for this device and
+    install the fast paths. Call once, on the thread that owns the model, right after loading."""
+    device = device_kind()
+    target = resolve_compute_dtype(compute_dtype, device)
+    before = weight_bytes(model)
+    checkpoint = _dtype_name(_float_dtypes(model))
+    notes: list[str] = []
+    dequantized = 0
+    if target is not None:
+        if target == mx.float32 or device == "cpu":
+            dequantized = dequantize_model(model, target)
+            if dequantized and device == "cpu":
+                notes.append("quantized weights expanded: no fast quantized matmul on the CPU")
+        cast_floats(model, target)
+    if device == "cpu" and target is not None and target != mx.float32:
+        notes.append(f"{compute_dtype} on the CPU misses the BLAS and runs ~30x slower than fp32")
+    kept = sum(1 for _, m in model.named_modules() if _is_quantized(m))
+    installed = fast_vision and vision_fast.install_fast_vision(model)
+    report = TuningReport(
+        device=device,
+        requested=compute_dtype,
+        compute_dtype=_dtype_name(_float_dtypes(model)),
+        checkpoint_dtype=checkpoint,
+        dequantized_layers=dequantized,
+        quantized_layers_kept=kept,
+        weight_bytes_before=before,
+        weight_bytes_after=weight_bytes(model),
+        fast_vision=installed,
+        notes=tuple(notes),
+    )
+    log.info("model tuned: %s", report.summary())
+    return report
+
+
+__all__ = [
+    "CHOICES",
+    "TuningReport",
+    "cast_floats",
+    "dequantize_model",
+    "device_kind",
+    "resolve_compute_dtype",
+    "tune_model",
+    "weight_bytes",
+]

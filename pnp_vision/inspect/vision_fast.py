@@ -1,0 +1,293 @@
+"""A faster forward pass for mlx-vlm's Qwen2.5-VL vision tower, same weights, same numbers.
+
+mlx-vlm runs window attention one window at a time: at 448x448 that is 16 windows x 28 windowed
+layers = 448 attention calls, each with its own `mx.split`, plus host syncs (`.tolist()`,
+`.item()`) to plan the windows on every call. Here the plan (window order, rotary angles,
+gather/scatter indices) is computed once per image grid with numpy and cached, and each layer
+runs all of its windows in one batched attention call: windows of equal length are a reshape,
+unequal ones are padded to the longest and masked. Rotary embedding and the gated MLP activation
+are compiled into single kernels.
+
+Attention itself is pluggable (`VisionAttention`), because what is fast and what is safe differs
+per backend: on CUDA, `mx.fast.scaled_dot_product_attention` with bf16 and head dim 80 goes to
+cuDNN; "padded" pads the head dim to a multiple of 64 first (zero columns change neither QK^T nor
+the kept part of the output); "matmul" spells attention out as two matmuls and a softmax.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+ATTENTION_ENV = "PNP_VISION_VISION_ATTENTION"
+
+
+class VisionAttention(StrEnum):
+    SDPA = "sdpa"  # mx.fast.scaled_dot_product_attention on the head dim as it is
+    PADDED = "padded"  # the same, with the head dim zero-padded to a multiple of 64
+    MATMUL = "matmul"  # softmax(QK^T)V as plain ops
+
+
+@dataclass(frozen=True)
+class Segments:
+    """How to cut a sequence into independent attention segments and put it back together."""
+
+    count: int
+    length: int  # longest segment; shorter ones are padded up to it
+    gather: mx.array | None  # (count*length,) token index per padded slot; None: plain reshape
+    scatter: mx.array | None  # (seq,) padded slot per token
+    mask: mx.array | None  # (count, 1, 1, length) additive, -inf on padding keys
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    window_index: mx.array  # merge-unit permutation into window order
+    reverse_index: mx.array
+    cos: mx.array  # (seq, 1, head_dim) float32, in window order
+    sin: mx.array
+    windows: Segments
+    images: Segments  # for the full-attention blocks: one segment per image (and frame)
+
+
+def _segments(lengths: list[int]) -> Segments:
+    """Plan batched attention over consecutive segments of the given lengths."""
+    longest = max(lengths)
+    if all(n == longest for n in lengths):
+        return Segments(len(lengths), longest, None, None, None)
+    gather = np.zeros((len(lengths), longest), dtype=np.int32)
+    valid = np.zeros((len(lengths), longest), dtype=bool)
+    scatter = np.zeros(sum(lengths), dtype=np.int32)
+    start = 0
+    for i, n in enumerate(lengths):
+        gather[i, :n] = np.arange(start, start + n)
+        valid[i, :n] = True
+        scatter[start : start + n] = i * longest + np.arange(n)
+        start += n
+    mask = np.where(valid, 0.0, -np.inf).astype(np.float32)[:, None, None, :]
+    return Segments(
+        len(lengths), longest, mx.array(gather.reshape(-1)), mx.array(scatter), mx.array(mask)
+    )
+
+
+def _rotary_angles(grid: list[tuple[int, int, int]], merge: int, head_dim: int) -> np.ndarray:
+    """Per-patch rotary angles (seq, head_dim // 2) in the processor's merge-block order."""
+    inv_freq = 1.0 / (
+        10000.0 ** (np.arange(0, head_dim // 2, 2, dtype=np.float32) / (head_dim // 2))
+    )
+    rows = []
+    for t, h, w in grid:
+        hh, ww = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+
+        def blocks(a: np.ndarray, h: int = h, w: int = w) -> np.ndarray:
+            return a.reshape(h // merge, merge, w // merge, merge).transpose(0, 2, 1, 3).ravel()
+
+        pos = np.stack([blocks(hh), blocks(ww)], axis=-1)  # (h*w, 2)
+        rows.append(np.tile(pos, (t, 1)))
+    pos = np.concatenate(rows).astype(np.float32)
+    return np.concatenate([np.outer(pos[:, 0], inv_freq), np.outer(pos[:, 1], inv_freq)], axis=-1)
+
+
+def plan_windows(
+    grid: list[tuple[int, int, int]], *, merge: int, patch: int, window: int, head_dim: int
+) -> WindowPlan:
+    """Window order, rotary tables and batched-attention plans for one set of image grids."""
+    unit = merge * merge
+    per_window = window // merge // patch  # merge units along one side of a window
+    order: list[np.ndarray] = []
+    lengths: list[int] = []
+    offset = 0
+    for t, h, w in grid:
+        gh, gw = h // merge, w // merge
+        ph, pw = -gh % per_window, -gw % per_window
+        index = np.arange(t * gh * gw).reshape(t, gh, gw)
+        padded = np.pad(index, ((0, 0), (0, ph), (0, pw)), constant_values=-1)
+        nh, nw = (gh + ph) // per_window, (gw + pw) // per_window
+        tiles = padded.reshape(t, nh, per_window, nw, per_window).transpose(0, 1, 3, 2, 4)
+        tiles = tiles.reshape(t * nh * nw, per_window * per_window)
+        for tile in tiles:
+            kept = tile[tile >= 0]
+            if kept.size:
+                order.append(kept + offset)
+                lengths.append(int(kept.size) * unit)
+        offset += t * gh * gw
+    window_index = np.concatenate(order)
+    angles = _rotary_angles(grid, merge, head_dim)  # (seq, head_dim // 2)
+    angles = angles.reshape(-1, unit, angles.shape[-1])[window_index].reshape(-1, angles.shape[-1])
+    angles = np.concatenate([angles, angles], axis=-1)[:, None, :]
+    images = [h * w for t, h, w in grid for _ in range(t)]
+    return WindowPlan(
+        window_index=mx.array(window_index.astype(np.int32)),
+        reverse_index=mx.array(np.argsort(window_index).astype(np.int32)),
+        cos=mx.array(np.cos(angles)),
+        sin=mx.array(np.sin(angles)),
+        windows=_segments(lengths),
+        images=_segments(images),
+    )
+
+
+@mx.compile
+def _rope(x: mx.array, cos: mx.array, sin: mx.array) -> mx.array:
+    half = x.shape[-1] // 2
+    rotated = mx.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return (x * cos + rotated * sin).astype(x.dtype)
+
+
+@mx.compile
+def _swiglu(gate: mx.array, up: mx.array) -> mx.array:
+    return gate * mx.sigmoid(gate) * up
+
+
+def _attend(
+    q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, scale: float, how: VisionAttention
+) -> mx.array:
+    """Attention over (batch, heads, length, head_dim)."""
+    if how is VisionAttention.MATMUL:
+        scores = (q * scale) @ k.swapaxes(-1, -2)
+        if mask is not None:
+            scores = scores + mask.astype(scores.dtype)
+        weights = mx.softmax(scores.astype(mx.float32), axis=-1).astype(v.dtype)
+        return weights @ v
+    if mask is not None:
+        mask = mask.astype(q.dtype)
+    if how is VisionAttention.PADDED:
+        head_dim = q.shape[-1]
+        pad = -head_dim % 64
+        if pad:
+            widths = [(0, 0)] * 3 + [(0, pad)]
+            q, k, v = (mx.pad(a, widths) for a in (q, k, v))
+            out = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+            return out[..., :head_dim]
+    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+
+
+def _segment_attention(
+    q: mx.array, k: mx.array, v: mx.array, seg: Segments, scale: float, how: VisionAttention
+) -> mx.array:
+    """q, k, v: (seq, heads, head_dim) -> (seq, heads * head_dim), attention within segments."""
+    heads, head_dim = q.shape[1:]
+
+    def batch(a: mx.array) -> mx.array:
+        if seg.gather is not None:
+            a = a[seg.gather]
+        return a.reshape(seg.count, seg.length, heads, head_dim).transpose(0, 2, 1, 3)
+
+    out = _attend(batch(q), batch(k), batch(v), seg.mask, scale, how)
+    out = out.transpose(0, 2, 1, 3).reshape(seg.count * seg.length, heads * head_dim)
+    return out if seg.scatter is None else out[seg.scatter]
+
+
+def _block(
+    blk: Any, x: mx.array, plan: WindowPlan, seg: Segments, how: VisionAttention
+) -> mx.array:
+    attn = blk.attn
+    seq = x.shape[0]
+    h = mx.fast.rms_norm(x, blk.norm1.weight, blk.norm1.eps)
+    qkv = attn.qkv(h).reshape(seq, 3, attn.num_heads, -1)
+    q = _rope(qkv[:, 0], plan.cos, plan.sin)
+    k = _rope(qkv[:, 1], plan.cos, plan.sin)
+    x = x + attn.proj(_segment_attention(q, k, qkv[:, 2], seg, attn.scale, how))
+    h = mx.fast.rms_norm(x, blk.norm2.weight, blk.norm2.eps)
+    mlp = blk.mlp
+    return x + mlp.down_proj(_swiglu(mlp.gate_proj(h), mlp.up_proj(h)))
+
+
+def default_attention() -> VisionAttention:
+    """The attention variant for this process: PNP_VISION_VISION_ATTENTION, else SDPA."""
+    return VisionAttention(os.environ.get(ATTENTION_ENV, VisionAttention.SDPA.value))
+
+
+def fast_forward(
+    tower: Any,
+    hidden_states: mx.array,
+    grid_thw: mx.array,
+    output_hidden_states: bool | None = None,
+    *,
+    attention: VisionAttention | None = None,
+) -> mx.array:
+    """Drop-in replacement for `VisionModel.__call__` (qwen2_5_vl); returns merged features."""
+    if output_hidden_states:
+        raise ValueError("the fast vision path does not return per-layer hidden states")
+    how = attention or tower._fast_attention
+    grid = tuple(tuple(int(v) for v in row) for row in np.array(grid_thw).tolist())
+    plan = _cached_plan(tower, grid)
+    x = tower.patch_embed(hidden_states)
+    unit = tower.spatial_merge_unit
+    x = x.reshape(-1, unit, x.shape[-1])[plan.window_index].reshape(-1, x.shape[-1])
+    full = set(tower.fullatt_block_indexes)
+    for i, blk in enumerate(tower.blocks):
+        x = _block(blk, x, plan, plan.images if i in full else plan.windows, how)
+    return tower.merger(x)[plan.reverse_index]
+
+
+def _cached_plan(tower: Any, grid: tuple[tuple[int, int, int], ...]) -> WindowPlan:
+    plans: dict = tower._fast_plans
+    if grid not in plans:
+        cfg = tower.config
+        plans[grid] = plan_windows(
+            [tuple(g) for g in grid],
+            merge=tower.spatial_merge_size,
+            patch=tower.patch_size,
+            window=tower.window_size,
+            head_dim=cfg.hidden_size // cfg.num_heads,
+        )
+    return plans[grid]
+
+
+def is_qwen25_vision(tower: Any) -> bool:
+    return type(tower).__module__.endswith("qwen2_5_vl.vision") and hasattr(tower, "blocks")
+
+
+def install_fast_vision(model: Any, attention: VisionAttention | None = None) -> bool:
+    """Route `model.vision_tower(...)` through `fast_forward`. False where the model has no
+    Qwen2.5-VL vision tower (nothing is changed then)."""
+    tower = getattr(model, "vision_tower", None)
+    if tower is None or not is_qwen25_vision(tower):
+        return False
+    # Instance attributes go through object.__setattr__: nn.Module would treat them as children.
+    object.__setattr__(tower, "_fast_plans", {})
+    object.__setattr__(tower, "_fast_attention", attention or default_attention())
+    object.__setattr__(tower, "_plain_call", type(tower).__call__)
+    cls = type(tower)
+    if not getattr(cls, "_pnp_fast_patched", False):
+        plain = cls.__call__
+
+        @functools.wraps(plain)
+        def dispatch(self: Any, *args: Any, **kwargs: Any) -> mx.array:
+            if self.__dict__.get("_fast_plans") is not None:
+                return fast_forward(self, *args, **kwargs)
+            return plain(self, *args, **kwargs)
+
+        cls.__call__ = dispatch
+        cls._pnp_fast_patched = True
+    return True
+
+
+def uninstall_fast_vision(model: Any) -> None:
+    """Back to mlx-vlm's own forward for this model (the class hook stays, inert)."""
+    tower = getattr(model, "vision_tower", None)
+    if tower is not None and "_fast_plans" in tower.__dict__:
+        object.__setattr__(tower, "_fast_plans", None)
+
+
+def plain_forward(tower: Any, *args: Any, **kwargs: Any) -> mx.array:
+    """mlx-vlm's unmodified forward, for comparisons."""
+    cls = type(tower)
+    original = getattr(cls.__call__, "__wrapped__", cls.__call__)
+    return original(tower, *args, **kwargs)
+
+
+__all__ = [
+    "VisionAttention",
+    "WindowPlan",
+    "fast_forward",
+    "install_fast_vision",
+    "plain_forward",
+    "plan_windows",
+    "uninstall_fast_vision",
+]
