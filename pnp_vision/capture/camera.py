@@ -236,6 +236,7 @@ class CameraRunner:
                     self._run_paced()
             except _Ended:
                 if not self.cam.loop:
+                    self._publisher.wait_drained(1.0)
                     self._set_state(CameraState.ENDED)
                     return
                 if self._delivered:

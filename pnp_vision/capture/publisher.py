@@ -56,6 +56,7 @@ class Publisher:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._in_flight = False
         self._thread = threading.Thread(target=self._run, name="capture-publisher", daemon=True)
 
     def start(self, timeout: float = 5.0) -> None:
@@ -89,6 +90,14 @@ class Publisher:
         with self._cond:
             return self._cond.wait_for(
                 lambda: len(self._frames) < self._max_pending or self._stop.is_set(), timeout
+            )
+
+    def wait_drained(self, timeout: float) -> bool:
+        """True once every queued frame went to the socket (so a final status counts them)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: (not self._frames and not self._in_flight) or not self._thread.is_alive(),
+                timeout,
             )
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -126,6 +135,7 @@ class Publisher:
                 statuses = list(self._statuses)
                 self._statuses.clear()
                 frame = self._frames.popleft() if self._frames else None
+                self._in_flight = frame is not None
                 if frame is not None:
                     self._cond.notify_all()  # room for `drain` pacing
                 stopping = self._stop.is_set()
@@ -135,6 +145,9 @@ class Publisher:
                 parts = pack_frame(frame.header, frame.payload)
                 if self._send(sock, parts, frame.header.camera) and frame.on_sent is not None:
                     frame.on_sent(frame.header)
+                with self._cond:
+                    self._in_flight = False
+                    self._cond.notify_all()
             if stopping and not self._statuses and not self._frames:
                 return
 
