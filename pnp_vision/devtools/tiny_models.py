@@ -55,7 +55,11 @@ class QwenSpec:
 
 
 def qwen_3b() -> QwenSpec:
-    """Qwen2.5-VL-3B-Instruct's shapes (random weights, stored bf16 as mlx-community does)."""
+    """Qwen2.5-VL-3B-Instruct's shapes with random weights.
+
+    Stored float32, not bf16 as mlx-community does: on the CPU the engine computes in fp32, and
+    casting 7.5 GB of bf16 at load would briefly need both copies (~22 GB).
+    """
     return QwenSpec(
         vocab_size=151936,
         real_vocab=True,
@@ -71,7 +75,7 @@ def qwen_3b() -> QwenSpec:
         vision_intermediate=3420,
         fullatt_blocks=(7, 15, 23, 31),
         max_pixels=448 * 448,
-        storage_dtype="bfloat16",
+        storage_dtype="float32",
     )
 
 

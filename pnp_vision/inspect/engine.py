@@ -111,7 +111,11 @@ class Inspector:
             on_cpu = mx.default_device() == mx.cpu
             compute_dtype = "float32" if on_cpu else ""
         if compute_dtype:
-            self._model.set_dtype(getattr(mx, compute_dtype))
+            target = getattr(mx, compute_dtype)
+            # Only arrays that differ: a same-dtype astype would be a second copy of the model.
+            self._model.set_dtype(
+                target, predicate=lambda d: mx.issubdtype(d, mx.floating) and d != target
+            )
             mx.eval(self._model.parameters())
             return compute_dtype
         floats = [
