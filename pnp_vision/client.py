@@ -164,15 +164,13 @@ class VisionClient:
 
     # -- the request/reply core -------------------------------------------------------------
 
-    def request(
-        self, request: Any, image: bytes | None = None, *, wait: float | None = None
-    ) -> tuple[Reply, float]:
+    def request(self, request: Any, image: bytes | None = None) -> tuple[Reply, float]:
         """Send `request` (a protocol model), wait for its reply; returns (reply, round trip ms).
 
         Raises the typed error for an error reply, ServiceTimeout when nothing comes back.
         """
         frames = encode_request(request, image)
-        per_try = self.timeout if wait is None else max(self.timeout, wait)
+        per_try = self.timeout
         started = time.monotonic()
         for attempt in range(self.retries + 1):
             if self._socket is None:
@@ -267,8 +265,9 @@ class VisionClient:
     ) -> Inspection:
         """Several questions answered on one and the same frame, in one model call.
 
-        `max_age` and `deadline` are seconds; a deadline longer than the client timeout extends
-        the wait for this reply so the worker's `deadline_exceeded` arrives before a retry.
+        `max_age` and `deadline` are seconds. The deadline bounds the worker's work (frame wait,
+        queue); `timeout` stays per try: a resend of a request the worker is still on costs
+        nothing (it is not run twice), so a deadline longer than one try is fine.
         """
         try:
             request = InspectRequest(
@@ -285,8 +284,7 @@ class VisionClient:
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise BadRequest(f"invalid inspect request: {exc}") from exc
         payload = None if image is None else _image_bytes(image)
-        wait = None if deadline is None else deadline + 1.0
-        reply, round_trip = self.request(request, payload, wait=wait)
+        reply, round_trip = self.request(request, payload)
         result = InspectResult.model_validate(reply.result)
         return Inspection(
             id=request.id,

@@ -7,6 +7,7 @@ whole module; only the fault tests start their own. Every receive has a timeout.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -35,7 +36,7 @@ def run_dir() -> Iterator[Path]:
     """A short folder for ipc:// sockets and child logs (Unix socket paths are short)."""
     path = Path(tempfile.mkdtemp(prefix="pnpv-", dir="/tmp"))
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True) if not os.environ.get("PNPV_KEEP") else None
 
 
 @pytest.fixture(scope="module")
