@@ -169,15 +169,19 @@ class Inspector:
         """One full inspection of a blank frame, so the first real request is not the slowest."""
         import numpy as np
 
-        template = next(iter(self.templates))
-        params = {n: (p.choices[0] if p.choices else "") for n, p in template.params.items()}
-        if any(not v for v in params.values()):
-            params = {}
-            template = next((t for t in self.templates if not t.params), None)
-            if template is None:
+        for template in self.templates:
+            if all(p.choices for p in template.params.values()):
+                params = {name: p.choices[0] for name, p in template.params.items() if p.choices}
+                blank = np.full((64, 64, 3), 128, np.uint8)
+                self.inspect(blank, [Question(template=template.name, params=params)])
                 return
-        self.inspect(
-            np.full((64, 64, 3), 128, np.uint8), [Question(template=template.name, params=params)]
+
+    def prompt(self, question: Question) -> str:
+        """The chat prompt text the model sees for `question` (one image placeholder)."""
+        template = self.templates.get(question.template)
+        messages = self._adapter.messages(template.system, template.render(question.params))
+        return self._tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
         )
 
     def inspect(
@@ -240,9 +244,14 @@ class Inspector:
         key = (system, text)
         ids = self._ids_cache.get(key)
         if ids is None:
-            rendered = self._tokenizer.apply_chat_template(
-                self._adapter.messages(system, text), tokenize=False, add_generation_prompt=True
-            )
+            try:
+                rendered = self._tokenizer.apply_chat_template(
+                    self._adapter.messages(system, text),
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
+            except Exception as exc:  # a chat template that raises (jinja) is a model problem
+                raise ModelError(f"the model's chat template failed: {exc}") from exc
             ids = list(self._tokenizer.encode(rendered, add_special_tokens=False))
             if len(self._ids_cache) > 4096:
                 self._ids_cache.clear()
