@@ -272,16 +272,28 @@ def _init_scale(name: str, shape: tuple[int, ...]) -> tuple[float, float]:
 
 
 def _write_weights(model: Any, out: Path, kind: str, seed: int, dtype_name: str) -> None:
-    """Generate every parameter from (seed, name), write safetensors shards + index."""
+    """Generate every parameter from (seed, name); write safetensors shards as they fill + index.
+
+    Only one shard is held in memory, so a 3B-shaped folder builds in ~2 GB of RAM.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
     dtype = getattr(mx, dtype_name)
-    params = tree_flatten(model.parameters())
     base = mx.random.key(seed)
-    shards: list[dict[str, Any]] = [{}]
-    sizes = [0]
-    for name, arr in params:
+    shard: dict[str, Any] = {}
+    shard_bytes, total = 0, 0
+    parts: list[tuple[Path, list[str]]] = []
+
+    def flush() -> None:
+        nonlocal shard, shard_bytes
+        if shard:
+            path = out / f".shard-{len(parts)}.safetensors"
+            mx.save_safetensors(str(path), shard, metadata={"format": "mlx"})
+            parts.append((path, list(shard)))
+            shard, shard_bytes = {}, 0
+
+    for name, arr in tree_flatten(model.parameters()):
         digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
         key = mx.random.fold_in(base, digest) if hasattr(mx.random, "fold_in") else None
         if key is None:
@@ -291,25 +303,23 @@ def _write_weights(model: Any, out: Path, kind: str, seed: int, dtype_name: str)
         if kind == "qwen2_5_vl" and name.endswith("patch_embed.proj.weight"):
             # mlx-community stores this conv in PyTorch order; mlx-vlm transposes it at load.
             value = value.transpose(0, 4, 1, 2, 3)
-        nbytes = value.nbytes
-        if sizes[-1] and sizes[-1] + nbytes > _SHARD_BYTES:
-            shards.append({})
-            sizes.append(0)
-        shards[-1][name] = value
-        sizes[-1] += nbytes
-        if sizes[-1] > _SHARD_BYTES // 4:
-            mx.eval(list(shards[-1].values()))
+        mx.eval(value)
+        if shard_bytes and shard_bytes + value.nbytes > _SHARD_BYTES:
+            flush()
+        shard[name] = value
+        shard_bytes += value.nbytes
+        total += value.nbytes
+    flush()
     weight_map: dict[str, str] = {}
-    for i, shard in enumerate(shards):
+    for i, (path, names) in enumerate(parts):
         fname = (
             "model.safetensors"
-            if len(shards) == 1
-            else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            if len(parts) == 1
+            else f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors"
         )
-        mx.save_safetensors(str(out / fname), shard, metadata={"format": "mlx"})
-        weight_map.update(dict.fromkeys(shard, fname))
-        shard.clear()
-    index = {"metadata": {"total_size": sum(sizes)}, "weight_map": dict(sorted(weight_map.items()))}
+        path.rename(out / fname)
+        weight_map.update(dict.fromkeys(names, fname))
+    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
