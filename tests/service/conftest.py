@@ -36,7 +36,8 @@ def run_dir() -> Iterator[Path]:
     """A short folder for ipc:// sockets and child logs (Unix socket paths are short)."""
     path = Path(tempfile.mkdtemp(prefix="pnpv-", dir="/tmp"))
     yield path
-    shutil.rmtree(path, ignore_errors=True) if not os.environ.get("PNPV_KEEP") else None
+    if not os.environ.get("PNP_VISION_KEEP_TEST_RUNS"):  # set it to keep child logs to read
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,232 @@
+"""What the service adds on top of the engine, and how it scales with concurrent controllers.
+
+Starts the real thing (`pnp-vision capture` on the bundled recording, `pnp-vision worker` on the
+tiny model, as subprocesses on ipc:// endpoints) and measures through `VisionClient`:
+
+  1. round trip of one question on the camera's latest frame, sequentially: p50/p99 of the
+     round trip, of the engine's own time (`inference_ms`, measured around `Inspector.inspect`
+     in the worker), and of their difference, the service overhead (sockets, JSON, frame choice,
+     queue hand-offs, thread wake-ups);
+  2. the peer, in the same run: the same question on the same kind of frame through an
+     `Inspector` in this process, no service at all;
+  3. throughput with 1, 4 and 16 concurrent clients (one thread and one socket each).
+
+    .venv/bin/python bench/service_latency.py [--requests 200] [--seconds 5]
+
+Prints a table and writes bench/results/service_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CAMERA = "demo"
+TEMPLATE = "nozzle_alignment"
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(_pct(values, 50), 3),
+        "p99": round(_pct(values, 99), 3),
+        "mean": round(statistics.fmean(values), 3),
+    }
+
+
+def sequential(endpoint: str, requests: int) -> dict[str, Any]:
+    from pnp_vision.client import VisionClient
+
+    rtt, engine, worker_total, overhead = [], [], [], []
+    with VisionClient(endpoint, timeout=30.0, retries=0) as client:
+        for _ in range(10):  # warm the path (allocations, caches) before measuring
+            client.inspect(CAMERA, TEMPLATE)
+        for _ in range(requests):
+            r = client.inspect(CAMERA, TEMPLATE)
+            rtt.append(r.round_trip_ms)
+            engine.append(r.timings.inference_ms)
+            worker_total.append(r.timings.total_ms)
+            overhead.append(r.round_trip_ms - r.timings.inference_ms)
+    return {
+        "requests": requests,
+        "round_trip_ms": _summary(rtt),
+        "engine_ms": _summary(engine),
+        "worker_total_ms": _summary(worker_total),
+        "service_overhead_ms": _summary(overhead),
+    }
+
+
+def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
+    from pnp_vision.client import VisionClient
+    from pnp_vision.errors import Busy
+
+    lock = threading.Lock()
+    latencies: list[float] = []
+    counts = {"ok": 0, "busy": 0, "error": 0}
+    start = threading.Barrier(clients + 1)
+    stop_at: list[float] = []
+
+    def run() -> None:
+        with VisionClient(endpoint, timeout=30.0, retries=0) as client:
+            start.wait()
+            while time.monotonic() < stop_at[0]:
+                try:
+                    r = client.inspect(CAMERA, TEMPLATE)
+                except Busy:
+                    with lock:
+                        counts["busy"] += 1
+                    continue
+                except Exception:
+                    with lock:
+                        counts["error"] += 1
+                    continue
+                with lock:
+                    counts["ok"] += 1
+                    latencies.append(r.round_trip_ms)
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at.append(time.monotonic() + seconds)
+    t0 = time.monotonic()
+    start.wait()
+    for t in threads:
+        t.join(seconds + 60)
+    elapsed = time.monotonic() - t0
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 3),
+        "answers_per_s": round(counts["ok"] / elapsed, 2),
+        **counts,
+        "round_trip_ms": _summary(latencies) if latencies else None,
+    }
+
+
+def in_process_peer(model_dir: Path, frame_png: bytes, requests: int) -> dict[str, Any]:
+    """The engine alone: the same question through an Inspector in this process."""
+    from pnp_vision.inspect.backend import configure_backend
+
+    configure_backend()
+    import cv2
+    import numpy as np
+
+    from pnp_vision.inspect import Inspector, Question, TemplateSet
+
+    image = cv2.imdecode(np.frombuffer(frame_png, np.uint8), cv2.IMREAD_COLOR)
+    inspector = Inspector(model_dir, TemplateSet.load(ROOT / "prompts"))
+    inspector.warm_up()
+    question = [Question(template=TEMPLATE)]
+    for _ in range(10):
+        inspector.inspect(image, question)
+    times = []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        inspector.inspect(image, question)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"requests": requests, "call_ms": _summary(times)}
+
+
+def _grab_frame_png(endpoint: str) -> bytes:
+    """One live frame from the capture daemon, PNG-encoded, for the in-process peer."""
+    import cv2
+
+    from pnp_vision.capture.subscriber import FrameSubscriber
+
+    with FrameSubscriber(endpoint, cameras=[CAMERA]) as sub:
+        end = time.monotonic() + 10
+        while (frame := sub.latest(CAMERA)) is None:
+            if time.monotonic() > end:
+                raise RuntimeError("no frame from the capture daemon within 10 s")
+            time.sleep(0.02)
+    ok, buf = cv2.imencode(".png", frame.image)
+    assert ok
+    return buf.tobytes()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="sequential round trips")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
+    parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
+    parser.add_argument("--queue-size", type=int, default=16)
+    parser.add_argument("--cameras-dir", type=Path, help="default: cameras/demo.toml")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    from pnp_vision.devtools.tiny_models import ensure_tiny_model
+    from pnp_vision.service.launch import DEMO_CAMERAS, service_stack
+
+    model_dir = ensure_tiny_model()
+    levels = [int(x) for x in args.clients.split(",")]
+    with service_stack(
+        model_dir=model_dir,
+        queue_size=args.queue_size,
+        cameras_dir=args.cameras_dir or DEMO_CAMERAS,
+        worker_env={"PNP_VISION_LOG_LEVEL": "WARNING"},
+    ) as stack:
+        frame_png = _grab_frame_png(stack.frames_endpoint)
+        seq = sequential(stack.requests_endpoint, args.requests)
+        conc = [throughput(stack.requests_endpoint, n, args.seconds) for n in levels]
+    peer = in_process_peer(model_dir, frame_png, args.requests)
+
+    results = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "model": str(model_dir.name),
+        "template": TEMPLATE,
+        "transport": "ipc://",
+        "sequential": seq,
+        "in_process_engine": peer,
+        "throughput": conc,
+        "overhead_ratio_p50": round(seq["round_trip_ms"]["p50"] / peer["call_ms"]["p50"], 3),
+    }
+    _print(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "service_latency.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {path}")
+    return 0
+
+
+def _print(r: dict[str, Any]) -> None:
+    seq, peer = r["sequential"], r["in_process_engine"]
+    print(
+        f"service latency, tiny model ({r['model']}), {r['transport']}, {r['machine']['cpus']} CPUs"
+    )
+    print(f"\n{'one question, latest frame':<40} {'p50 ms':>8} {'p99 ms':>8}")
+    rows = [
+        ("client round trip", seq["round_trip_ms"]),
+        ("  engine (inference_ms in the worker)", seq["engine_ms"]),
+        ("  service overhead (round trip - engine)", seq["service_overhead_ms"]),
+        ("  worker arrival -> reply sent", seq["worker_total_ms"]),
+        ("peer: Inspector.inspect in-process", peer["call_ms"]),
+    ]
+    for name, s in rows:
+        print(f"{name:<40} {s['p50']:>8.2f} {s['p99']:>8.2f}")
+    print(f"round trip / in-process call (p50): {r['overhead_ratio_p50']:.2f}x")
+    print(f"\n{'clients':>7} {'answers/s':>10} {'ok':>6} {'busy':>5} {'p50 ms':>8} {'p99 ms':>8}")
+    for t in r["throughput"]:
+        lat = t["round_trip_ms"] or {"p50": float("nan"), "p99": float("nan")}
+        print(
+            f"{t['clients']:>7} {t['answers_per_s']:>10.1f} {t['ok']:>6} {t['busy']:>5} "
+            f"{lat['p50']:>8.2f} {lat['p99']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
