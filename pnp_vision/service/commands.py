@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--model", type=Path, help="model folder (default: trained or tiny)")
     demo.add_argument(
+        "--cameras-dir",
+        type=Path,
+        help="camera definitions with a camera named 'demo' (default: cameras/demo.toml)",
+    )
+    demo.add_argument(
         "--rounds", type=int, default=1, help="ask every template this many times (fresh frames)"
     )
     demo.add_argument("--json", action="store_true", help="also print the rows as JSON lines")
@@ -170,7 +175,9 @@ def _status(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from pnp_vision.service.demo import run_demo
 
-    rows, failures = run_demo(model_dir=args.model, rounds=args.rounds)
+    rows, failures = run_demo(
+        model_dir=args.model, rounds=args.rounds, cameras_dir=args.cameras_dir
+    )
     if args.json:
         for row in rows:
             print(json.dumps(row), file=sys.stdout)

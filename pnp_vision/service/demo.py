@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pnp_vision.config import load_settings
 from pnp_vision.errors import PnpVisionError
@@ -57,22 +57,27 @@ def _row(values: dict[str, Any]) -> str:
 
 
 def run_demo(
-    *, model_dir: Path | None = None, rounds: int = 1, out=sys.stdout
+    *,
+    model_dir: Path | None = None,
+    rounds: int = 1,
+    cameras_dir: Path | None = None,
+    out: TextIO = sys.stdout,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Run the demo; returns (table rows, failure messages). Prints as it goes."""
     from pnp_vision.client import VisionClient
     from pnp_vision.logs import setup_logging
-    from pnp_vision.service.launch import model_for_demo, service_stack
+    from pnp_vision.service.launch import DEMO_CAMERAS, model_for_demo, service_stack
 
     settings = load_settings()
     setup_logging("WARNING")
     started = time.monotonic()
     model_dir = model_dir or model_for_demo(settings)
     print(f"model: {model_dir}", file=out)
-    print("starting capture (cameras/demo.toml) and worker ...", file=out, flush=True)
+    cameras_dir = cameras_dir or DEMO_CAMERAS
+    print(f"starting capture ({cameras_dir}) and worker ...", file=out, flush=True)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
-    with service_stack(model_dir=model_dir, cameras=(CAMERA,)) as stack:
+    with service_stack(model_dir=model_dir, cameras=(CAMERA,), cameras_dir=cameras_dir) as stack:
         info = stack.status.model.info
         print(
             f"ready in {time.monotonic() - started:.1f} s: model {info.get('model_type', '?')} "
