@@ -1,0 +1,170 @@
+"""Synthetic pick-and-place frames with the true answer of every template they show.
+
+Used for the bundled demo recording, tests, benchmarks and for training tiny models. Frame ``i``
+of seed ``s`` is drawn from its own random stream (``default_rng([s, i])``), so any frame can be
+reproduced alone, and the output does not depend on how many frames were asked for.
+
+Scenes (``SCENES``) cycle so every one appears equally often; within a scene the answer is a fair
+coin, so YES and NO are balanced per template. Labels::
+
+    {"scene": "chip", "questions": [{"template": "polarity_mark",
+                                     "params": {"corner": "top_left"}, "answer": "YES"}, ...]}
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from pnp_vision.devtools.synthetic_scenes import CORNERS, SCENES, random_marking
+from pnp_vision.errors import BadRequest
+
+__all__ = ["CORNERS", "SCENES", "generate", "random_marking", "render", "write_synthetic_recording"]
+
+Lighting = Literal["varied", "even"]
+LABELS_NAME = "labels.jsonl"
+
+
+def _light(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gain, colour cast, a brightness ramp in a random direction and a vignette."""
+    h, w = img.shape[:2]
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32) / 31 - 0.5  # smooth: compute small
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = xs * np.cos(angle) + ys * np.sin(angle)
+    field = rng.uniform(0.65, 1.3) * (1 + rng.uniform(0, 0.6) * ramp)
+    field *= 1 - rng.uniform(0, 0.35) * 2 * (xs**2 + ys**2)
+    cast = rng.uniform(0.85, 1.15, size=3).astype(np.float32)
+    field3 = cv2.resize((field[..., None] * cast).astype(np.float32), (w, h))
+    return cv2.multiply(img.astype(np.float32), field3)
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_tile(w: int, h: int) -> np.ndarray:
+    """Unit Gaussian noise, a little larger than a frame; frames take shifted crops of it
+    (drawing fresh noise per frame was most of the generator's time)."""
+    tile = np.random.default_rng(0x5EED).standard_normal((h + 64, w + 64, 3), dtype=np.float32)
+    tile.flags.writeable = False
+    return tile
+
+
+def _noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    h, w = shape[:2]
+    x, y = rng.integers(0, 65, size=2)
+    return _noise_tile(w, h)[y : y + h, x : x + w]
+
+
+def _balanced_yes(index: int, seed: int, n_scenes: int) -> bool:
+    """The main answer of a scene occurrence: each consecutive pair of one scene holds one YES
+    and one NO, in a random order, so any stream is balanced to within one frame per scene."""
+    k = index // n_scenes
+    first_yes = np.random.default_rng([seed, index % n_scenes, k // 2, 0xBA1]).random() < 0.5
+    return bool(first_yes if k % 2 == 0 else not first_yes)
+
+
+def render(
+    index: int,
+    seed: int = 0,
+    size: tuple[int, int] = (224, 224),
+    *,
+    lighting: Lighting = "varied",
+    blur: bool = True,
+    noise: float = 5.0,
+    scenes: Sequence[str] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frame ``index`` of ``seed``'s stream: (BGR uint8 image of ``size`` = (w, h), labels).
+
+    ``noise`` is the largest Gaussian sensor-noise sigma (each frame draws up to it); noise
+    is what makes PNGs big, so recordings kept in the repository use a low value.
+    """
+    names = _check(size, lighting, noise, scenes)
+    w, h = size
+    rng = np.random.default_rng([seed, index])
+    scene = names[index % len(names)]
+    img = np.zeros((h, w, 3), np.uint8)
+    questions = SCENES[scene](img, rng, min(w, h) / 224.0, _balanced_yes(index, seed, len(names)))
+    out = _light(img, rng) if lighting == "varied" else img.astype(np.float32)
+    if blur and rng.random() < 0.7:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2) * min(w, h) / 224.0)
+    if noise > 0:
+        out = cv2.scaleAdd(_noise(out.shape, rng), rng.uniform(0.1, 1.0) * noise, out)
+    image = np.clip(out + 0.5, 0, 255, out=out).astype(np.uint8)
+    return image, {"scene": scene, "questions": questions}
+
+
+def generate(
+    n: int,
+    seed: int = 0,
+    size: tuple[int, int] = (224, 224),
+    *,
+    lighting: Lighting = "varied",
+    blur: bool = True,
+    noise: float = 5.0,
+    scenes: Sequence[str] | None = None,
+    start: int = 0,
+) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+    """``n`` frames (``start`` .. ``start + n - 1``) with their labels; see :func:`render`."""
+    if n < 0:
+        raise BadRequest(f"n must be >= 0, got {n}")
+    _check(size, lighting, noise, scenes)
+    for i in range(start, start + n):
+        yield render(i, seed, size, lighting=lighting, blur=blur, noise=noise, scenes=scenes)
+
+
+def _check(
+    size: tuple[int, int], lighting: str, noise: float, scenes: Sequence[str] | None
+) -> list[str]:
+    if len(size) != 2 or not all(isinstance(v, int) and 32 <= v <= 4096 for v in size):
+        raise BadRequest(f"size must be (width, height) with each in 32..4096, got {size!r}")
+    if not 0 <= noise <= 50:
+        raise BadRequest(f"noise (max sigma) must be in 0..50, got {noise!r}")
+    if lighting not in ("varied", "even"):
+        raise BadRequest(f"lighting must be 'varied' or 'even', got {lighting!r}")
+    names = list(scenes) if scenes else list(SCENES)
+    unknown = [s for s in names if s not in SCENES]
+    if unknown:
+        raise BadRequest(f"unknown scene(s) {unknown}; known: {sorted(SCENES)}")
+    return names
+
+
+def write_synthetic_recording(
+    folder: Path,
+    n: int,
+    seed: int = 0,
+    size: tuple[int, int] = (320, 240),
+    *,
+    camera: str = "demo",
+    fps: float = 10.0,
+    lighting: Lighting = "varied",
+    noise: float = 0.6,
+    png_level: int = 9,
+) -> int:
+    """Write a recording folder (PNG frames, ``index.jsonl``, ``labels.jsonl``) for replay."""
+    from pnp_vision.capture.recording import RecordingWriter
+    from pnp_vision.protocol.frames import FrameHeader
+
+    folder = Path(folder)
+    t0 = 1_700_000_000.0  # fixed, so a regenerated recording is byte-identical
+    with (
+        RecordingWriter(folder, png_level=png_level) as writer,
+        open(folder / LABELS_NAME, "w") as labels,
+    ):
+        for seq, (image, label) in enumerate(
+            generate(n, seed, size, lighting=lighting, noise=noise)
+        ):
+            header = FrameHeader(
+                camera=camera,
+                session=f"synthetic-seed{seed}",
+                seq=seq,
+                capture_time=t0 + seq / fps,
+                width=size[0],
+                height=size[1],
+            )
+            name = writer.write(header, image, name=f"{seq:06d}-{label['scene']}.png")
+            labels.write(json.dumps({"seq": seq, "file": name, **label}) + "\n")
+    return n
