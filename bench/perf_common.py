@@ -143,17 +143,21 @@ class Prompt:
         return self.prefix + self.suffixes[question]
 
 
-def prompt(
-    side_px: int = 448, questions: int = 1, prefix_text: int = 20, suffix_text: int = 27
+def prompt_grid(
+    h: int, w: int, questions: int = 1, prefix_text: int = 20, suffix_text: int = 27
 ) -> Prompt:
-    """448x448 -> 32x32 patches -> 256 image tokens; 20 + 256 + 27 = 303 tokens, as measured
-    in design.md. Text ids are arbitrary ordinary tokens (speed does not depend on them)."""
-    side = side_px // 14
-    n_image = side * side // 4
+    """A prompt for an image of h x w patches (14 px each; both even)."""
+    n_image = h * w // 4
     text = list(range(1000, 1000 + prefix_text))
     prefix = [*text, VISION_START, *([IMAGE_TOKEN] * n_image), VISION_END]
     suffixes = [list(range(2000 + 50 * q, 2000 + 50 * q + suffix_text)) for q in range(questions)]
-    return Prompt(prefix, suffixes, (1, side, side))
+    return Prompt(prefix, suffixes, (1, h, w))
+
+
+def prompt(side_px: int = 448, questions: int = 1) -> Prompt:
+    """448x448 -> 32x32 patches -> 256 image tokens; 20 + 256 + 27 = 303 tokens, as measured
+    in design.md. Text ids are arbitrary ordinary tokens (speed does not depend on them)."""
+    return prompt_grid(side_px // 14, side_px // 14, questions)
 
 
 def pixels(p: Prompt, seed: int = 0):

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# GPU benchmarks on an offline NVIDIA host (the device machine): mlx's CUDA backend from the
+# offline bundle, the SIGFPE probe, the transformers peer and plain-vs-fast mlx, in <10 minutes.
+#
+# Here first (once):  ../shared/tools/mlx-cuda-bundle .mlxcuda   (parts a/ and b/, ~45 + 32 MB)
+#                     wheels for what the host lacks (pydantic, pyzmq) in .whl/ (see report)
+# The two parts do not fit one call's 64 MiB, so two calls on the same warm machine:
+#   call 1 (carry .mlxcuda/a):       bash bench/gpu/run.sh part1   -> copies part 1, runs the peer
+#   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/run.sh part2   -> installs, probes, benchmarks
+# Every stage has its own time limit and writes JSON under $OUT (or bench/results).
+set -uo pipefail
+stage=${1:?usage: run.sh part1|part2}
+export PNP_BENCH_OUT=${OUT:-bench/results} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+mkdir -p "$PNP_BENCH_OUT"
+py=python3
+
+peer() {  # shape dtype
+  timeout 150 $py bench/perf_torch_peer.py --device cuda --dtype "$2" --shape "$1" --repeat 20 \
+    --out "$PNP_BENCH_OUT/torch_peer_$1.json" 2>&1 | grep -v Warning | tail -2
+}
+
+if [ "$stage" = part1 ]; then
+  mkdir -p /var/tmp/mlxparts && cp .mlxcuda/a/* /var/tmp/mlxparts/ && echo "part 1 copied"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
+  $py -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  peer 7b bfloat16
+  peer 3b bfloat16
+  exit 0
+fi
+
+# part 2
+source .mlxcuda/b/install.sh || { echo "mlx bundle install failed ($?)"; exit 3; }
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PYTHONPATH
+fi
+$py -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device())" || exit 4
+
+echo "== SIGFPE probe"
+timeout 200 $py bench/gpu/sdpa_probe.py --gdb
+choice=$($py - <<'EOF'
+import json, os
+r = json.load(open(os.path.join(os.environ["PNP_BENCH_OUT"], "sdpa_probe.json")))
+ok = lambda k: r.get(k, "").startswith("ok")
+att = "sdpa" if ok("bf16_d80_L64_b16") and ok("bf16_d80_L1024_b1") else ("padded" if ok("bf16_d80pad128_L64_b16") else "matmul")
+fix = "none" if ok("vlm_tower_bf16") else "matmul"
+print(att, fix)
+EOF
+)
+read -r attention plainfix <<<"$choice"
+export PNP_VISION_VISION_ATTENTION=${PNP_VISION_VISION_ATTENTION:-$attention}
+echo "fast vision attention: $PNP_VISION_VISION_ATTENTION; plain vision fix: $plainfix"
+
+echo "== transformers peer (same run)"
+peer 7b bfloat16
+peer 3b bfloat16
+
+bench() {  # limit args...
+  local limit=$1; shift
+  timeout "$limit" $py bench/perf_inspect.py --plain-vision-fix "$plainfix" "$@" 2>&1 | grep -v Warning | tail -20
+}
+echo "== mlx 7b bf16"
+bench 170 --shape 7b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --pixel-table --out perf_inspect_7b_gpu
+echo "== mlx 3b bf16"
+bench 90 --shape 3b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --out perf_inspect_3b_gpu
+echo "== mlx 7b 4bit"
+bench 90 --shape 7b --checkpoint 4bit --repeat 20 --plain-repeat 5 --questions 4 --out perf_inspect_7b_4bit_gpu
+echo "== summary"
+$py bench/perf_summary.py "$PNP_BENCH_OUT"

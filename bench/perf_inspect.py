@@ -1,0 +1,191 @@
+"""Plain mlx-vlm against the optimized path, side by side in one process, on one device.
+
+    python bench/perf_inspect.py --shape 3b --checkpoint 4bit --lm-layers 2 --vision-layers 2
+
+For one Qwen2.5-VL shape (random weights) and the synthetic 448x448 YES/NO prompt it times:
+  plain       mlx-vlm as shipped on the checkpoint as loaded (the whole model, every position's
+              logits, windows one by one), after one warm-up;
+  fast        after `tune_model` (device dtype, batched-window vision, head on the last
+              position for the answer rows only); probabilities compared with plain;
+  vision      the vision tower alone, plain and fast;
+  questions   N questions on one frame: one question, N separate calls, and the shared-prefix
+              batch (`FastInspector.many`);
+  pixels      (--pixel-table) latency of the fast path per final image size, from a max_pixels
+              budget and an ROI size, the way the engine's image prep resizes.
+Writes JSON (--out, default bench/results/perf_inspect_<shape>_<device>.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import perf_common as pc  # noqa: E402
+
+from pnp_vision.inspect.backend import configure_backend  # noqa: E402
+
+FRAME = (1280, 960)
+ROIS = {"frame 1280x960": (1280, 960), "roi 640x480": (640, 480), "roi 320x240": (320, 240),
+        "roi 160x160": (160, 160)}  # fmt: skip
+BUDGETS = (200_704, 401_408, 802_816)  # 448^2 px, 2x, 4x
+
+
+def fit(width: int, height: int, max_pixels: int, factor: int = 28) -> tuple[int, int]:
+    """Qwen's resize rule: multiples of 28, aspect kept, area under the budget."""
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    return w, h
+
+
+def patch_plain_vision(how: str) -> None:
+    """Make mlx-vlm's own vision tower survive on CUDA, for the unoptimized reference: 'matmul'
+    computes window attention for head dims other than 64/128 without mx.fast (what design.md
+    did), 'none' leaves it alone."""
+    if how == "none":
+        return
+    import mlx.core as mx
+    from mlx_vlm.models.qwen2_5_vl import vision
+
+    real = mx.fast.scaled_dot_product_attention
+
+    def sdpa(q, k, v, scale, mask=None, **kw):
+        if q.shape[-1] in (64, 128):
+            return real(q, k, v, scale=scale, mask=mask, **kw)
+        w = mx.softmax(((q * scale) @ k.swapaxes(-1, -2)).astype(mx.float32), axis=-1)
+        return w.astype(v.dtype) @ v
+
+    class _Fast:
+        scaled_dot_product_attention = staticmethod(sdpa)
+
+    class _Mx:
+        fast = _Fast()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(mx, name)
+
+    vision.mx = _Mx()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shape", default="3b")
+    ap.add_argument("--lm-layers", type=int)
+    ap.add_argument("--vision-layers", type=int)
+    ap.add_argument(
+        "--checkpoint", default="bf16", help="bf16 | fp32 | 4bit: the 'folder' as loaded"
+    )
+    ap.add_argument("--compute-dtype", default="auto")
+    ap.add_argument("--side", type=int, default=448)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--plain-repeat", type=int, default=1)
+    ap.add_argument("--questions", type=int, default=4)
+    ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--plain-vision-fix", default="none", choices=["none", "matmul"])
+    ap.add_argument("--pixel-table", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+
+    configure_backend()
+    import mlx.core as mx
+    import numpy as np
+
+    from pnp_vision.inspect import vision_fast
+    from pnp_vision.inspect.tuning import tune_model
+
+    patch_plain_vision(args.plain_vision_fix)
+    device = "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
+    s = pc.shape(args.shape, args.lm_layers, args.vision_layers)
+    bits = 4 if args.checkpoint == "4bit" else None
+    dtype = "float32" if args.checkpoint == "fp32" else "bfloat16"
+    model = pc.build_mlx(s, dtype, quantize_bits=bits)
+    p = pc.prompt(args.side, questions=args.questions)
+    px = pc.pixels(p)
+    res: dict[str, Any] = {
+        "shape": s.name,
+        "lm_layers": s.lm_layers,
+        "vision_layers": s.vision_layers,
+        "full_lm_layers": s.full_lm_layers,
+        "full_vision_layers": s.full_vision_layers,
+        "device": device,
+        "checkpoint": args.checkpoint,
+        "tokens": len(p.ids()),
+        "image_tokens": p.prefix.count(pc.IMAGE_TOKEN),
+        "mlx": mx.__version__,
+    }
+    ev = mx.eval
+    grid = mx.array([p.grid])
+    pxa = mx.array(px)
+
+    def plain_vision():
+        vt = model.vision_tower
+        return vision_fast.plain_forward(vt, pxa.astype(vt.patch_embed.proj.weight.dtype), grid)
+
+    if not args.skip_plain:
+        t = pc.timeit(lambda: pc.plain_inspect(model, p, px), args.plain_repeat, 1, ev)
+        res["plain_ms"], res["plain_probs"] = t, np.array(pc.plain_inspect(model, p, px)).tolist()
+        res["plain_vision_ms"] = pc.timeit(plain_vision, args.plain_repeat, 1, ev)
+        print(f"plain {pc.med(t):.1f} ms  probs {res['plain_probs']}", flush=True)
+
+    report = tune_model(model, args.compute_dtype)
+    res["tuning"] = report.summary()
+    print(report.summary(), flush=True)
+    fi = pc.FastInspector(model, p)
+
+    def fast_vision():
+        vt = model.vision_tower
+        return vt(pxa.astype(vt.patch_embed.proj.weight.dtype), grid)
+
+    res["fast_ms"] = pc.timeit(lambda: fi.one(px), args.repeat, 2, ev)
+    res["fast_probs"] = np.array(fi.one(px)).tolist()
+    res["fast_vision_ms"] = pc.timeit(fast_vision, args.repeat, 1, ev)
+    print(f"fast {pc.med(res['fast_ms']):.1f} ms  probs {res['fast_probs']}", flush=True)
+    if "plain_probs" in res:
+        res["max_prob_diff"] = float(
+            np.abs(np.array(res["plain_probs"]) - np.array(res["fast_probs"])).max()
+        )
+
+    n = args.questions
+    if n > 1:
+        res["separate_ms"] = pc.timeit(
+            lambda: [ev(fi.one(px, q)) for q in range(n)], args.repeat, 1, ev
+        )
+        res["shared_ms"] = pc.timeit(lambda: fi.many(px), args.repeat, 1, ev)
+        many = np.array(fi.many(px))
+        one = np.array([np.array(fi.one(px, q)) for q in range(n)])
+        res["shared_vs_separate_prob_diff"] = float(np.abs(many - one).max())
+        print(
+            f"{n} questions: separate {pc.med(res['separate_ms']):.1f} ms, "
+            f"shared {pc.med(res['shared_ms']):.1f} ms",
+            flush=True,
+        )
+
+    if args.pixel_table:
+        rows = []
+        for budget in BUDGETS:
+            for roi, (w, h) in ROIS.items():
+                fw, fh = fit(w, h, budget)
+                q = pc.prompt_grid(fh // 14, fw // 14)
+                fq = pc.FastInspector(model, q)
+                qpx = pc.pixels(q)
+                t = pc.timeit(lambda fq=fq, qpx=qpx: fq.one(qpx), args.repeat, 1, ev)
+                rows.append({"max_pixels": budget, "roi": roi, "image": f"{fw}x{fh}",
+                             "image_tokens": fw * fh // 784, "ms": pc.med(t)})  # fmt: skip
+                print(rows[-1], flush=True)
+        res["pixel_table"] = rows
+
+    out = args.out or f"perf_inspect_{s.name}_{device}"
+    path = pc.write_result(Path(out).stem, res)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
