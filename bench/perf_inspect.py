@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import perf_common as pc  # noqa: E402
+import perf_common as pc
 
-from pnp_vision.inspect.backend import configure_backend  # noqa: E402
+from pnp_vision.inspect.backend import configure_backend
 
 FRAME = (1280, 960)
 ROIS = {"frame 1280x960": (1280, 960), "roi 640x480": (640, 480), "roi 320x240": (320, 240),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import perf_common as pc  # noqa: E402
+import perf_common as pc
 
 
 def load(d: Path, pattern: str) -> dict[str, dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import perf_common as pc  # noqa: E402
+import perf_common as pc
 
 
 def hf_config(s: pc.Shape):
