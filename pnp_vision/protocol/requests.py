@@ -156,6 +156,9 @@ class FrameUsed(StrictModel):
     seq: int | None = None
     capture_time: float | None = Field(None, description="Unix time (s) the frame was grabbed.")
     age_ms: float | None = Field(None, description="Frame age when the worker picked it.")
+    source_seq: int | None = Field(
+        None, description="Replayed frames: the frame's seq in the recording (its labels)."
+    )
 
 
 class Reply(StrictModel):

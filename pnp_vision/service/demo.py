@@ -1,22 +1,26 @@
 """`pnp-vision demo`: the whole service, end to end, on the bundled recording.
 
 Starts the capture daemon (cameras/demo.toml replays recordings/demo) and the worker as real
-processes on fresh ipc:// endpoints, asks every template the worker lists on fresh frames through
-`VisionClient`, prints one table row per answer, and stops both. Nothing is downloaded: the
-worker runs the trained model in `models/pnp-inspector` when it exists, else the cached tiny
-model (random weights: its answers show the plumbing, not vision).
+processes on fresh ipc:// endpoints, then, for every template the worker lists, waits for a live
+replayed frame the recording's labels.jsonl has questions about, asks them on exactly that frame
+(`frame: seq`) through `VisionClient`, and prints one row per answer next to the true label.
+Nothing is downloaded: the worker runs the trained model in `models/pnp-inspector` when it
+exists, else the cached tiny model (random weights: its answers show the plumbing, not vision).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from pnp_vision.config import load_settings
-from pnp_vision.errors import PnpVisionError
+from pnp_vision.errors import NoFrame, PnpVisionError
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +28,48 @@ CAMERA = "demo"
 # Values for parameters declared by a pattern only (choices give their own first value).
 _EXAMPLE_VALUES = {"marking": "R0603"}
 _COLUMNS = (
-    ("camera", 8),
-    ("seq", 6),
-    ("age ms", 7),
-    ("template", 20),
+    ("camera", 6),
+    ("seq", 5),
+    ("age ms", 6),
+    ("template", 19),
     ("params", 22),
     ("answer", 8),
-    ("prob", 6),
-    ("conf", 5),
-    ("rtt ms", 8),
-    ("model ms", 9),
+    ("prob", 5),
+    ("conf", 4),
+    ("truth", 5),
+    ("rtt ms", 7),
+    ("model ms", 8),
 )
+
+
+@dataclass(frozen=True)
+class Labelled:
+    template: str
+    params: dict[str, str]
+    answer: str
+
+
+def load_labels(cameras_dir: Path) -> dict[int, list[Labelled]]:
+    """Recording seq -> labelled questions, from the demo camera's recording (empty if none)."""
+    from pnp_vision.capture.cameras import load_cameras
+
+    try:
+        source = load_cameras(cameras_dir, [CAMERA])[0].source
+    except PnpVisionError:
+        return {}
+    path = Path(str(source)) / "labels.jsonl"
+    if not path.is_file():
+        return {}
+    labels: dict[int, list[Labelled]] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        labels[int(row["seq"])] = [
+            Labelled(q["template"], dict(q.get("params") or {}), q["answer"])
+            for q in row.get("questions", [])
+        ]
+    return labels
 
 
 def example_params(template: dict[str, Any]) -> dict[str, str]:
@@ -64,6 +99,7 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Run the demo; returns (table rows, failure messages). Prints as it goes."""
+    from pnp_vision.capture.subscriber import FrameSubscriber
     from pnp_vision.client import VisionClient
     from pnp_vision.logs import setup_logging
     from pnp_vision.service.launch import DEMO_CAMERAS, model_for_demo, service_stack
@@ -72,8 +108,9 @@ def run_demo(
     setup_logging("WARNING")
     started = time.monotonic()
     model_dir = model_dir or model_for_demo(settings)
-    print(f"model: {model_dir}", file=out)
     cameras_dir = cameras_dir or DEMO_CAMERAS
+    labels = load_labels(cameras_dir)
+    print(f"model: {model_dir}", file=out)
     print(f"starting capture ({cameras_dir}) and worker ...", file=out, flush=True)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -85,52 +122,113 @@ def run_demo(
             file=out,
         )
         print(_row({name: name for name, _ in _COLUMNS}), file=out)
-        with VisionClient(stack.requests_endpoint, timeout=30.0, retries=1) as client:
+        with (
+            VisionClient(stack.requests_endpoint, timeout=30.0, retries=1) as client,
+            FrameSubscriber(stack.frames_endpoint, cameras=[CAMERA]) as frames,
+        ):
             templates = client.templates()
             for _ in range(rounds):
                 for template in templates:
-                    row = _ask(client, template, failures)
-                    rows.append(row)
-                    print(_row(row), file=out, flush=True)
+                    for row in _ask(client, frames, template, labels, failures):
+                        rows.append(row)
+                        print(_row(row), file=out, flush=True)
         codes = stack.stop()
     for name, code in codes.items():
         if code != 0:
             failures.append(f"{name} exited with {code}")
-    answered = sum(1 for r in rows if r.get("error") is None)
-    print(
-        f"{answered}/{len(rows)} questions answered on live frames in "
-        f"{time.monotonic() - started:.1f} s; capture and worker stopped "
-        f"(exit codes {codes['capture']}, {codes['worker']})",
-        file=out,
-    )
-    for failure in failures:
-        print(f"FAILED: {failure}", file=out)
+    _summary(rows, codes, time.monotonic() - started, failures, out)
     return rows, failures
 
 
-def _ask(client: Any, template: dict[str, Any], failures: list[str]) -> dict[str, Any]:
-    name = template["name"]
-    row: dict[str, Any] = {"camera": CAMERA, "template": name, "error": None}
-    try:
-        params = example_params(template)
-        row["params"] = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
-        result = client.inspect(CAMERA, name, params, frame="fresh", deadline=20.0)
-    except PnpVisionError as exc:
-        row["answer"] = f"ERROR {exc.code.value}"
-        row["error"] = str(exc)
-        failures.append(f"{name}: [{exc.code.value}] {exc}")
-        return row
-    r = result.result
-    frame = result.frame
-    row.update(
-        seq=frame.seq if frame else None,
-        **{"age ms": f"{frame.age_ms:.0f}" if frame and frame.age_ms is not None else "-"},
-        answer=r.answer,
-        prob=f"{r.probabilities[r.answer]:.3f}",
-        conf="yes" if r.confident else "no",
-        **{
-            "rtt ms": f"{result.round_trip_ms:.1f}",
-            "model ms": f"{result.timings.inference_ms:.1f}",
-        },
+def _summary(
+    rows: list[dict[str, Any]],
+    codes: dict[str, int],
+    seconds: float,
+    failures: list[str],
+    out: TextIO,
+) -> None:
+    answered = [r for r in rows if r.get("error") is None]
+    print(
+        f"{len(answered)}/{len(rows)} questions answered on live frames in {seconds:.1f} s; "
+        f"capture and worker stopped (exit codes {codes['capture']}, {codes['worker']})",
+        file=out,
     )
-    return row
+    judged = [r for r in answered if r.get("truth") not in (None, "-")]
+    if judged:
+        right = sum(r["answer"] == r["truth"] for r in judged)
+        print(
+            f"answers equal to the recording's labels: {right}/{len(judged)} "
+            "(a tiny random-weight model guesses; a trained one should match)",
+            file=out,
+        )
+    for failure in failures:
+        print(f"FAILED: {failure}", file=out)
+
+
+def _labelled_frame(frames: Any, template: str, labels: dict[int, list[Labelled]]) -> Any:
+    """The next live frame whose recording seq has questions for `template` (None if none will)."""
+    if not any(q.template == template for qs in labels.values() for q in qs):
+        return None
+    end = time.monotonic() + 15.0
+    while time.monotonic() < end:
+        frame = frames.latest(CAMERA)
+        source = None if frame is None else frame.header.source_seq
+        if source is not None and any(q.template == template for q in labels.get(source, [])):
+            return frame
+        time.sleep(0.01)  # polling the subscriber's ring, bounded by the deadline above
+    raise NoFrame(f"no live frame labelled for {template} within 15 s")
+
+
+def _ask(
+    client: Any,
+    frames: Any,
+    template: dict[str, Any],
+    labels: dict[int, list[Labelled]],
+    failures: list[str],
+) -> list[dict[str, Any]]:
+    name = template["name"]
+    try:
+        frame = _labelled_frame(frames, name, labels)
+        if frame is None:  # no label for it: any fresh frame, example parameters
+            asked = [Labelled(name, example_params(template), "-")]
+            result = client.inspect(CAMERA, name, asked[0].params, frame="fresh", deadline=20.0)
+        else:
+            asked = [q for q in labels[frame.header.source_seq] if q.template == name]
+            result = client.inspect_many(
+                CAMERA,
+                [(q.template, q.params) for q in asked],
+                frame="seq",
+                seq=frame.header.seq,
+                deadline=20.0,
+            )
+    except PnpVisionError as exc:
+        failures.append(f"{name}: [{exc.code.value}] {exc}")
+        return [{"camera": CAMERA, "template": name, "answer": "ERROR", "error": str(exc)}]
+    rows = []
+    used = result.frame
+    for label, r in zip(asked, result.results, strict=True):
+        rows.append(
+            {
+                "camera": CAMERA,
+                "seq": used.seq if used else None,
+                "age ms": f"{used.age_ms:.0f}" if used and used.age_ms is not None else "-",
+                "template": name,
+                "params": ",".join(f"{k}={v}" for k, v in r.params.items()) or "-",
+                "answer": r.answer,
+                "prob": f"{r.probabilities[r.answer]:.2f}",
+                "conf": "yes" if r.confident else "no",
+                "truth": label.answer,
+                "rtt ms": f"{result.round_trip_ms:.1f}",
+                "model ms": f"{result.timings.inference_ms:.1f}",
+                "error": None,
+            }
+        )
+    return rows
+
+
+def by_template(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by template (for tests and summaries)."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["template"]].append(row)
+    return dict(grouped)

@@ -148,4 +148,5 @@ def frame_used(frame: Frame) -> FrameUsed:
         seq=header.seq,
         capture_time=header.capture_time,
         age_ms=round((time.time() - header.capture_time) * 1000, 3),
+        source_seq=header.source_seq,
     )

@@ -1,0 +1,40 @@
+"""`pnp-vision demo`, the README's main job, run exactly as a person runs it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from pnp_vision.config import PROJECT_ROOT
+
+TEMPLATES = (
+    "nozzle_alignment",
+    "part_on_nozzle",
+    "part_marking",
+    "polarity_mark",
+    "tombstone",
+    "feeder_pocket_empty",
+)
+
+
+def test_demo_answers_every_template_on_live_frames_and_exits_zero() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pnp_vision.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    rows = [line.split() for line in out.splitlines() if line.startswith("demo ")]
+    assert {row[3] for row in rows} == set(TEMPLATES), out
+    for row in rows:
+        assert row[5] in ("YES", "NO"), row  # an answer, never an error
+        assert 0.5 <= float(row[6]) <= 1.0, row  # probability of the winning answer
+        assert row[8] in ("YES", "NO"), row  # the recording's true label for that frame
+    answered = re.search(r"(\d+)/(\d+) questions answered on live frames", out)
+    assert answered and answered.group(1) == answered.group(2) == str(len(rows)), out
+    assert "exit codes 0, 0" in out
+    assert "FAILED" not in out
