@@ -7,8 +7,8 @@ tiny model, as subprocesses on ipc:// endpoints) and measures through `VisionCli
      round trip, of the engine's own time (`inference_ms`, measured around `Inspector.inspect`
      in the worker), and of their difference, the service overhead (sockets, JSON, frame choice,
      queue hand-offs, thread wake-ups);
-  2. the peer, in the same run: the same question on the same kind of frame through an
-     `Inspector` in this process, no service at all;
+  2. the peer, in the same run and in alternating blocks with (1): the same question on a live
+     frame through an `Inspector` in this process, no service at all;
   3. throughput with 1, 4 and 16 concurrent clients (one thread and one socket each).
 
     .venv/bin/python bench/service_latency.py [--requests 200] [--seconds 5]
@@ -50,25 +50,33 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def sequential(endpoint: str, requests: int) -> dict[str, Any]:
+def sequential(endpoint: str, peer: Any, requests: int, block: int = 25) -> dict[str, Any]:
+    """Service round trips and in-process engine calls in alternating blocks (same load)."""
     from pnp_vision.client import VisionClient
 
-    rtt, engine, worker_total, overhead = [], [], [], []
+    rtt, engine, worker_total, overhead, direct = [], [], [], [], []
     with VisionClient(endpoint, timeout=30.0, retries=0) as client:
-        for _ in range(10):  # warm the path (allocations, caches) before measuring
+        for _ in range(10):  # warm both paths before measuring
             client.inspect(CAMERA, TEMPLATE)
-        for _ in range(requests):
-            r = client.inspect(CAMERA, TEMPLATE)
-            rtt.append(r.round_trip_ms)
-            engine.append(r.timings.inference_ms)
-            worker_total.append(r.timings.total_ms)
-            overhead.append(r.round_trip_ms - r.timings.inference_ms)
+            peer()
+        while len(rtt) < requests:
+            for _ in range(min(block, requests - len(rtt))):
+                r = client.inspect(CAMERA, TEMPLATE)
+                rtt.append(r.round_trip_ms)
+                engine.append(r.timings.inference_ms)
+                worker_total.append(r.timings.total_ms)
+                overhead.append(r.round_trip_ms - r.timings.inference_ms)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                peer()
+                direct.append((time.perf_counter() - t0) * 1000)
     return {
         "requests": requests,
         "round_trip_ms": _summary(rtt),
         "engine_ms": _summary(engine),
         "worker_total_ms": _summary(worker_total),
         "service_overhead_ms": _summary(overhead),
+        "in_process_call_ms": _summary(direct),
     }
 
 
@@ -118,8 +126,8 @@ def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def in_process_peer(model_dir: Path, frame_png: bytes, requests: int) -> dict[str, Any]:
-    """The engine alone: the same question through an Inspector in this process."""
+def in_process_peer(model_dir: Path, frame_png: bytes) -> Any:
+    """The engine alone: a callable asking the same question through an in-process Inspector."""
     from pnp_vision.inspect.backend import configure_backend
 
     configure_backend()
@@ -132,14 +140,7 @@ def in_process_peer(model_dir: Path, frame_png: bytes, requests: int) -> dict[st
     inspector = Inspector(model_dir, TemplateSet.load(ROOT / "prompts"))
     inspector.warm_up()
     question = [Question(template=TEMPLATE)]
-    for _ in range(10):
-        inspector.inspect(image, question)
-    times = []
-    for _ in range(requests):
-        t0 = time.perf_counter()
-        inspector.inspect(image, question)
-        times.append((time.perf_counter() - t0) * 1000)
-    return {"requests": requests, "call_ms": _summary(times)}
+    return lambda: inspector.inspect(image, question)
 
 
 def _grab_frame_png(endpoint: str) -> bytes:
@@ -181,9 +182,9 @@ def main() -> int:
         worker_env={"PNP_VISION_LOG_LEVEL": "WARNING"},
     ) as stack:
         frame_png = _grab_frame_png(stack.frames_endpoint)
-        seq = sequential(stack.requests_endpoint, args.requests)
+        peer = in_process_peer(model_dir, frame_png)  # this thread only (MLX streams)
+        seq = sequential(stack.requests_endpoint, peer, args.requests)
         conc = [throughput(stack.requests_endpoint, n, args.seconds) for n in levels]
-    peer = in_process_peer(model_dir, frame_png, args.requests)
 
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
@@ -191,7 +192,6 @@ def main() -> int:
         "template": TEMPLATE,
         "transport": "ipc://",
         "sequential": seq,
-        "in_process_engine": peer,
         "throughput": conc,
         "overhead_ratio_p50": round(seq["round_trip_ms"]["p50"] / peer["call_ms"]["p50"], 3),
     }
@@ -204,7 +204,7 @@ def main() -> int:
 
 
 def _print(r: dict[str, Any]) -> None:
-    seq, peer = r["sequential"], r["in_process_engine"]
+    seq = r["sequential"]
     print(
         f"service latency, tiny model ({r['model']}), {r['transport']}, {r['machine']['cpus']} CPUs"
     )
@@ -214,7 +214,7 @@ def _print(r: dict[str, Any]) -> None:
         ("  engine (inference_ms in the worker)", seq["engine_ms"]),
         ("  service overhead (round trip - engine)", seq["service_overhead_ms"]),
         ("  worker arrival -> reply sent", seq["worker_total_ms"]),
-        ("peer: Inspector.inspect in-process", peer["call_ms"]),
+        ("peer: Inspector.inspect in-process", seq["in_process_call_ms"]),
     ]
     for name, s in rows:
         print(f"{name:<40} {s['p50']:>8.2f} {s['p99']:>8.2f}")

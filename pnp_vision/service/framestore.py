@@ -1,10 +1,12 @@
 """Choosing the frame a request is answered on, from the frames a `FrameSubscriber` holds.
 
 Runs on the I/O thread and never blocks: `pick` returns the frame, None ("not yet, ask again on
-the next tick"), or raises the error the request must be answered with. `latest` and `seq`
-answer at once; `fresh` waits (until the request deadline) for the first frame captured after the
-request arrived. A camera not seen yet is waited for during the first `discovery_s` after start,
-since the capture daemon announces every camera in its status about once a second.
+the next tick"), or raises the error the request must be answered with. `latest` answers at
+once. `fresh` waits (until the request deadline) for the first frame captured after the request
+arrived; `seq` waits likewise for a frame newer than any held (the controller may have received
+it before the worker did) and fails at once for one already dropped. A camera not seen yet is
+waited for during the first `discovery_s` after start, since the capture daemon announces every
+camera in its status about once a second.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class FrameStore:
             assert request.seq is not None
             frame = self.subscriber.get(camera, request.seq)
             if frame is None:
+                newest = self.subscriber.latest(camera)
+                if newest is None or newest.header.seq < request.seq:
+                    return None  # not received yet (the asker may have seen it first): wait
                 raise NoFrame(
                     f"frame seq {request.seq} of camera {camera!r} is not held "
                     f"({self._held(camera)})"
@@ -81,6 +86,11 @@ class FrameStore:
         if camera not in self.subscriber.cameras():
             return UnknownCamera(
                 f"camera {camera!r} was not seen on {self.endpoint} within {waited:.0f} ms"
+            )
+        if job.request.seq is not None:
+            return NoFrame(
+                f"frame seq {job.request.seq} of camera {camera!r} did not arrive within the "
+                f"{waited:.0f} ms deadline ({self._held(camera)})"
             )
         return NoFrame(
             f"no frame from camera {camera!r} captured after the request within its "

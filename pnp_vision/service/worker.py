@@ -28,6 +28,7 @@ from pnp_vision.errors import (
     Busy,
     DeadlineExceeded,
     ErrorCode,
+    Internal,
     ModelError,
     PnpVisionError,
     ShuttingDown,
@@ -253,6 +254,13 @@ class Worker:
                 self._finish(job, error_reply(job.id, DeadlineExceeded(_late_msg(job, now))))
             if self.model.state == "failed" and not self.draining:
                 self._fail_all(self.model.error or ModelError("model failed"))
+                return
+            if self.model.state == "ready" and not self.model.is_alive() and not self.draining:
+                # Never expected (the thread catches everything), but a dead model thread must
+                # not leave requests queued forever: answer them and exit non-zero.
+                self.model.state = "failed"
+                self.model.error = Internal("the model thread died")
+                self._fail_all(self.model.error)
                 return
             if self._stop.is_set() and not self.draining:
                 self._begin_drain()

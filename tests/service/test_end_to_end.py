@@ -85,7 +85,9 @@ def test_frame_by_seq_is_the_same_frame(client: VisionClient) -> None:
     assert again.frame.capture_time == first.frame.capture_time
     assert again.result.probabilities == pytest.approx(first.result.probabilities, abs=1e-6)
     with pytest.raises(NoFrame, match="not held"):
-        client.inspect(CAMERA, "tombstone", frame="seq", seq=10**12)
+        client.inspect(CAMERA, "tombstone", frame="seq", seq=0)  # long dropped from the ring
+    with pytest.raises(NoFrame, match="did not arrive within"):
+        client.inspect(CAMERA, "tombstone", frame="seq", seq=10**12, deadline=0.3)
 
 
 def test_fresh_frame_was_captured_after_the_request(client: VisionClient) -> None:
