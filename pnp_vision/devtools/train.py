@@ -1,0 +1,365 @@
+"""Train the small inspector model from scratch on synthetic frames, on the CPU, in minutes.
+
+    python -m pnp_vision.devtools.train --out models/pnp-inspector --seed 0 [--minutes 14]
+
+The model is a real Qwen2.5-VL (mlx-vlm's classes) with small widths, built by
+`tiny_models.build_model_folder` with the project's offline tokenizer, so the result is an
+ordinary model folder that `Inspector` loads like any other. Training runs through that same
+Inspector's prompt, tokenizer, answer plan and image prep (`train_data`), so the model learns
+the exact inputs it is scored on. Only the answer token is in the loss.
+
+Recipe (see docs in ../shared/design.md, "Training from scratch"): fp32 with OpenBLAS, AdamW at
+5e-4 with warm-up and cosine decay, a fixed step count (deterministic for a seed), every
+nuisance the answer must not depend on (crosshair position, sizes, colours, lighting, blur,
+noise) drawn at random by the generator. `--minutes` is a safety cap only: a run that hits it
+is no longer step-for-step reproducible, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.logs import kv, setup_logging
+
+log = logging.getLogger("pnp_vision.train")
+
+LEARNED_TEMPLATES = (
+    "nozzle_alignment",
+    "part_on_nozzle",
+    "polarity_mark",
+    "tombstone",
+    "feeder_pocket_empty",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    steps: int = 2000
+    lr: float = 5e-4
+    warmup: int = 100
+    final_lr_fraction: float = 0.05
+    weight_decay: float = 0.01
+    frame_size: tuple[int, int] = (320, 240)  # the bundled recording's resolution
+    max_pixels: int = 112 * 168  # 320x240 -> 112x140 px = 20 image tokens
+    mix: dict[str, int] = field(
+        default_factory=lambda: {
+            "nozzle_tip": 5,
+            "part_held": 3,
+            "chip": 4,
+            "tombstone": 2,
+            "feeder_pocket": 2,
+        }
+    )
+    templates: tuple[str, ...] = LEARNED_TEMPLATES
+    vocab_size: int = 512
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 512
+    vision_hidden: int = 64
+    vision_depth: int = 2
+    vision_heads: int = 4
+    vision_intermediate: int = 256
+    prompt_length: int = 80  # prompts are right-padded to this many tokens
+    heldout_seed: int = 1_000_003
+    heldout_frames: int = 200
+    compile: bool = True
+
+
+def model_spec(cfg: TrainConfig) -> Any:
+    from pnp_vision.devtools.tiny_models import QwenSpec
+
+    half = cfg.hidden // cfg.heads // 2  # mrope splits head_dim / 2 into (t, h, w) as 1:1.5:1.5
+    t_section = half // 4
+    return QwenSpec(
+        vocab_size=cfg.vocab_size,
+        hidden=cfg.hidden,
+        layers=cfg.layers,
+        heads=cfg.heads,
+        kv_heads=cfg.kv_heads,
+        intermediate=cfg.intermediate,
+        mrope_section=(
+            t_section,
+            (half - t_section) // 2,
+            half - t_section - (half - t_section) // 2,
+        ),
+        vision_hidden=cfg.vision_hidden,
+        vision_depth=cfg.vision_depth,
+        vision_heads=cfg.vision_heads,
+        vision_intermediate=cfg.vision_intermediate,
+        fullatt_blocks=(cfg.vision_depth - 1,),
+        max_pixels=cfg.max_pixels,
+        seed=cfg.seed,
+    )
+
+
+class Trainer:
+    """Owns the model (through an Inspector on the folder being trained) and the optimizer."""
+
+    def __init__(self, folder: Path, cfg: TrainConfig) -> None:
+        import mlx.core as mx
+        import mlx.optimizers as optim
+
+        from pnp_vision.devtools.train_data import Encoder
+        from pnp_vision.inspect import Inspector, TemplateSet, vision_fast
+
+        self.cfg = cfg
+        templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+        self.inspector = Inspector(folder, templates, compute_dtype="float32")
+        self.model = self.inspector.model
+        vision_fast.install_fast_vision(self.model)
+        self.encoder = Encoder(self.inspector, cfg.templates)
+        self.image_token = self.encoder.adapter.image_token_id
+        schedule = optim.join_schedules(
+            [
+                optim.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, cfg.warmup),
+                optim.cosine_decay(
+                    cfg.lr, max(1, cfg.steps - cfg.warmup), cfg.lr * cfg.final_lr_fraction
+                ),
+            ],
+            [cfg.warmup],
+        )
+        self.optimizer = optim.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
+        self._positions: Any = None
+        self._layout: tuple[int, int] | None = None
+        self._step_fn: Any = None
+        mx.random.seed(cfg.seed)
+
+    # -- the forward pass used for training (batched; the engine runs one image at a time) --
+    def _prepare_layout(self, batch: Any) -> None:
+        """Image placement and mrope positions: shared by every prompt of every batch."""
+        import mlx.core as mx
+        import numpy as np
+
+        first = batch.ids[0]
+        starts = np.argmax(batch.ids == self.image_token, axis=1)
+        counts = (batch.ids == self.image_token).sum(axis=1)
+        if len(set(starts.tolist())) != 1 or len(set(counts.tolist())) != 1:
+            raise ValueError("prompts do not share one image placement; cannot batch them")
+        self._layout = (int(starts[0]), int(counts[0]))
+        lm = self.model.language_model
+        positions, _ = lm.get_rope_index(mx.array(first[None]), mx.array(batch.grid[:1]))
+        self._positions = positions  # (3, 1, length)
+        self._grid = np.array(batch.grid)
+
+    def answer_logits(self, pixels: Any, ids: Any, last: Any, frame_of: Any) -> Any:
+        import mlx.core as mx
+
+        from pnp_vision.inspect import vision_fast
+
+        start, n_tokens = self._layout
+        model = self.model
+        feats = vision_fast.fast_forward(model.vision_tower, pixels, self._grid)
+        feats = feats.reshape(self._grid.shape[0], n_tokens, -1)[frame_of]
+        lm = model.language_model
+        emb = lm.model.embed_tokens(ids)
+        emb = mx.concatenate([emb[:, :start], feats, emb[:, start + n_tokens :]], axis=1)
+        q, length = ids.shape
+        positions = mx.broadcast_to(self._positions, (3, q, length))
+        hidden = lm.model(ids, inputs_embeds=emb, position_ids=positions)
+        return self.encoder.adapter.logits(hidden[mx.arange(q), last])
+
+    def _build_step(self) -> Any:
+        import mlx.core as mx
+        import mlx.nn as nn
+
+        def loss_fn(model: Any, pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any):
+            logits = self.answer_logits(pixels, ids, last, frame_of)
+            loss = nn.losses.cross_entropy(logits, target).mean()
+            return loss, mx.argmax(logits, axis=-1) == target
+
+        grad_fn = nn.value_and_grad(self.model, loss_fn)
+
+        def step(pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any):
+            (loss, hits), grads = grad_fn(self.model, pixels, ids, last, frame_of, target)
+            self.optimizer.update(self.model, grads)
+            return loss, hits
+
+        if not self.cfg.compile:
+            return step
+        state = [self.model.state, self.optimizer.state]
+        return mx.compile(step, inputs=state, outputs=state)
+
+    def train_step(self, batch: Any) -> tuple[float, Any]:
+        import mlx.core as mx
+
+        if self._step_fn is None:
+            self._prepare_layout(batch)
+            self._step_fn = self._build_step()
+        loss, hits = self._step_fn(
+            mx.array(batch.pixels),
+            mx.array(batch.ids),
+            mx.array(batch.last),
+            mx.array(batch.frame_of),
+            mx.array(batch.target),
+        )
+        mx.eval(loss, hits, self.model.state, self.optimizer.state)
+        return loss.item(), hits
+
+
+def _save_weights(model: Any, folder: Path) -> None:
+    """Replace the folder's random weights with the trained ones, in the builder's layout."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    weights = {}
+    for name, value in tree_flatten(model.parameters()):
+        if name.endswith("patch_embed.proj.weight"):
+            value = value.transpose(0, 4, 1, 2, 3)  # PyTorch order, as mlx-community stores it
+        weights[name] = value.astype(mx.float32)
+    for old in folder.glob("*.safetensors"):
+        old.unlink()
+    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+    index = {
+        "metadata": {"total_size": sum(v.nbytes for v in weights.values())},
+        "weight_map": dict.fromkeys(sorted(weights), "model.safetensors"),
+    }
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
+def heldout_accuracy(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Reload the saved folder through the normal Inspector and score unseen frames."""
+    from pnp_vision.devtools.synthetic import generate
+    from pnp_vision.inspect import Inspector, Question, TemplateSet
+
+    inspector = Inspector(folder, TemplateSet.load(PROJECT_ROOT / "prompts"))
+    right: dict[str, int] = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
+    for image, label in generate(cfg.heldout_frames, cfg.heldout_seed, cfg.frame_size):
+        qs = [q for q in label["questions"] if q["template"] in cfg.templates]
+        if not qs:
+            continue
+        results = inspector.inspect(
+            image, [Question(template=q["template"], params=q["params"]) for q in qs]
+        )
+        for q, r in zip(qs, results, strict=True):
+            total[q["template"]] += 1
+            right[q["template"]] += r.answer == q["answer"]
+    return {name: right[name] / total[name] for name in sorted(total)}
+
+
+def _tokenizer_corpus(folder: Path) -> Path:
+    """A prompts folder for the tokenizer trainer: the shipped templates plus the text around
+    them (system texts, chat roles), repeated so BPE makes them single tokens. Shorter prompts
+    make every training step cheaper; the builder reads these files as plain text only."""
+    from pnp_vision.inspect import TemplateSet
+
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    folder.mkdir()
+    for path in sorted((PROJECT_ROOT / "prompts").glob("*.toml")):
+        shutil.copy(path, folder / path.name)
+    lines = ["system", "user", "assistant"]
+    for t in templates:
+        lines.append(t.system)
+        for name, param in t.params.items():
+            for value in param.choices or []:
+                lines.append(t.question.replace("{" + name + "}", value))
+    (folder / "zz-tokenizer-corpus.toml").write_text("\n".join(lines * 8) + "\n")
+    return folder
+
+
+def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str, Any]:
+    """Build, train, save and check the model folder `out` (must not exist yet)."""
+    from pnp_vision.inspect.backend import configure_backend
+
+    configure_backend()
+    from pnp_vision.devtools.tiny_models import build_model_folder
+    from pnp_vision.devtools.train_data import batches
+
+    out = Path(out)
+    if out.exists():
+        raise SystemExit(f"{out} exists; choose a new folder (training never overwrites)")
+    started = time.monotonic()
+    staging = Path(
+        tempfile.mkdtemp(prefix=".train-", dir=out.parent if out.parent.is_dir() else None)
+    )
+    folder = staging / "model"
+    try:
+        corpus = _tokenizer_corpus(staging / "corpus")
+        build_model_folder("qwen2_5_vl", folder, model_spec(cfg), corpus)
+        trainer = Trainer(folder, cfg)
+        stream = batches(trainer.encoder, cfg.seed, cfg.mix, cfg.prompt_length, size=cfg.frame_size)
+        window: dict[str, list[bool]] = defaultdict(list)
+        losses: list[float] = []
+        steps_done, capped = 0, False
+        for step in range(cfg.steps):
+            if minutes is not None and time.monotonic() - started > minutes * 60:
+                capped = True
+                log.warning("time cap reached %s", kv(step=step, minutes=minutes))
+                break
+            batch = next(stream)
+            loss, hits = trainer.train_step(batch)
+            losses.append(loss)
+            for name, hit in zip(batch.template, hits.tolist(), strict=True):
+                window[name].append(bool(hit))
+            steps_done = step + 1
+            if step % 50 == 0 or step == cfg.steps - 1:
+                accs = {n: sum(v[-200:]) / len(v[-200:]) for n, v in sorted(window.items())}
+                log.info(
+                    "step %s",
+                    kv(
+                        step=step,
+                        loss=sum(losses[-50:]) / len(losses[-50:]),
+                        elapsed_s=time.monotonic() - started,
+                        **{k[:12]: f"{v:.2f}" for k, v in accs.items()},
+                    ),
+                )
+        train_s = time.monotonic() - started
+        _save_weights(trainer.model, folder)
+        accuracy = heldout_accuracy(folder, cfg)
+        meta = {
+            "config": asdict(cfg),
+            "steps": steps_done,
+            "time_capped": capped,
+            "train_seconds": round(train_s, 1),
+            "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
+            "heldout": {
+                "seed": cfg.heldout_seed,
+                "frames": cfg.heldout_frames,
+                "accuracy": accuracy,
+            },
+            "learned_templates": list(cfg.templates),
+        }
+        (folder / "training.json").write_text(json.dumps(meta, indent=2))
+        shutil.move(str(folder), out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("saved %s", kv(out=out, train_s=train_s, **accuracy))
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pnp_vision.devtools.train", description=__doc__)
+    p.add_argument("--out", type=Path, required=True, help="new model folder to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
+    p.add_argument("--minutes", type=float, help="stop early after this many minutes")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--no-compile", action="store_true", help="run the step uncompiled")
+    args = p.parse_args(argv)
+    setup_logging("INFO")
+    overrides: dict[str, Any] = {"seed": args.seed, "compile": not args.no_compile}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    meta = train(args.out, TrainConfig(**overrides), args.minutes)
+    print(json.dumps({k: meta[k] for k in ("steps", "train_seconds", "heldout")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
