@@ -193,7 +193,9 @@ def main() -> int:
         "transport": "ipc://",
         "sequential": seq,
         "throughput": conc,
-        "overhead_ratio_p50": round(seq["round_trip_ms"]["p50"] / peer["call_ms"]["p50"], 3),
+        "overhead_ratio_p50": round(
+            seq["round_trip_ms"]["p50"] / seq["in_process_call_ms"]["p50"], 3
+        ),
     }
     _print(results)
     args.out.mkdir(parents=True, exist_ok=True)

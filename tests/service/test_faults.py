@@ -36,8 +36,7 @@ READY_TIMEOUT = 90.0
 
 @pytest.fixture(scope="module")
 def capture(run_dir: Path) -> Iterator[ServiceProcess]:
-    cameras_dir = DEMO_CAMERAS
-    proc = start_capture(ipc_endpoint(run_dir, "frames"), log_dir=run_dir, cameras_dir=cameras_dir)
+    proc = start_capture(ipc_endpoint(run_dir, "frames"), log_dir=run_dir, cameras_dir=DEMO_CAMERAS)
     yield proc
     proc.send_signal(signal.SIGCONT)
     proc.stop()
