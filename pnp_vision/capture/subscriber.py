@@ -22,9 +22,10 @@ import numpy as np
 import zmq
 
 from pnp_vision.capture.codec import decode
-from pnp_vision.errors import ConfigError, ImageError, NoFrame, PnpVisionError
+from pnp_vision.errors import ConfigError, NoFrame, PnpVisionError
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import (
+    Buffer,
     CameraStatus,
     FrameHeader,
     frame_topic,
@@ -79,6 +80,7 @@ class FrameSubscriber:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self.errors = 0  # messages that failed to parse or decode
+        self.skipped = 0  # frames superseded by a newer one before they were decoded
         ctx = context or zmq.Context.instance()
         sock = ctx.socket(zmq.SUB)
         sock.linger = 0
@@ -183,36 +185,53 @@ class FrameSubscriber:
             while not self._stop.is_set():
                 if not poller.poll(100):
                     continue
-                # Drain what is queued without polling again, up to a bound.
+                # Take what is queued (up to a bound), then decode only each camera's newest
+                # frame: when decoding falls behind, superseded frames are skipped, not queued.
+                newest: dict[str, tuple[FrameHeader, Buffer]] = {}
                 for _ in range(64):
                     try:
                         parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._handle(parts)
+                    frame = self._parse(parts)
+                    if frame is None:
+                        continue
+                    if self._on_frame is not None:  # the callback wants every frame
+                        self._accept(*frame)
+                        continue
+                    if frame[0].camera in newest:
+                        self.skipped += 1
+                    newest[frame[0].camera] = frame
+                for frame in newest.values():
+                    self._accept(*frame)
         finally:
             sock.close(linger=0)
 
-    def _handle(self, parts: list[zmq.Frame]) -> None:
+    def _parse(self, parts: list[zmq.Frame]) -> tuple[FrameHeader, Buffer] | None:
+        """A frame message of a wanted camera; statuses are applied here and give None."""
         try:
             buffers = [p.bytes for p in parts[:-1]] + [parts[-1].buffer] if parts else []
             message = unpack(buffers)
-            if isinstance(message, CameraStatus):
-                if self._only is None or message.camera in self._only:
-                    with self._cond:
-                        ring = self._ring(message.camera)
-                        ring.new_session(message.session)
-                        ring.status = message
-                        self._cond.notify_all()
-                return
-            header, payload = message
-            if self._only is not None and header.camera not in self._only:
-                return
+        except PnpVisionError as exc:
+            self._bad(exc)
+            return None
+        if isinstance(message, CameraStatus):
+            if self._only is None or message.camera in self._only:
+                with self._cond:
+                    ring = self._ring(message.camera)
+                    ring.new_session(message.session)
+                    ring.status = message
+                    self._cond.notify_all()
+            return None
+        if self._only is not None and message[0].camera not in self._only:
+            return None
+        return message
+
+    def _accept(self, header: FrameHeader, payload: Buffer) -> None:
+        try:
             frame = Frame(header, decode(header, payload))
-        except (PnpVisionError, ImageError) as exc:
-            self.errors += 1
-            if self.errors <= 5 or self.errors % 100 == 0:
-                log.warning("bad message %s", kv(errors=self.errors, error=str(exc)))
+        except PnpVisionError as exc:
+            self._bad(exc)
             return
         with self._cond:
             ring = self._ring(header.camera)
@@ -221,3 +240,8 @@ class FrameSubscriber:
             self._cond.notify_all()
         if self._on_frame is not None:
             self._on_frame(frame)
+
+    def _bad(self, exc: PnpVisionError) -> None:
+        self.errors += 1
+        if self.errors <= 5 or self.errors % 100 == 0:
+            log.warning("bad message %s", kv(errors=self.errors, error=str(exc)))
