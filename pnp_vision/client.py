@@ -269,6 +269,9 @@ class VisionClient:
         queue); `timeout` stays per try: a resend of a request the worker is still on costs
         nothing (it is not run twice), so a deadline longer than one try is fine.
         """
+        if frame not in FrameChoice._value2member_map_:
+            choices = ", ".join(FrameChoice._value2member_map_)
+            raise BadRequest(f"frame {frame!r} is not one of {choices}")
         try:
             request = InspectRequest(
                 id=_new_id(),

@@ -147,7 +147,11 @@ def test_worker_killed_mid_request_and_restarted_the_retry_succeeds(
             )
             first.popen.send_signal(signal.SIGKILL)  # ... when the worker dies
             assert first.wait(10.0) == -signal.SIGKILL
-            workers.start()
+            second = workers.start()
+            # The I/O thread answers status while the MLX thread is still loading the model.
+            with VisionClient(second.endpoint, timeout=5.0, retries=3) as probe_second:
+                loading = probe_second.status()
+            assert loading.model.state == "loading" and not loading.ready
         caller.join(timeout=90.0)
     assert not caller.is_alive(), "client call still running after 90 s"
     assert "error" not in outcome, outcome.get("error")
