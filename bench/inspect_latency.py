@@ -42,13 +42,15 @@ QUESTIONS = [
 ]
 
 
-def _median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+def _median_ms(label: str, fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), out
+    median = statistics.median(times)
+    print(f"  {label}: {median:.1f} ms", file=sys.stderr, flush=True)  # progress on long runs
+    return median, out
 
 
 def _frame(side: int):
@@ -86,7 +88,7 @@ def bench_model(model_dir: Path, side: int, repeats: int, n_questions: int) -> d
     one = [questions[0]]
 
     inspector.inspect(frame, one)  # warm-up
-    a_ms, a_res = _median_ms(lambda: inspector.inspect(frame, one)[0], repeats)
+    a_ms, a_res = _median_ms("(a)", lambda: inspector.inspect(frame, one)[0], repeats)
 
     template = templates.get(one[0].template)
     messages = [
@@ -105,10 +107,12 @@ def bench_model(model_dir: Path, side: int, repeats: int, n_questions: int) -> d
         return _parse(out.text), out.text, out.generation_tokens
 
     prompt_and_parse()  # warm-up
-    b_ms, (b_answer, b_text, b_tokens) = _median_ms(prompt_and_parse, repeats)
+    b_ms, (b_answer, b_text, b_tokens) = _median_ms("(b)", prompt_and_parse, repeats)
 
-    c_one_ms, _ = _median_ms(lambda: inspector.inspect(frame, questions), repeats)
-    c_sep_ms, _ = _median_ms(lambda: [inspector.inspect(frame, [q]) for q in questions], repeats)
+    c_one_ms, _ = _median_ms("(c1)", lambda: inspector.inspect(frame, questions), repeats)
+    c_sep_ms, _ = _median_ms(
+        "(c2)", lambda: [inspector.inspect(frame, [q]) for q in questions], repeats
+    )
 
     inputs = inspector.processor(text=[prompt], images=[view], return_tensors="mlx")
     info = inspector.info()
