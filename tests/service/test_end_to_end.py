@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 from pnp_vision.client import VisionClient
+from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.errors import BadParams, NoFrame, UnknownCamera, UnknownTemplate
 from pnp_vision.service.demo import example_params
 from pnp_vision.service.launch import ServiceStack
@@ -269,6 +270,19 @@ def test_cli_ask_and_status(stack: ServiceStack) -> None:
     done = _cli("ask", CAMERA, "part_marking", "--param", "marking=no way", *endpoint)
     assert done.returncode == 2
     assert "bad_params" in done.stderr and "no way" in done.stderr
+
+    image = sorted((PROJECT_ROOT / "recordings" / "demo").glob("*.png"))[0]
+    done = _cli("ask", "bench", "nozzle_alignment", "--image", str(image), "--json", *endpoint)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frame"] == {
+        "source": "image",
+        "camera": "bench",
+        "session": None,
+        "seq": None,
+        "capture_time": None,
+        "age_ms": None,
+        "source_seq": None,
+    }
 
     done = _cli("status", *endpoint)
     assert done.returncode == 0, done.stderr
