@@ -26,6 +26,7 @@ from pnp_vision.config import Settings
 from pnp_vision.errors import (
     BadRequest,
     Busy,
+    ConfigError,
     DeadlineExceeded,
     ErrorCode,
     Internal,
@@ -124,29 +125,30 @@ class Worker:
         wake = self.context.socket(zmq.PAIR)
         wake.linger = 0
         wake.bind(wake_endpoint)
-        self._subscriber = FrameSubscriber(
-            settings.frames_endpoint,
-            max_message_bytes=settings.max_message_bytes,
-            context=self.context,
-        )
-        self.store = FrameStore(
-            self._subscriber,
-            endpoint=settings.frames_endpoint,
-            max_frame_age_s=settings.max_frame_age_s,
-            discovery_s=settings.camera_discovery_s,
-        )
-        self.router = self._bind_router()
-        self.model = ModelThread(
-            model_dir=Path(settings.model_dir),
-            prompts_dir=Path(settings.prompts_dir),
-            min_confidence=settings.min_confidence,
-            compute_dtype=settings.compute_dtype,
-            jobs=self.jobs,
-            context=self.context,
-            wake_endpoint=wake_endpoint,
-        )
-        restore = self._install_signal_handlers()
+        restore = _nothing
         try:
+            self._subscriber = FrameSubscriber(
+                settings.frames_endpoint,
+                max_message_bytes=settings.max_message_bytes,
+                context=self.context,
+            )
+            self.store = FrameStore(
+                self._subscriber,
+                endpoint=settings.frames_endpoint,
+                max_frame_age_s=settings.max_frame_age_s,
+                discovery_s=settings.camera_discovery_s,
+            )
+            self.router = self._bind_router()
+            self.model = ModelThread(
+                model_dir=Path(settings.model_dir),
+                prompts_dir=Path(settings.prompts_dir),
+                min_confidence=settings.min_confidence,
+                compute_dtype=settings.compute_dtype,
+                jobs=self.jobs,
+                context=self.context,
+                wake_endpoint=wake_endpoint,
+            )
+            restore = self._install_signal_handlers()
             self.model.start()
             self.ready.set()
             log.info(
@@ -184,7 +186,7 @@ class Worker:
             router.bind(settings.requests_endpoint)
         except zmq.ZMQError as exc:
             router.close(linger=0)
-            raise BadRequest(
+            raise ConfigError(
                 f"cannot bind requests_endpoint {settings.requests_endpoint}: {exc}"
             ) from exc
         return router
@@ -208,8 +210,10 @@ class Worker:
         self._stop.set()
 
     def _close(self, wake: zmq.Socket) -> None:
-        if self.model is not None:
-            self.model.join(timeout=2.0)
+        model_alive = self.model is not None and self.model.is_alive()
+        if model_alive:
+            self.model.join(timeout=2.0)  # type: ignore[union-attr]
+            model_alive = self.model.is_alive()  # type: ignore[union-attr]
         if self._subscriber is not None:
             self._subscriber.close()
         if self.router is not None:
@@ -217,8 +221,8 @@ class Worker:
         wake.close()
         if self._zap is not None:
             self._zap.stop()
-        if self._own_context and (self.model is None or not self.model.is_alive()):
-            self.context.term()
+        if self._own_context and not model_alive:
+            self.context.term()  # would block on the model thread's socket while it lives
         log.info("worker stopped %s", kv(**self.counters))
 
     # -- the loop -------------------------------------------------------------------------
@@ -494,6 +498,10 @@ class Worker:
                 "frames": self.settings.frames_endpoint,
             },
         )
+
+
+def _nothing() -> None:
+    pass
 
 
 def _late_msg(job: Job, now: float) -> str:

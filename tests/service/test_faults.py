@@ -195,3 +195,19 @@ def test_sigterm_finishes_the_inference_in_flight_and_answers_the_rest_shutting_
     assert codes.count("ok") >= 1 and codes.count("shutting_down") >= 1
     assert worker.wait(30.0) == 0, worker.log_tail()
     assert "draining" in worker.log_path.read_text()
+
+
+def test_worker_with_a_missing_model_folder_exits_with_model_error(run_dir: Path) -> None:
+    missing = run_dir / "no-such-model"
+    worker = start_worker(
+        ipc_endpoint(run_dir, "nomodel"),
+        ipc_endpoint(run_dir, "noframes"),
+        model_dir=missing,
+        log_dir=run_dir,
+    )
+    try:
+        assert worker.wait(60.0) == 2
+    finally:
+        worker.kill()
+    log = worker.log_path.read_text()
+    assert "error [model_error]" in log and str(missing) in log
