@@ -128,28 +128,35 @@ class Publisher:
 
     def _loop(self, sock: zmq.Socket) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: self._frames or self._statuses or self._stop.is_set(), 0.2
-                )
-                statuses = list(self._statuses)
-                self._statuses.clear()
-                frame = self._frames.popleft() if self._frames else None
-                self._in_flight = frame is not None
-                if frame is not None:
-                    self._cond.notify_all()  # room for `drain` pacing
-                stopping = self._stop.is_set()
-            for status in statuses:
-                self._send(sock, pack_status(status), status.camera)
+            try:
+                if self._step(sock):
+                    return
+            except Exception:  # a bug in one message must not silence every camera
+                log.exception("publisher step failed")
+
+    def _step(self, sock: zmq.Socket) -> bool:
+        """Send what is queued (statuses first, then one frame); True when done stopping."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._frames or self._statuses or self._stop.is_set(), 0.2)
+            statuses = list(self._statuses)
+            self._statuses.clear()
+            frame = self._frames.popleft() if self._frames else None
+            self._in_flight = frame is not None
             if frame is not None:
+                self._cond.notify_all()  # room for `drain` pacing
+            stopping = self._stop.is_set()
+        for status in statuses:
+            self._send(sock, pack_status(status), status.camera)
+        if frame is not None:
+            try:
                 parts = pack_frame(frame.header, frame.payload)
                 if self._send(sock, parts, frame.header.camera) and frame.on_sent is not None:
                     frame.on_sent(frame.header)
+            finally:
                 with self._cond:
                     self._in_flight = False
                     self._cond.notify_all()
-            if stopping and not self._statuses and not self._frames:
-                return
+        return stopping and not self._statuses and not self._frames
 
     @staticmethod
     def _send(sock: zmq.Socket, parts: list, camera: str) -> bool:

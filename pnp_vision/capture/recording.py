@@ -21,7 +21,7 @@ import numpy as np
 from pnp_vision.capture.subscriber import Frame, FrameSubscriber
 from pnp_vision.errors import BadRequest, ConfigError, ImageError
 from pnp_vision.logs import kv
-from pnp_vision.protocol.frames import FrameHeader
+from pnp_vision.protocol.frames import Encoding, FrameHeader
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,11 @@ class RecordingWriter:
         )
         if not cv2.imwrite(str(self.folder / name), image, params):
             raise ImageError(f"cannot write frame {name!r} to {str(self.folder)!r}")
-        row = header.model_dump(mode="json", exclude_none=True)
+        # The index describes the file: its encoding is the file's, whatever came on the wire.
+        file_encoding = Encoding.PNG if ext == ".png" else Encoding.JPEG
+        row = header.model_copy(update={"encoding": file_encoding}).model_dump(
+            mode="json", exclude_none=True
+        )
         row["file"] = name
         self._index.write(json.dumps(row) + "\n")
         self._index.flush()

@@ -80,9 +80,9 @@ def test_capture_process_reports_bad_cameras(tmp_path: Path) -> None:
 def test_record_index_lines_are_frame_headers(
     tmp_path: Path, endpoint: str, make_images, write_recording
 ) -> None:
-    """The index written by the synthetic helpers and `record` share one line format."""
+    """Index lines are the frame headers plus the file name; the encoding is the file's."""
     headers = write_recording(tmp_path / "rec", make_images(2))
     rows = [json.loads(x) for x in (tmp_path / "rec" / "index.jsonl").read_text().splitlines()]
     assert [{k: v for k, v in r.items() if k != "file"} for r in rows] == [
-        h.model_dump(mode="json", exclude_none=True) for h in headers
+        {**h.model_dump(mode="json", exclude_none=True), "encoding": "png"} for h in headers
     ]

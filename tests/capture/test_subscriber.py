@@ -42,8 +42,12 @@ def test_daemon_restart_drops_the_old_session(
             old = sub.wait_fresh("c", 0, 5)
             assert old.header.session == first.session
         with CaptureDaemon([cam], endpoint, context=context) as second:
-            new = sub.wait_fresh("c", old.header.capture_time, 5)
-            assert new.header.session == second.session != first.session
+            new = wait_until(
+                lambda: (f := sub.latest("c")) and f.header.session == second.session and f,
+                5,
+                "a frame of the new session",
+            )
+            assert second.session != first.session
             assert {f.header.session for f in sub.frames("c")} == {second.session}
             assert sub.get("c", new.header.seq) is new
 
