@@ -55,11 +55,11 @@ class TrainConfig:
     max_pixels: int = 112 * 168  # 320x240 -> 112x140 px = 20 image tokens
     mix: dict[str, int] = field(
         default_factory=lambda: {
-            "nozzle_tip": 5,
-            "part_held": 3,
+            "nozzle_tip": 6,
+            "part_held": 6,
             "chip": 4,
-            "tombstone": 2,
-            "feeder_pocket": 2,
+            "tombstone": 5,
+            "feeder_pocket": 5,
         }
     )
     templates: tuple[str, ...] = LEARNED_TEMPLATES
@@ -77,6 +77,8 @@ class TrainConfig:
     heldout_seed: int = 1_000_003
     heldout_frames: int = 200
     compile: bool = True
+    helpers: int = 2  # processes rendering batches
+    clean_steps: int = 0  # first steps on frames without lighting, blur and noise
 
 
 def model_spec(cfg: TrainConfig) -> Any:
@@ -113,16 +115,20 @@ class Trainer:
         import mlx.core as mx
         import mlx.optimizers as optim
 
-        from pnp_vision.devtools.train_data import Encoder
+        from pnp_vision.devtools.train_data import build_tables
         from pnp_vision.inspect import Inspector, TemplateSet, vision_fast
+        from pnp_vision.inspect.arch import adapter_for
 
         self.cfg = cfg
         templates = TemplateSet.load(PROJECT_ROOT / "prompts")
         self.inspector = Inspector(folder, templates, compute_dtype="float32")
         self.model = self.inspector.model
         vision_fast.install_fast_vision(self.model)
-        self.encoder = Encoder(self.inspector, cfg.templates)
-        self.image_token = self.encoder.adapter.image_token_id
+        self.adapter = adapter_for(
+            self.model, self.inspector.processor, {"model_type": "qwen2_5_vl"}
+        )
+        self.tables = build_tables(self.inspector, cfg.templates, cfg.prompt_length, cfg.frame_size)
+        self.image_token = self.adapter.image_token_id
         schedule = optim.join_schedules(
             [
                 optim.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, cfg.warmup),
@@ -170,7 +176,7 @@ class Trainer:
         q, length = ids.shape
         positions = mx.broadcast_to(self._positions, (3, q, length))
         hidden = lm.model(ids, inputs_embeds=emb, position_ids=positions)
-        return self.encoder.adapter.logits(hidden[mx.arange(q), last])
+        return self.adapter.logits(hidden[mx.arange(q), last])
 
     def _build_step(self) -> Any:
         import mlx.core as mx
@@ -271,34 +277,40 @@ def _tokenizer_corpus(folder: Path) -> Path:
     return folder
 
 
-def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str, Any]:
-    """Build, train, save and check the model folder `out` (must not exist yet)."""
-    from pnp_vision.inspect.backend import configure_backend
-
-    configure_backend()
-    from pnp_vision.devtools.tiny_models import build_model_folder
-    from pnp_vision.devtools.train_data import batches
-
-    out = Path(out)
-    if out.exists():
-        raise SystemExit(f"{out} exists; choose a new folder (training never overwrites)")
-    started = time.monotonic()
-    staging = Path(
-        tempfile.mkdtemp(prefix=".train-", dir=out.parent if out.parent.is_dir() else None)
+def _log_progress(step: int, losses: list[float], window: dict[str, list[bool]], t0: float) -> None:
+    accs = {n: sum(v[-200:]) / len(v[-200:]) for n, v in sorted(window.items())}
+    log.info(
+        "step %s",
+        kv(
+            step=step,
+            loss=sum(losses[-50:]) / len(losses[-50:]),
+            elapsed_s=time.monotonic() - t0,
+            **{k[:12]: f"{v:.2f}" for k, v in accs.items()},
+        ),
     )
-    folder = staging / "model"
-    try:
-        corpus = _tokenizer_corpus(staging / "corpus")
-        build_model_folder("qwen2_5_vl", folder, model_spec(cfg), corpus)
-        trainer = Trainer(folder, cfg)
-        stream = batches(trainer.encoder, cfg.seed, cfg.mix, cfg.prompt_length, size=cfg.frame_size)
-        window: dict[str, list[bool]] = defaultdict(list)
-        losses: list[float] = []
-        steps_done, capped = 0, False
+
+
+def _train_loop(trainer: Trainer, cfg: TrainConfig, deadline: float | None) -> dict[str, Any]:
+    """Run the steps; returns what the training record needs."""
+    from pnp_vision.devtools.train_data import BatchStream
+
+    t0 = time.monotonic()
+    window: dict[str, list[bool]] = defaultdict(list)
+    losses: list[float] = []
+    steps_done, capped = 0, False
+    stream = BatchStream(
+        trainer.tables,
+        cfg.seed,
+        cfg.mix,
+        cfg.frame_size,
+        cfg.helpers,
+        clean_batches=cfg.clean_steps,
+    )
+    with stream:
         for step in range(cfg.steps):
-            if minutes is not None and time.monotonic() - started > minutes * 60:
+            if deadline is not None and time.monotonic() > deadline:
                 capped = True
-                log.warning("time cap reached %s", kv(step=step, minutes=minutes))
+                log.warning("time cap reached %s", kv(step=step))
                 break
             batch = next(stream)
             loss, hits = trainer.train_step(batch)
@@ -307,25 +319,40 @@ def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str
                 window[name].append(bool(hit))
             steps_done = step + 1
             if step % 50 == 0 or step == cfg.steps - 1:
-                accs = {n: sum(v[-200:]) / len(v[-200:]) for n, v in sorted(window.items())}
-                log.info(
-                    "step %s",
-                    kv(
-                        step=step,
-                        loss=sum(losses[-50:]) / len(losses[-50:]),
-                        elapsed_s=time.monotonic() - started,
-                        **{k[:12]: f"{v:.2f}" for k, v in accs.items()},
-                    ),
-                )
+                _log_progress(step, losses, window, t0)
+    return {
+        "steps": steps_done,
+        "time_capped": capped,
+        "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
+    }
+
+
+def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str, Any]:
+    """Build, train, save and check the model folder `out` (must not exist yet)."""
+    from pnp_vision.inspect.backend import configure_backend
+
+    configure_backend()
+    from pnp_vision.devtools.tiny_models import build_model_folder
+
+    out = Path(out)
+    if out.exists():
+        raise SystemExit(f"{out} exists; choose a new folder (training never overwrites)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    deadline = None if minutes is None else started + minutes * 60
+    staging = Path(tempfile.mkdtemp(prefix=".train-", dir=out.parent))
+    folder = staging / "model"
+    try:
+        build_model_folder("qwen2_5_vl", folder, model_spec(cfg), _tokenizer_corpus(staging / "c"))
+        trainer = Trainer(folder, cfg)
+        record = _train_loop(trainer, cfg, deadline)
         train_s = time.monotonic() - started
         _save_weights(trainer.model, folder)
         accuracy = heldout_accuracy(folder, cfg)
         meta = {
             "config": asdict(cfg),
-            "steps": steps_done,
-            "time_capped": capped,
+            **record,
             "train_seconds": round(train_s, 1),
-            "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
             "heldout": {
                 "seed": cfg.heldout_seed,
                 "frames": cfg.heldout_frames,
@@ -349,11 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, help="stop early after this many minutes")
     p.add_argument("--lr", type=float)
     p.add_argument("--no-compile", action="store_true", help="run the step uncompiled")
+    p.add_argument("--clean-steps", type=int)
     args = p.parse_args(argv)
     setup_logging("INFO")
     overrides: dict[str, Any] = {"seed": args.seed, "compile": not args.no_compile}
     if args.steps is not None:
         overrides["steps"] = args.steps
+    if args.clean_steps is not None:
+        overrides["clean_steps"] = args.clean_steps
     if args.lr is not None:
         overrides["lr"] = args.lr
     meta = train(args.out, TrainConfig(**overrides), args.minutes)

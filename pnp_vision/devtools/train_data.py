@@ -1,36 +1,35 @@
-"""Training batches made exactly as the engine makes its inputs.
+"""Training batches made exactly as the engine makes its inputs, in helper processes.
 
 A batch is a handful of synthetic frames plus every question (of the learned templates) that
 their labels answer. Each frame goes through the engine's own image prep (`imageprep.prepare`,
-then the model adapter's processor call, same pixel budget); each question through the
-Inspector's own prompt (system, image, rendered question, assistant header) and tokenizer; its
-target is the first token of the labelled answer in the Inspector's own answer plan. So the
-model is trained on the very token ids and pixels it is scored on at inference.
+then the model's image processor with the adapter's pixel budget); each question's token ids
+come from the Inspector's own prompt (system, image, rendered question, assistant header) and
+tokenizer; its target is the first token of the labelled answer in the Inspector's own answer
+plan. `Tables` captures all of that once, in the training process, as plain picklable data.
 
-Frames come from `synthetic.render` with a per-batch scene pattern (`SceneMix`): every batch
-holds the same scenes in the same slots, so its shapes never change (one compiled step), and
-the generator's per-slot YES/NO alternation keeps each template balanced.
+Rendering and image prep cost ~15 ms a frame, as much as a training step, so spawned helper
+processes make the batches while MLX trains: helper k makes batches k, k + n, ..., and the
+trainer takes them in order, so the stream is the same for any number of helpers.
+
+Frames come from `synthetic.render` with a per-batch scene pattern: every batch holds the same
+scenes in the same slots, so its shapes never change (one compiled step), and the generator's
+per-slot YES/NO alternation keeps every template balanced.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import queue
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pnp_vision.inspect import Inspector, Question, imageprep
+from pnp_vision.inspect import imageprep
 
-# Scene -> how many of a batch's frames show it. The relational tasks (nozzle on crosshair,
-# which corner holds the dot) get more frames than the presence tasks.
-DEFAULT_MIX: dict[str, int] = {
-    "nozzle_tip": 5,
-    "part_held": 3,
-    "chip": 4,
-    "tombstone": 2,
-    "feeder_pocket": 2,
-}
+_GET_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -45,90 +44,95 @@ class Batch:
     answer: list[str]  # (questions,) labelled answer
 
 
-class Encoder:
-    """Frames and questions to model inputs through the Inspector's own pieces."""
+@dataclass(frozen=True)
+class Tables:
+    """Everything a helper process needs to encode frames and questions like the engine."""
 
-    def __init__(self, inspector: Inspector, templates: Sequence[str]) -> None:
-        from pnp_vision.inspect.arch import adapter_for
-
-        self.inspector = inspector
-        self.templates = tuple(templates)
-        self.tokenizer = inspector.processor.tokenizer
-        self.adapter = adapter_for(
-            inspector.model, inspector.processor, {"model_type": "qwen2_5_vl"}
-        )
-        views = {(t.roi, t.max_pixels) for t in map(inspector.templates.get, self.templates)}
-        if len(views) != 1:
-            raise ValueError(f"learned templates need one image view (roi, max_pixels): {views}")
-        self.roi, self.max_pixels = views.pop()
-        self._ids: dict[str, list[int]] = {}
-        self.targets: dict[tuple[str, str], int] = {}
-        for name in self.templates:
-            plan = inspector.answer_plan(name)
-            if not plan.one_pass:
-                raise ValueError(f"template {name!r}: answers share a first token; not trainable")
-            for answer, token in zip(plan.answers, plan.first_tokens, strict=True):
-                self.targets[(name, answer)] = int(token)
-
-    def image(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """(pixel_values, grid_thw, image tokens) exactly as the engine prepares `bgr`."""
-        view = imageprep.prepare(bgr, template_roi=self.roi, max_pixels=self.max_pixels)
-        inputs = self.adapter.preprocess(view, self.max_pixels)
-        arrays = inputs.arrays
-        return (
-            np.array(arrays["pixel_values"], dtype=np.float32),
-            np.array(arrays["image_grid_thw"]),
-            inputs.n_image_tokens,
-        )
-
-    def prompt_ids(self, question: Question, n_image_tokens: int) -> list[int]:
-        """Token ids of the whole prompt, image placeholders expanded, as the engine runs it."""
-        key = f"{question.template}\0{sorted(question.params.items())}\0{n_image_tokens}"
-        ids = self._ids.get(key)
-        if ids is None:
-            text = self.inspector.prompt(question)
-            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
-            image = self.adapter.image_token_id
-            at = ids.index(image)
-            ids = ids[:at] + [image] * n_image_tokens + ids[at + 1 :]
-            self._ids[key] = ids
-        return ids
+    image_processor: Any
+    roi: tuple[float, float, float, float] | None
+    max_pixels: int | None
+    prompts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]]
+    targets: dict[tuple[str, str], int]
+    templates: tuple[str, ...]
+    length: int
 
 
-def scene_pattern(mix: dict[str, int]) -> list[str]:
-    """The scene of each frame slot of a batch (interleaved, so slots are spread out)."""
-    pattern: list[str] = []
-    left = dict(mix)
-    while any(left.values()):
-        for name in mix:
-            if left[name]:
-                pattern.append(name)
-                left[name] -= 1
-    return pattern
+def _param_sets(template: Any) -> list[dict[str, str]]:
+    """Every parameter combination of a template whose parameters all have fixed choices."""
+    combos: list[dict[str, str]] = [{}]
+    for name, param in template.params.items():
+        if not param.choices:
+            raise ValueError(f"template {template.name!r}: parameter {name!r} has no fixed choices")
+        combos = [{**c, name: v} for c in combos for v in param.choices]
+    return combos
 
 
-def make_batch(
-    encoder: Encoder,
-    frames: list[tuple[np.ndarray, dict[str, Any]]],
-    length: int,
-) -> Batch:
-    """One batch from rendered (image, labels) pairs; prompts right-padded to `length`."""
+def build_tables(
+    inspector: Any, templates: Sequence[str], length: int, frame_size: tuple[int, int]
+) -> Tables:
+    """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself."""
+    from pnp_vision.inspect import Question
+    from pnp_vision.inspect.arch import adapter_for
+
+    adapter = adapter_for(inspector.model, inspector.processor, {"model_type": "qwen2_5_vl"})
+    views = {(t.roi, t.max_pixels) for t in map(inspector.templates.get, templates)}
+    if len(views) != 1:
+        raise ValueError(f"learned templates need one image view (roi, max_pixels): {views}")
+    roi, max_pixels = views.pop()
+    probe = np.zeros((frame_size[1], frame_size[0], 3), np.uint8)
+    view = imageprep.prepare(probe, template_roi=roi, max_pixels=max_pixels)
+    n_tokens = adapter.preprocess(view, max_pixels).n_image_tokens
+    tokenizer = inspector.processor.tokenizer
+    prompts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]] = {}
+    targets: dict[tuple[str, str], int] = {}
+    for name in templates:
+        plan = inspector.answer_plan(name)
+        if not plan.one_pass:
+            raise ValueError(f"template {name!r}: answers share a first token; not trainable")
+        pairs = zip(plan.answers, plan.first_tokens, strict=True)
+        targets.update({(name, answer): int(token) for answer, token in pairs})
+        for params in _param_sets(inspector.templates.get(name)):
+            text = inspector.prompt(Question(template=name, params=params))
+            ids = list(tokenizer.encode(text, add_special_tokens=False))
+            at = ids.index(adapter.image_token_id)
+            ids = ids[:at] + [adapter.image_token_id] * n_tokens + ids[at + 1 :]
+            if len(ids) > length:
+                raise ValueError(f"prompt of {len(ids)} tokens exceeds the batch length {length}")
+            prompts[(name, tuple(sorted(params.items())))] = tuple(ids)
+    return Tables(
+        inspector.processor.image_processor, roi, max_pixels, prompts, targets, tuple(templates),
+        length,
+    )  # fmt: skip
+
+
+def encode_image(tables: Tables, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pixel_values, image_grid_thw) exactly as the engine's Qwen adapter prepares `bgr`."""
+    view = imageprep.prepare(bgr, template_roi=tables.roi, max_pixels=tables.max_pixels)
+    proc = tables.image_processor
+    kwargs = {}
+    if tables.max_pixels is not None:  # the adapter's rule, kept in step by the parity test
+        kwargs["max_pixels"] = min(tables.max_pixels, proc.max_pixels)
+        kwargs["min_pixels"] = min(proc.min_pixels, kwargs["max_pixels"])
+    out = proc(images=[view], **kwargs)
+    return np.asarray(out["pixel_values"], np.float32), np.asarray(out["image_grid_thw"])
+
+
+def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) -> Batch:
+    """One batch from rendered (image, labels) pairs; prompts right-padded to `tables.length`."""
     pixels, grids = [], []
     ids, last, frame_of, target, template, answer = [], [], [], [], [], []
     for f, (bgr, label) in enumerate(frames):
-        pv, grid, n_tokens = encoder.image(bgr)
+        pv, grid = encode_image(tables, bgr)
         pixels.append(pv)
         grids.append(grid)
         for q in label["questions"]:
-            if q["template"] not in encoder.templates:
+            if q["template"] not in tables.templates:
                 continue
-            seq = encoder.prompt_ids(Question(template=q["template"], params=q["params"]), n_tokens)
-            if len(seq) > length:
-                raise ValueError(f"prompt of {len(seq)} tokens exceeds the batch length {length}")
-            ids.append(seq + [0] * (length - len(seq)))
+            seq = tables.prompts[(q["template"], tuple(sorted(q["params"].items())))]
+            ids.append(list(seq) + [0] * (tables.length - len(seq)))
             last.append(len(seq) - 1)
             frame_of.append(f)
-            target.append(encoder.targets[(q["template"], q["answer"])])
+            target.append(tables.targets[(q["template"], q["answer"])])
             template.append(q["template"])
             answer.append(q["answer"])
     return Batch(
@@ -143,26 +147,118 @@ def make_batch(
     )
 
 
-def batches(
-    encoder: Encoder,
+def scene_pattern(mix: dict[str, int]) -> list[str]:
+    """The scene of each frame slot of a batch (interleaved, so slots are spread out)."""
+    pattern: list[str] = []
+    left = dict(mix)
+    while any(left.values()):
+        for name in mix:
+            if left[name]:
+                pattern.append(name)
+                left[name] -= 1
+    return pattern
+
+
+def render_batch(
+    tables: Tables,
+    index: int,
     seed: int,
-    mix: dict[str, int],
-    length: int,
-    *,
+    pattern: list[str],
     size: tuple[int, int],
-    start_batch: int = 0,
-    lighting: str = "varied",
-) -> Iterator[Batch]:
-    """An endless, deterministic stream of batches: frame i of `seed` in slot i % len(pattern)."""
+    clean_batches: int = 0,
+) -> Batch:
+    """Batch `index` of the stream: frames index * len(pattern) ... of `seed`.
+
+    The first `clean_batches` batches have even lighting, no blur and no noise: clean shapes
+    first get the model off the 50/50 plateau sooner, then every nuisance is switched on.
+    """
     from pnp_vision.devtools.synthetic import render
 
-    pattern = scene_pattern(mix)
     n = len(pattern)
-    b = start_batch
+    clean = index < clean_batches
+    style: dict[str, Any] = {"lighting": "even", "blur": False, "noise": 0.0} if clean else {}
+    frames = [
+        render(i, seed, size, scenes=pattern, **style) for i in range(index * n, (index + 1) * n)
+    ]
+    return make_batch(tables, frames)
+
+
+def _helper(
+    tables: Tables,
+    seed: int,
+    pattern: list[str],
+    size: tuple[int, int],
+    clean_batches: int,
+    k: int,
+    n: int,
+    out: Any,
+) -> None:
+    parent = os.getppid()
+    index = k
     while True:
-        frames = [
-            render(i, seed, size, lighting=lighting, scenes=pattern)  # type: ignore[arg-type]
-            for i in range(b * n, (b + 1) * n)
+        batch = render_batch(tables, index, seed, pattern, size, clean_batches)
+        while True:
+            try:
+                out.put(batch, timeout=1.0)
+                break
+            except queue.Full:
+                if os.getppid() != parent:  # the trainer died without stopping us
+                    return
+        index += n
+
+
+class BatchStream:
+    """Batches 0, 1, 2, ... made by `helpers` spawned processes; a context manager."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        seed: int,
+        mix: dict[str, int],
+        size: tuple[int, int],
+        helpers: int = 2,
+        prefetch: int = 3,
+        clean_batches: int = 0,
+    ) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that holds MLX threads
+        self._queues = [ctx.Queue(maxsize=prefetch) for _ in range(helpers)]
+        pattern = scene_pattern(mix)
+        self._procs = [
+            ctx.Process(
+                target=_helper,
+                args=(tables, seed, pattern, size, clean_batches, k, helpers, q),
+                daemon=True,
+                name=f"train-batches-{k}",
+            )
+            for k, q in enumerate(self._queues)
         ]
-        yield make_batch(encoder, frames, length)
-        b += 1
+        self._next = 0
+
+    def __enter__(self) -> BatchStream:
+        for proc in self._procs:
+            proc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            proc.join(10)
+        for q in self._queues:
+            q.close()
+            q.cancel_join_thread()
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        k = self._next % len(self._queues)
+        try:
+            batch = self._queues[k].get(timeout=_GET_TIMEOUT_S)
+        except queue.Empty:
+            alive = [p.is_alive() for p in self._procs]
+            raise RuntimeError(
+                f"no training batch within {_GET_TIMEOUT_S:g} s (helpers alive: {alive})"
+            ) from None
+        self._next += 1
+        return batch
