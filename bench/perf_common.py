@@ -187,10 +187,12 @@ class FastInspector:
     """The optimized path, with what a resident engine keeps between calls (the positions plan).
     `model` must have been through `tune_model` (fast vision installed)."""
 
-    def __init__(self, model, p: Prompt) -> None:
+    def __init__(self, model, p: Prompt, compiled: bool | None = None) -> None:
         from pnp_vision.inspect.prefill_fast import mrope_positions
+        from pnp_vision.inspect.vision_fast import compile_default
 
         self.model, self.p = model, p
+        self.compiled = compile_default() if compiled is None else compiled
         merge = model.config.vision_config.spatial_merge_size
         self.positions = {}
         for q in range(len(p.suffixes)):
@@ -218,8 +220,21 @@ class FastInspector:
 
         ids = self.p.ids(question)
         lm = self.model.language_model
-        logits = last_position_logits(lm, self._embeds(ids, px), self.positions[question], ANSWERS)
+        embeds = self._embeds(ids, px)
+        pos = self.positions[question]
+        logits = last_position_logits(lm, embeds, pos, ANSWERS, compiled=self.compiled)
         return mx.softmax(logits[0].astype(mx.float32))
+
+    def packed(self, px):
+        """All questions in one forward: image once, prefix and every suffix in one sequence."""
+        import mlx.core as mx
+
+        from pnp_vision.inspect.prefill_fast import packed_logits
+
+        lm = self.model.language_model
+        embeds = self._embeds(self.p.prefix, px)
+        logits = packed_logits(lm, embeds, self.prefix_pos, self.next_pos, self.p.suffixes, ANSWERS)
+        return mx.softmax(logits.astype(mx.float32), axis=-1)
 
     def many(self, px):
         """All questions: the image and the shared prefix once, the suffixes in one batch."""

@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=448)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--plain-repeat", type=int, default=1)
+    ap.add_argument("--plain-warmup", type=int, default=1)
     ap.add_argument("--questions", type=int, default=4)
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--plain-vision-fix", default="none", choices=["none", "matmul"])
@@ -130,9 +131,12 @@ def main() -> None:
         return vision_fast.plain_forward(vt, pxa.astype(vt.patch_embed.proj.weight.dtype), grid)
 
     if not args.skip_plain:
-        t = pc.timeit(lambda: pc.plain_inspect(model, p, px), args.plain_repeat, 1, ev)
-        res["plain_ms"], res["plain_probs"] = t, np.array(pc.plain_inspect(model, p, px)).tolist()
-        res["plain_vision_ms"] = pc.timeit(plain_vision, args.plain_repeat, 1, ev)
+        t = pc.timeit(
+            lambda: pc.plain_inspect(model, p, px), args.plain_repeat, args.plain_warmup, ev
+        )
+        res["plain_ms"] = t
+        res["plain_probs"] = np.array(pc.plain_inspect(model, p, px)).tolist()
+        res["plain_vision_ms"] = pc.timeit(plain_vision, args.plain_repeat, args.plain_warmup, ev)
         print(f"plain {pc.med(t):.1f} ms  probs {res['plain_probs']}", flush=True)
 
     report = tune_model(model, args.compute_dtype)
@@ -147,7 +151,16 @@ def main() -> None:
     res["fast_ms"] = pc.timeit(lambda: fi.one(px), args.repeat, 2, ev)
     res["fast_probs"] = np.array(fi.one(px)).tolist()
     res["fast_vision_ms"] = pc.timeit(fast_vision, args.repeat, 1, ev)
+    res["compiled"] = fi.compiled
     print(f"fast {pc.med(res['fast_ms']):.1f} ms  probs {res['fast_probs']}", flush=True)
+    if fi.compiled:  # what compiling pays: the same path op by op
+        vt = model.vision_tower
+        object.__setattr__(vt, "_fast_compile", False)
+        eager = pc.FastInspector(model, p, compiled=False)
+        res["fast_eager_ms"] = pc.timeit(lambda: eager.one(px), args.repeat, 1, ev)
+        res["fast_eager_vision_ms"] = pc.timeit(fast_vision, args.repeat, 1, ev)
+        object.__setattr__(vt, "_fast_compile", True)
+        print(f"fast, not compiled {pc.med(res['fast_eager_ms']):.1f} ms", flush=True)
     if "plain_probs" in res:
         res["max_prob_diff"] = float(
             np.abs(np.array(res["plain_probs"]) - np.array(res["fast_probs"])).max()
@@ -159,12 +172,14 @@ def main() -> None:
             lambda: [ev(fi.one(px, q)) for q in range(n)], args.repeat, 1, ev
         )
         res["shared_ms"] = pc.timeit(lambda: fi.many(px), args.repeat, 1, ev)
-        many = np.array(fi.many(px))
+        res["packed_ms"] = pc.timeit(lambda: fi.packed(px), args.repeat, 1, ev)
         one = np.array([np.array(fi.one(px, q)) for q in range(n)])
-        res["shared_vs_separate_prob_diff"] = float(np.abs(many - one).max())
+        res["shared_vs_separate_prob_diff"] = float(np.abs(np.array(fi.many(px)) - one).max())
+        res["packed_vs_separate_prob_diff"] = float(np.abs(np.array(fi.packed(px)) - one).max())
         print(
             f"{n} questions: separate {pc.med(res['separate_ms']):.1f} ms, "
-            f"shared {pc.med(res['shared_ms']):.1f} ms",
+            f"shared-prefix cache {pc.med(res['shared_ms']):.1f} ms, "
+            f"packed {pc.med(res['packed_ms']):.1f} ms",
             flush=True,
         )
 

@@ -36,6 +36,7 @@ def main() -> None:
                 else f"-/{pc.med(r['fast_vision_ms']):.1f}"
             ),
             "max |dp|": f"{r['max_prob_diff']:.1e}" if "max_prob_diff" in r else "",
+            "eager ms": pc.med(r["fast_eager_ms"]) if "fast_eager_ms" in r else "",
         }
         peer = peers.get(f"torch_peer_{r['shape']}")
         if peer and peer["lm_layers"] == r["lm_layers"] and r["device"] == "gpu":
@@ -43,10 +44,13 @@ def main() -> None:
             row["torch/fast"] = peer["full_median_ms"] / fast
         if "shared_ms" in r:
             row["4q shared/1q"] = pc.med(r["shared_ms"]) / fast
+            if "packed_ms" in r:
+                row["4q packed/1q"] = pc.med(r["packed_ms"]) / fast
             row["4q separate/1q"] = pc.med(r["separate_ms"]) / fast
         rows.append(row)
     cols = ["run", "depth lm/vis", "plain ms", "fast ms", "plain/fast", "vision plain/fast",
-            "max |dp|", "torch ms", "torch/fast", "4q shared/1q", "4q separate/1q"]  # fmt: skip
+            "max |dp|", "eager ms", "torch ms", "torch/fast", "4q packed/1q", "4q shared/1q",
+            "4q separate/1q"]  # fmt: skip
     if rows:
         print(pc.table(rows, cols))
     for name, r in load(d, "perf_inspect_*.json").items():

@@ -33,10 +33,10 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PYTHONPATH
 fi
-$py -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device())" || exit 4
+$py -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device(), mx.device_info())" || exit 4
 
 echo "== SIGFPE probe"
-timeout 200 $py bench/gpu/sdpa_probe.py --gdb
+timeout 150 $py bench/gpu/sdpa_probe.py ${PROBE_GDB:---gdb}
 choice=$($py - <<'EOF'
 import json, os
 r = json.load(open(os.path.join(os.environ["PNP_BENCH_OUT"], "sdpa_probe.json")))
@@ -62,7 +62,9 @@ echo "== mlx 7b bf16"
 bench 170 --shape 7b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --pixel-table --out perf_inspect_7b_gpu
 echo "== mlx 3b bf16"
 bench 90 --shape 3b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --out perf_inspect_3b_gpu
-echo "== mlx 7b 4bit"
-bench 90 --shape 7b --checkpoint 4bit --repeat 20 --plain-repeat 5 --questions 4 --out perf_inspect_7b_4bit_gpu
+echo "== mlx 7b 4bit (auto: expanded to bf16 where it fits)"
+bench 80 --shape 7b --checkpoint 4bit --repeat 20 --plain-repeat 5 --questions 4 --out perf_inspect_7b_4bit_gpu
+echo "== mlx 7b 4bit kept quantized (compute_dtype=bfloat16)"
+bench 60 --shape 7b --checkpoint 4bit --compute-dtype bfloat16 --skip-plain --repeat 20 --questions 1 --out perf_inspect_7b_4bitkept_gpu
 echo "== summary"
 $py bench/perf_summary.py "$PNP_BENCH_OUT"

@@ -36,6 +36,14 @@ CASES: dict[str, tuple[str, int, int, int, int, str, dict[str, str]]] = {
         "bfloat16", 16, 16, 64, 80, "contiguous", {"MLX_CUDA_USE_CUDNN_SDPA": "0"}
     ),
     "bf16_d80_L1_b1_decode": ("bfloat16", 1, 16, 1, 80, "decode", {}),
+    # q, k, v laid out exactly as mlx-vlm's vision Attention hands them over (v is a view into
+    # the fused qkv output: batch stride 1280, sequence stride 3840), one window and the whole
+    "bf16_vlm_views_L64": ("bfloat16", 1, 16, 64, 80, "vlmviews", {}),
+    "bf16_vlm_views_L1024": ("bfloat16", 1, 16, 1024, 80, "vlmviews", {}),
+    # the same v strides one at a time: sequence stride 3840 with an ordinary batch stride
+    "bf16_v_seqstride_L64": ("bfloat16", 1, 16, 64, 80, "vseqstride", {}),
+    "bf16_vlm_views_L64_vcopy": ("bfloat16", 1, 16, 64, 80, "vlmviews_vcopy", {}),
+    "bf16_vlm_views_L64_d64": ("bfloat16", 1, 16, 64, 64, "vlmviews", {}),
     "vlm_tower_bf16": ("bfloat16", 0, 0, 0, 0, "tower", {}),
     "vlm_tower_bf16_nocudnn": ("bfloat16", 0, 0, 0, 0, "tower", {"MLX_CUDA_USE_CUDNN_SDPA": "0"}),
 }  # fmt: skip
@@ -66,7 +74,19 @@ def run_case(name: str) -> str:
     scale = d**-0.5
     mask = None
     kv_len = 64 if layout == "decode" else n
-    if layout == "splitview":  # the views mlx-vlm hands over: windows cut out of (1, H, 1024, D)
+    if layout.startswith("vlmviews"):
+        qkv = mx.random.normal((1024, 3 * h * d)).astype(dt).reshape(1024, 3, h, d)
+        q, k, v = mx.split(qkv.transpose(1, 0, 2, 3), 3)
+        q, k = q * 1, k * 1  # rotary embedding makes new, contiguous q and k; v stays a view
+        if layout.endswith("vcopy"):
+            v = mx.contiguous(v)
+        q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))
+        if n < 1024:
+            q, k, v = (mx.split(a, list(range(n, 1024, n)), axis=2)[1] for a in (q, k, v))
+    elif layout == "vseqstride":
+        q, k = (mx.random.normal((1, h, n, d)).astype(dt) for _ in "qk")
+        v = mx.random.normal((1, n, 3, h, d)).astype(dt)[:, :, 2].transpose(0, 2, 1, 3)
+    elif layout == "splitview":  # the views mlx-vlm hands over: windows cut out of (1, H, 1024, D)
         big = [mx.random.normal((1, 1024, h, d)).astype(dt).transpose(0, 2, 1, 3) for _ in "qkv"]
         q, k, v = (mx.split(a, list(range(64, 1024, 64)), axis=2)[1] for a in big)
     else:

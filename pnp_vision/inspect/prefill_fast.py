@@ -63,15 +63,35 @@ def _logits(lm: Any, hidden: mx.array, token_ids: tuple[int, ...] | None) -> mx.
     return hidden @ rows.astype(hidden.dtype).T
 
 
+def _layers_pass(lm: Any, compiled: bool) -> Any:
+    """`(embeds, positions, mask) -> hidden` through the decoder layers, no cache. Compiled
+    once per model (mx.compile retraces per new shape by itself)."""
+
+    def run(embeds: mx.array, positions: mx.array, mask: mx.array | None = None) -> mx.array:
+        return lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
+
+    if not compiled:
+        return run
+    fn = lm.__dict__.get("_pnp_compiled_pass")
+    if fn is None:
+        fn = mx.compile(run)
+        object.__setattr__(lm, "_pnp_compiled_pass", fn)
+    return fn
+
+
 def last_position_logits(
     lm: Any,
     embeds: mx.array,
     position_ids: mx.array,
     token_ids: tuple[int, ...] | None = None,
     cache: list[KVCache] | None = None,
+    compiled: bool = False,
 ) -> mx.array:
     """One forward over `embeds` (1, L, D); logits of the last position only: (1, vocab|ids)."""
-    hidden = lm.model(None, inputs_embeds=embeds, cache=cache, position_ids=position_ids)
+    if cache is None:
+        hidden = _layers_pass(lm, compiled)(embeds, position_ids)
+    else:
+        hidden = lm.model(None, inputs_embeds=embeds, cache=cache, position_ids=position_ids)
     return _logits(lm, hidden[:, -1, :], token_ids)
 
 
@@ -96,6 +116,50 @@ def mrope_positions(
         nxt += max(t, gh, gw)
         i, image = i + n, image + 1
     return mx.array(pos[:, None, :]), nxt
+
+
+def packed_logits(
+    lm: Any,
+    prefix_embeds: mx.array,
+    prefix_positions: mx.array,
+    next_position: int,
+    suffixes: list[list[int]],
+    token_ids: tuple[int, ...] | None = None,
+    compiled: bool = False,
+) -> mx.array:
+    """Several questions in one forward: prefix, then every suffix, packed in one sequence.
+
+    Each suffix sees the whole prefix and itself (causally), never another suffix, and starts
+    at the same rotary position, so its last-token logits are those of prefix + that suffix
+    alone. On a GPU this is one pass of the layers instead of a prefix pass plus a suffix pass
+    (at these sizes each pass costs its kernel launches more than its arithmetic); on the CPU it
+    costs the same arithmetic as a KV-cached prefix. Returns (len(suffixes), vocab|ids).
+    """
+    if not suffixes or any(not s for s in suffixes):
+        raise ValueError("every suffix needs at least one token")
+    prefix_len = prefix_embeds.shape[1]
+    lengths = [len(s) for s in suffixes]
+    total = prefix_len + sum(lengths)
+    owner = np.full(total, -1, dtype=np.int32)  # which suffix a position belongs to (-1: prefix)
+    pos = np.zeros((3, total), dtype=np.int32)
+    pos[:, :prefix_len] = np.array(prefix_positions).reshape(3, -1)
+    last, start = [], prefix_len
+    for j, n in enumerate(lengths):
+        owner[start : start + n] = j
+        pos[:, start : start + n] = np.arange(next_position, next_position + n)
+        last.append(start + n - 1)
+        start += n
+    index = np.arange(total)
+    causal = index[None, :] <= index[:, None]
+    same = (owner[None, :] == -1) | (owner[None, :] == owner[:, None])
+    mask = mx.array(np.where(causal & same, 0.0, -np.inf).astype(np.float32))
+    ids = mx.array([[t for s in suffixes for t in s]])
+    embeds = mx.concatenate(
+        [prefix_embeds, lm.model.embed_tokens(ids).astype(prefix_embeds.dtype)], axis=1
+    )
+    run = _layers_pass(lm, compiled)
+    hidden = run(embeds, mx.array(pos[:, None, :]), mask.astype(embeds.dtype)[None, None])
+    return _logits(lm, hidden[0, mx.array(last)], token_ids)
 
 
 def prefill(lm: Any, embeds: mx.array, position_ids: mx.array) -> list[KVCache]:
@@ -140,4 +204,11 @@ def suffix_logits(
     return _logits(lm, hidden[mx.arange(n), last], token_ids)
 
 
-__all__ = ["head_rows", "last_position_logits", "mrope_positions", "prefill", "suffix_logits"]
+__all__ = [
+    "head_rows",
+    "last_position_logits",
+    "mrope_positions",
+    "packed_logits",
+    "prefill",
+    "suffix_logits",
+]

@@ -26,6 +26,17 @@ import mlx.core as mx
 import numpy as np
 
 ATTENTION_ENV = "PNP_VISION_VISION_ATTENTION"
+COMPILE_ENV = "PNP_VISION_COMPILE"  # "1"/"0": compile whole forward passes (default: on GPUs)
+
+
+def compile_default() -> bool:
+    """Whole-pass `mx.compile`: on GPUs it removes most per-op launch and Python overhead (the
+    vision tower is ~500 small kernels); on the CPU the arithmetic dominates and the first call
+    would pay a C++ compile, so it stays off there unless PNP_VISION_COMPILE=1."""
+    flag = os.environ.get(COMPILE_ENV)
+    if flag is not None:
+        return flag == "1"
+    return mx.default_device().type == mx.DeviceType.gpu
 
 
 class VisionAttention(StrEnum):
@@ -216,6 +227,18 @@ def fast_forward(
     how = attention or tower._fast_attention
     grid = tuple(tuple(int(v) for v in row) for row in np.array(grid_thw).tolist())
     plan = _cached_plan(tower, grid)
+    if tower._fast_compile and attention is None:
+        key = (grid, how)
+        compiled: dict = tower._fast_compiled
+        if key not in compiled:
+            compiled[key] = mx.compile(functools.partial(_tower_pass, tower, plan, how))
+        return compiled[key](hidden_states)
+    return _tower_pass(tower, plan, how, hidden_states)
+
+
+def _tower_pass(
+    tower: Any, plan: WindowPlan, how: VisionAttention, hidden_states: mx.array
+) -> mx.array:
     x = tower.patch_embed(hidden_states)
     unit = tower.spatial_merge_unit
     x = x.reshape(-1, unit, x.shape[-1])[plan.window_index].reshape(-1, x.shape[-1])
@@ -243,16 +266,20 @@ def is_qwen25_vision(tower: Any) -> bool:
     return type(tower).__module__.endswith("qwen2_5_vl.vision") and hasattr(tower, "blocks")
 
 
-def install_fast_vision(model: Any, attention: VisionAttention | None = None) -> bool:
+def install_fast_vision(
+    model: Any, attention: VisionAttention | None = None, compile: bool | None = None
+) -> bool:
     """Route `model.vision_tower(...)` through `fast_forward`. False where the model has no
-    Qwen2.5-VL vision tower (nothing is changed then)."""
+    Qwen2.5-VL vision tower (nothing is changed then). Call after the weights are final: a
+    compiled pass keeps the arrays it was traced with."""
     tower = getattr(model, "vision_tower", None)
     if tower is None or not is_qwen25_vision(tower):
         return False
     # Instance attributes go through object.__setattr__: nn.Module would treat them as children.
     object.__setattr__(tower, "_fast_plans", {})
     object.__setattr__(tower, "_fast_attention", attention or default_attention())
-    object.__setattr__(tower, "_plain_call", type(tower).__call__)
+    object.__setattr__(tower, "_fast_compile", compile_default() if compile is None else compile)
+    object.__setattr__(tower, "_fast_compiled", {})
     cls = type(tower)
     if not getattr(cls, "_pnp_fast_patched", False):
         plain = cls.__call__
