@@ -150,6 +150,7 @@ class CameraRunner:
         self._next_status = 0.0
         self._seq = 0
         self._delivered = False
+        self._last_sent: float | None = None  # paced sources: when the last frame went out
         self.changed = threading.Condition()
         self.thread = threading.Thread(target=self._run, name=f"camera-{cam.name}", daemon=True)
 
@@ -295,7 +296,6 @@ class CameraRunner:
         try:
             interval = 1.0 / self.cam.fps if self.cam.fps else 0.1
             prev_pts: float | None = None
-            last_sent: float | None = None
             while not self._stop.is_set():
                 item = source.read()
                 if item is None:
@@ -311,15 +311,15 @@ class CameraRunner:
                         if 0 < gap <= 10:
                             interval = gap  # else (first frame, loop wrap) keep the last gap
                         prev_pts = item.pts
-                    if last_sent is not None:
-                        due = last_sent + interval
+                    if self._last_sent is not None:  # kept across loops: no burst at a wrap
+                        due = self._last_sent + interval
                         if self._sleep(due - time.monotonic()):
                             return
                         # On time: keep the schedule; late: restart it (no catch-up burst).
                         now = time.monotonic()
-                        last_sent = due if now - due < interval else now
+                        self._last_sent = due if now - due < interval else now
                     else:
-                        last_sent = time.monotonic()
+                        self._last_sent = time.monotonic()
                 self._publish(item, capture_time=time.time())
                 self._tick()
         finally:

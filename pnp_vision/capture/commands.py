@@ -15,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Publish frames and camera status until SIGINT/SIGTERM.",
     )
     cap.add_argument(
-        "--camera", action="append", metavar="NAME", help="capture only this camera (repeatable)"
+        "--camera",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="capture only these cameras (default: every camera defined)",
     )
     cap.add_argument(
         "--cameras-dir",

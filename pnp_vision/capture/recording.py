@@ -120,6 +120,7 @@ def record(
             ring_size=1,
             rcvhwm=16,
             on_frame=on_frame,
+            every_frame=True,
             max_message_bytes=max_message_bytes,
         ) as sub,
         RecordingWriter(out, image_format=image_format) as writer,

@@ -68,14 +68,20 @@ class FrameSubscriber:
         context: zmq.Context | None = None,
         rcvhwm: int = 4,
         on_frame: Callable[[Frame], None] | None = None,
+        every_frame: bool = False,
     ) -> None:
-        """``on_frame`` runs on the receive thread for every decoded frame (keep it quick)."""
+        """``on_frame`` runs on the receive thread for each decoded frame (keep it quick).
+
+        By default only each camera's newest queued frame is decoded (the others are counted
+        in ``skipped``); ``every_frame=True`` decodes all of them, for a recorder.
+        """
         if ring_size < 1:
             raise ConfigError(f"ring_size must be >= 1, got {ring_size}")
         self.endpoint = endpoint
         self._only = frozenset(cameras) if cameras else None
         self._ring_size = ring_size
         self._on_frame = on_frame
+        self._every_frame = every_frame
         self._rings: dict[str, _CameraRing] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -196,7 +202,7 @@ class FrameSubscriber:
                     frame = self._parse(parts)
                     if frame is None:
                         continue
-                    if self._on_frame is not None:  # the callback wants every frame
+                    if self._every_frame:
                         self._accept(*frame)
                         continue
                     if frame[0].camera in newest:
