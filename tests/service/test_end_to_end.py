@@ -116,7 +116,7 @@ def test_status_reports_model_queue_and_camera(
     assert status.queue.capacity == limits["queue_size"]
     view = status.cameras[CAMERA]
     assert view.last_seq is not None and view.frame_age_ms is not None
-    assert view.frame_age_ms < 2000
+    assert view.frame_age_ms < 5000  # frames are flowing (generous: a loaded CI box)
     assert status.counters["inspect"] >= 1 and status.counters["inferences"] >= 1
     assert status.uptime_s > 0
     assert client.ping().uptime_s > 0

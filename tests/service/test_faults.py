@@ -110,7 +110,7 @@ def test_camera_that_stopped_publishing_gives_no_frame_within_the_deadline(
             with pytest.raises(NoFrame, match="captured after the request"):
                 client.inspect(CAMERA, "tombstone", frame="fresh", deadline=1.0)
             elapsed = time.monotonic() - started
-            assert 1.0 <= elapsed < 5.0  # at the deadline: not early, and not hanging
+            assert 1.0 <= elapsed < 10.0  # at the deadline: not early, and not hanging
             # The newest frame is now over a second old: `latest` refuses it, never serves it.
             with pytest.raises(NoFrame, match="no frame newer than 500 ms"):
                 client.inspect(CAMERA, "tombstone", max_age=0.5)
