@@ -23,7 +23,8 @@ from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.service.launch import ServiceStack, service_stack
 
 SHARED_QUEUE_SIZE = 4
-SHARED_MAX_REQUEST_BYTES = 1 << 20
+SHARED_MAX_REQUEST_BYTES = 1 << 20  # larger requests get a bad_request reply
+SHARED_MAX_MESSAGE_BYTES = 4 << 20  # larger frames are dropped by ZeroMQ itself
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +46,10 @@ def stack(service_model: Path, run_dir: Path) -> Iterator[ServiceStack]:
     with service_stack(
         model_dir=service_model,
         queue_size=SHARED_QUEUE_SIZE,
-        worker_env={"PNP_VISION_MAX_REQUEST_BYTES": str(SHARED_MAX_REQUEST_BYTES)},
+        worker_env={
+            "PNP_VISION_MAX_REQUEST_BYTES": str(SHARED_MAX_REQUEST_BYTES),
+            "PNP_VISION_MAX_MESSAGE_BYTES": str(SHARED_MAX_MESSAGE_BYTES),
+        },
         run_dir=run_dir,
     ) as running:
         yield running
@@ -79,7 +83,11 @@ def sockets() -> Iterator[Callable[..., zmq.Socket]]:
 @pytest.fixture(scope="session")
 def limits() -> dict[str, int]:
     """The settings the shared worker runs with."""
-    return {"queue_size": SHARED_QUEUE_SIZE, "max_request_bytes": SHARED_MAX_REQUEST_BYTES}
+    return {
+        "queue_size": SHARED_QUEUE_SIZE,
+        "max_request_bytes": SHARED_MAX_REQUEST_BYTES,
+        "max_message_bytes": SHARED_MAX_MESSAGE_BYTES,
+    }
 
 
 @pytest.fixture(scope="session")

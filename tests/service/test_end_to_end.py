@@ -177,6 +177,26 @@ def test_malformed_input_gets_its_error_code_and_the_worker_keeps_serving(
     assert reply["ok"] is True and reply["result"]["results"][0]["answer"] in ("YES", "NO")
 
 
+def test_a_message_over_the_zeromq_limit_is_dropped_and_the_worker_keeps_serving(
+    stack: ServiceStack,
+    sockets: Callable[..., zmq.Socket],
+    limits: dict[str, int],
+    recv_reply: Callable[..., dict],
+) -> None:
+    huge = sockets(stack.requests_endpoint)
+    huge.send_multipart(
+        [
+            _inspect_json("huge", image=True, template="tombstone"),
+            bytes(limits["max_message_bytes"] + 1),
+        ]
+    )
+    assert not huge.poll(1000), "ZeroMQ drops a frame over MAXMSGSIZE: no reply is possible"
+    fresh = sockets(stack.requests_endpoint)
+    fresh.send(json.dumps({"kind": "ping", "id": "after-huge"}).encode())
+    assert recv_reply(fresh)["id"] == "after-huge"
+    assert stack.worker.alive()
+
+
 def test_client_raises_typed_errors(client: VisionClient) -> None:
     with pytest.raises(UnknownCamera, match="nope"):
         client.inspect("nope", "tombstone")
