@@ -84,7 +84,8 @@ class CaptureDaemon:
         self._stop.set()
         deadline = time.monotonic() + timeout
         for runner in self.runners.values():
-            runner.thread.join(max(0.0, deadline - time.monotonic()) * 0.8)
+            if runner.thread.ident is not None:  # started
+                runner.thread.join(max(0.0, deadline - time.monotonic()) * 0.8)
         self.publisher.stop(max(0.05, deadline - time.monotonic()))
         log.info("capture stopped %s", kv(session=self.session))
 

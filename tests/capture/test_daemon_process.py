@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -86,3 +87,17 @@ def test_record_index_lines_are_frame_headers(
     assert [{k: v for k, v in r.items() if k != "file"} for r in rows] == [
         {**h.model_dump(mode="json", exclude_none=True), "encoding": "png"} for h in headers
     ]
+
+
+def test_busy_endpoint_is_a_clear_error(endpoint: str, make_images, write_recording, tmp_path):
+    from pnp_vision.capture.cameras import CameraConfig
+    from pnp_vision.capture.daemon import CaptureDaemon
+    from pnp_vision.errors import ConfigError
+
+    write_recording(tmp_path / "rec", make_images(1))
+    cam = CameraConfig(name="c", source=str(tmp_path / "rec"))
+    with CaptureDaemon([cam], "tcp://127.0.0.1:*") as first:
+        second = CaptureDaemon([cam], first.endpoint)
+        with pytest.raises(ConfigError, match=re.escape(first.endpoint)):
+            second.start()
+        second.stop()  # after a failed start: returns, raises nothing
