@@ -19,6 +19,7 @@ import zmq
 from pnp_vision.capture.camera import CameraRunner
 from pnp_vision.capture.cameras import CameraConfig
 from pnp_vision.capture.publisher import Publisher
+from pnp_vision.capture.sources import Source, open_source
 from pnp_vision.errors import ConfigError, UnknownCamera
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import CameraStatus
@@ -42,7 +43,9 @@ class CaptureDaemon:
         max_pending: int = 4,
         status_interval_s: float = 1.0,
         session: str | None = None,
+        source_factory: Callable[[CameraConfig], Source] = open_source,
     ) -> None:
+        """``source_factory`` makes each camera's source (a fake one can be passed in)."""
         if not cameras:
             raise ConfigError("the capture daemon needs at least one camera")
         names = [c.name for c in cameras]
@@ -55,7 +58,12 @@ class CaptureDaemon:
         )
         self.runners = {
             c.name: CameraRunner(
-                c, self.publisher, self.session, self._stop, status_interval_s=status_interval_s
+                c,
+                self.publisher,
+                self.session,
+                self._stop,
+                status_interval_s=status_interval_s,
+                source_factory=source_factory,
             )
             for c in cameras
         }
