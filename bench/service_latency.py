@@ -3,10 +3,10 @@
 Starts the real thing (`pnp-vision capture` on the bundled recording, `pnp-vision worker` on the
 tiny model, as subprocesses on ipc:// endpoints) and measures through `VisionClient`:
 
-  1. round trip of one question on the camera's latest frame, sequentially: p50/p99 of the
-     round trip, of the engine's own time (`inference_ms`, measured around `Inspector.inspect`
-     in the worker), and of their difference, the service overhead (sockets, JSON, frame choice,
-     queue hand-offs, thread wake-ups);
+  1. round trip of one question, sequentially, on the camera's latest frame and on an inline
+     PNG: p50/p99 of the round trip, of the engine's own time (`inference_ms`, measured around
+     `Inspector.inspect` in the worker), and of their difference, the service overhead (sockets,
+     JSON, frame choice, queue hand-offs, thread wake-ups);
   2. the peer, in the same run and in alternating blocks with (1): the same question on a live
      frame through an `Inspector` in this process, no service at all;
   3. throughput with 1, 4 and 16 concurrent clients (one thread and one socket each).
@@ -50,34 +50,48 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def sequential(endpoint: str, peer: Any, requests: int, block: int = 25) -> dict[str, Any]:
-    """Service round trips and in-process engine calls in alternating blocks (same load)."""
+def sequential(
+    endpoint: str, peer: Any, frame_png: bytes, requests: int, block: int = 25
+) -> dict[str, Any]:
+    """Service round trips (camera frame, inline PNG) and in-process engine calls, in alternating
+    blocks so all three see the same background load."""
     from pnp_vision.client import VisionClient
 
-    rtt, engine, worker_total, overhead, direct = [], [], [], [], []
+    paths = {
+        "camera": lambda c: c.inspect(CAMERA, TEMPLATE),
+        "image": lambda c: c.inspect(None, TEMPLATE, image=frame_png),
+    }
+    seen: dict[str, dict[str, list[float]]] = {
+        name: {"rtt": [], "engine": [], "worker": [], "overhead": []} for name in paths
+    }
+    direct: list[float] = []
     with VisionClient(endpoint, timeout=30.0, retries=0) as client:
-        for _ in range(10):  # warm both paths before measuring
-            client.inspect(CAMERA, TEMPLATE)
+        for _ in range(10):  # warm every path before measuring
+            for ask in paths.values():
+                ask(client)
             peer()
-        while len(rtt) < requests:
-            for _ in range(min(block, requests - len(rtt))):
-                r = client.inspect(CAMERA, TEMPLATE)
-                rtt.append(r.round_trip_ms)
-                engine.append(r.timings.inference_ms)
-                worker_total.append(r.timings.total_ms)
-                overhead.append(r.round_trip_ms - r.timings.inference_ms)
-            for _ in range(block):
+        while len(direct) < requests:
+            n = min(block, requests - len(direct))
+            for name, ask in paths.items():
+                for _ in range(n):
+                    r = ask(client)
+                    seen[name]["rtt"].append(r.round_trip_ms)
+                    seen[name]["engine"].append(r.timings.inference_ms)
+                    seen[name]["worker"].append(r.timings.total_ms)
+                    seen[name]["overhead"].append(r.round_trip_ms - r.timings.inference_ms)
+            for _ in range(n):
                 t0 = time.perf_counter()
                 peer()
                 direct.append((time.perf_counter() - t0) * 1000)
-    return {
-        "requests": requests,
-        "round_trip_ms": _summary(rtt),
-        "engine_ms": _summary(engine),
-        "worker_total_ms": _summary(worker_total),
-        "service_overhead_ms": _summary(overhead),
-        "in_process_call_ms": _summary(direct),
-    }
+    out: dict[str, Any] = {"requests": requests, "in_process_call_ms": _summary(direct)}
+    for name, v in seen.items():
+        out[name] = {
+            "round_trip_ms": _summary(v["rtt"]),
+            "engine_ms": _summary(v["engine"]),
+            "worker_total_ms": _summary(v["worker"]),
+            "service_overhead_ms": _summary(v["overhead"]),
+        }
+    return out
 
 
 def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
@@ -183,7 +197,7 @@ def main() -> int:
     ) as stack:
         frame_png = _grab_frame_png(stack.frames_endpoint)
         peer = in_process_peer(model_dir, frame_png)  # this thread only (MLX streams)
-        seq = sequential(stack.requests_endpoint, peer, args.requests)
+        seq = sequential(stack.requests_endpoint, peer, frame_png, args.requests)
         conc = [throughput(stack.requests_endpoint, n, args.seconds) for n in levels]
 
     results = {
@@ -194,7 +208,7 @@ def main() -> int:
         "sequential": seq,
         "throughput": conc,
         "overhead_ratio_p50": round(
-            seq["round_trip_ms"]["p50"] / seq["in_process_call_ms"]["p50"], 3
+            seq["camera"]["round_trip_ms"]["p50"] / seq["in_process_call_ms"]["p50"], 3
         ),
     }
     _print(results)
@@ -207,20 +221,21 @@ def main() -> int:
 
 def _print(r: dict[str, Any]) -> None:
     seq = r["sequential"]
-    print(
-        f"service latency, tiny model ({r['model']}), {r['transport']}, {r['machine']['cpus']} CPUs"
-    )
-    print(f"\n{'one question, latest frame':<40} {'p50 ms':>8} {'p99 ms':>8}")
-    rows = [
-        ("client round trip", seq["round_trip_ms"]),
-        ("  engine (inference_ms in the worker)", seq["engine_ms"]),
-        ("  service overhead (round trip - engine)", seq["service_overhead_ms"]),
-        ("  worker arrival -> reply sent", seq["worker_total_ms"]),
-        ("peer: Inspector.inspect in-process", seq["in_process_call_ms"]),
-    ]
+    cpus = r["machine"]["cpus"]
+    print(f"service latency, tiny model ({r['model']}), {r['transport']}, {cpus} CPUs")
+    print(f"\n{'one question, sequential':<44} {'p50 ms':>8} {'p99 ms':>8}")
+    rows = []
+    for name, label in (("camera", "camera frame (latest)"), ("image", "inline PNG image")):
+        s = seq[name]
+        rows += [
+            (f"{label}: client round trip", s["round_trip_ms"]),
+            ("  engine call in the worker", s["engine_ms"]),
+            ("  service overhead (round trip - engine)", s["service_overhead_ms"]),
+        ]
+    rows.append(("peer: Inspector.inspect in-process", seq["in_process_call_ms"]))
     for name, s in rows:
-        print(f"{name:<40} {s['p50']:>8.2f} {s['p99']:>8.2f}")
-    print(f"round trip / in-process call (p50): {r['overhead_ratio_p50']:.2f}x")
+        print(f"{name:<44} {s['p50']:>8.2f} {s['p99']:>8.2f}")
+    print(f"round trip (camera) / in-process call, p50: {r['overhead_ratio_p50']:.2f}x")
     print(f"\n{'clients':>7} {'answers/s':>10} {'ok':>6} {'busy':>5} {'p50 ms':>8} {'p99 ms':>8}")
     for t in r["throughput"]:
         lat = t["round_trip_ms"] or {"p50": float("nan"), "p99": float("nan")}
