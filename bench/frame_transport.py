@@ -11,8 +11,8 @@ process and a receiver process measure:
 Peers: imagezmq in PUB/SUB mode (same pattern as ours) and in its default REQ/REP mode (each
 frame waits for the hub's reply). pnp-vision sends through the daemon's real `Publisher` (small
 high-water mark, hand-off that drops the oldest) and receives with the real `FrameSubscriber`,
-which decodes only each camera's newest queued frame: its "fps" counts decoded frames, and
-"p50 at max rate" shows what that buys when the receiver falls behind.
+which, when JPEG frames queue up faster than it decodes them, decodes only the newest: its
+"fps" counts decoded frames, and "p50 at max rate" shows what that buys under overload.
 
     .venv/bin/python bench/frame_transport.py [--quick]
 
@@ -105,8 +105,8 @@ def _receiver(impl: str, endpoint: str, encoding: str, ready, conn) -> None:
         def on_frame(frame) -> None:
             seen(frame.header.camera, frame.header.capture_time)
 
-        # As the worker uses it: each camera's newest queued frame is decoded, older ones are
-        # skipped (counted), so a receiver that falls behind never queues.
+        # As the worker uses it: of several queued JPEG frames only the newest is decoded, the
+        # older ones are skipped (counted), so a receiver that falls behind does not queue.
         with FrameSubscriber(endpoint, on_frame=on_frame) as sub:
             while not finished():
                 done.wait(0.1)

@@ -27,6 +27,7 @@ from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import (
     Buffer,
     CameraStatus,
+    Encoding,
     FrameHeader,
     frame_topic,
     status_topic,
@@ -72,8 +73,10 @@ class FrameSubscriber:
     ) -> None:
         """``on_frame`` runs on the receive thread for each decoded frame (keep it quick).
 
-        By default only each camera's newest queued frame is decoded (the others are counted
-        in ``skipped``); ``every_frame=True`` decodes all of them, for a recorder.
+        By default, when several JPEG/PNG frames of a camera are queued at once (decoding fell
+        behind), only the newest is decoded and the others are counted in ``skipped``; raw
+        frames cost nothing to wrap and are all kept. ``every_frame=True`` (a recorder) decodes
+        every frame.
         """
         if ring_size < 1:
             raise ConfigError(f"ring_size must be >= 1, got {ring_size}")
@@ -192,7 +195,7 @@ class FrameSubscriber:
                 if not poller.poll(100):
                     continue
                 # Take what is queued (up to a bound), then decode only each camera's newest
-                # frame: when decoding falls behind, superseded frames are skipped, not queued.
+                # encoded frame: when decoding falls behind, superseded frames are skipped.
                 newest: dict[str, tuple[FrameHeader, Buffer]] = {}
                 for _ in range(64):
                     try:
@@ -202,8 +205,8 @@ class FrameSubscriber:
                     frame = self._parse(parts)
                     if frame is None:
                         continue
-                    if self._every_frame:
-                        self._accept(*frame)
+                    if self._every_frame or frame[0].encoding is Encoding.RAW_BGR8:
+                        self._accept(*frame)  # raw frames are wrapped, not decoded: keep all
                         continue
                     if frame[0].camera in newest:
                         self.skipped += 1
