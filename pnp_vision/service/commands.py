@@ -8,6 +8,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pnp_vision.client import VisionClient
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,7 +105,7 @@ def _worker(args: argparse.Namespace) -> int:
     os._exit(0)
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> VisionClient:
     from pnp_vision.client import VisionClient
 
     return VisionClient(args.endpoint, args.timeout, args.retries)
