@@ -134,3 +134,16 @@ def test_bad_arguments_are_refused_before_anything_is_sent() -> None:
             client.inspect("top", "tombstone", frame="newest")
         with pytest.raises(BadRequest, match="seq"):
             client.inspect("top", "tombstone", frame="seq")
+
+
+def test_the_client_does_not_pull_in_mlx_or_opencv() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, pnp_vision.client; "
+        "print(sorted({'cv2', 'mlx.core', 'numpy'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
