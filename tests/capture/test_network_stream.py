@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -23,7 +24,8 @@ class MjpegServer:
 
     def __init__(self, port: int, level: int) -> None:
         self.stopping = threading.Event()
-        stopping = self.stopping
+        self.paused = threading.Event()  # connections stay open but no frame is sent
+        stopping, paused = self.stopping, self.paused
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -40,6 +42,8 @@ class MjpegServer:
                 )
                 # Paced by the wait: about 50 frames per second until the server stops.
                 while not stopping.wait(0.02):
+                    if paused.is_set():
+                        continue
                     try:
                         self.wfile.write(part)
                         self.wfile.flush()
@@ -109,5 +113,36 @@ def test_stream_loss_shows_reconnecting_and_recovers(
             assert after.header.seq > before.header.seq
             status = daemon.wait_for("ipcam", lambda s: s.state is CameraState.STREAMING, 5)
             assert status.reconnects >= 1
+    finally:
+        server.stop()
+
+
+def test_stalled_stream_is_reopened(endpoint: str, context: zmq.Context, wait_until) -> None:
+    """The server keeps the connection open but stops sending: the watchdog notices the stall."""
+    port = _free_port()
+    cam = CameraConfig(
+        name="ipcam",
+        source=f"http://127.0.0.1:{port}/video.mjpg",
+        open_timeout_s=1.0,
+        read_timeout_s=1.0,
+        stall_timeout_s=0.5,
+        backoff={"initial_s": 0.1, "max_s": 0.3},
+    )
+    server = MjpegServer(port, level=90)
+    try:
+        with (
+            CaptureDaemon([cam], endpoint, context=context, status_interval_s=0.2) as daemon,
+            FrameSubscriber(endpoint, context=context) as sub,
+        ):
+            before = sub.wait_fresh("ipcam", 0, 10)
+            server.paused.set()
+            stalled = daemon.wait_for("ipcam", lambda s: s.state is CameraState.RECONNECTING, 10)
+            assert "no frame" in (stalled.last_error or "") or "stopped" in (
+                stalled.last_error or ""
+            )
+            server.paused.clear()
+            after = sub.wait_fresh("ipcam", time.time(), 15)
+            assert after.header.seq > before.header.seq
+            assert daemon.statuses()["ipcam"].reconnects >= 1
     finally:
         server.stop()
