@@ -438,14 +438,20 @@ class Worker:
 
     def _finish(self, job: Job, reply: Reply, *, cache: bool = False) -> None:
         self.pending.pop(job.key, None)
-        raw = self._send(job.envelope, reply, request=job.request)
+        ms = (time.monotonic() - job.arrival) * 1000
+        raw = self._send(job.envelope, reply, request=job.request, ms=ms)
         if cache:
             self.recent[job.key] = raw
             while len(self.recent) > _RECENT_REPLIES:
                 self.recent.popitem(last=False)
 
     def _send(
-        self, envelope: list[bytes], reply: Reply, *, request: InspectRequest | None = None
+        self,
+        envelope: list[bytes],
+        reply: Reply,
+        *,
+        request: InspectRequest | None = None,
+        ms: float | None = None,
     ) -> bytes:
         raw = encode_reply(reply)
         self._send_raw(envelope, raw)
@@ -456,7 +462,12 @@ class Worker:
         if request is not None:
             outcome = "ok" if reply.ok else reply.error.code.value  # type: ignore[union-attr]
             level = logging.INFO if reply.ok or reply.error.code != "internal" else logging.ERROR
-            log.log(level, "inspect %s", kv(id=reply.id, camera=request.camera, outcome=outcome))
+            fields = {"id": reply.id, "camera": request.camera, "outcome": outcome}
+            if ms is not None:
+                fields["ms"] = round(ms, 1)
+            if reply.frame is not None and reply.frame.seq is not None:
+                fields["seq"] = reply.frame.seq
+            log.log(level, "inspect %s", kv(**fields))
         return raw
 
     def _send_raw(self, envelope: list[bytes], raw: bytes) -> None:
