@@ -111,9 +111,9 @@ def _parse(model: type[StrictModel], raw: Buffer, what: str) -> StrictModel:
     try:
         return model.model_validate_json(bytes(raw))
     except ValidationError as exc:
-        raise BadRequest(
-            f"invalid {what}: {exc.errors()[0]['msg']} ({bytes(raw)[:200]!r})"
-        ) from exc
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "message"
+        raise BadRequest(f"invalid {what}: {where}: {err['msg']} ({bytes(raw)[:200]!r})") from exc
 
 
 def unpack_frame(parts: Sequence[Buffer]) -> tuple[FrameHeader, Buffer]:
