@@ -162,6 +162,7 @@ class Trainer:
         self._grid = np.array(batch.grid)
 
     def answer_logits(self, pixels: Any, ids: Any, last: Any, frame_of: Any) -> Any:
+        """Logits at each prompt's last position (the answer's), for a whole batch."""
         import mlx.core as mx
 
         from pnp_vision.inspect import vision_fast
@@ -170,13 +171,49 @@ class Trainer:
         model = self.model
         feats = vision_fast.fast_forward(model.vision_tower, pixels, self._grid)
         feats = feats.reshape(self._grid.shape[0], n_tokens, -1)[frame_of]
-        lm = model.language_model
-        emb = lm.model.embed_tokens(ids)
+        emb = model.language_model.model.embed_tokens(ids)
         emb = mx.concatenate([emb[:, :start], feats, emb[:, start + n_tokens :]], axis=1)
         q, length = ids.shape
         positions = mx.broadcast_to(self._positions, (3, q, length))
-        hidden = lm.model(ids, inputs_embeds=emb, position_ids=positions)
-        return self.adapter.logits(hidden[mx.arange(q), last])
+        return self.adapter.logits(self._last_hidden(emb, positions, last))
+
+    def _last_hidden(self, emb: Any, positions: Any, last: Any) -> Any:
+        """The language model's final hidden state at position `last` of each row.
+
+        Every layer but the last runs as mlx-vlm runs it. In the last layer only the answer
+        position's query, attention output and MLP are computed (keys and values for all),
+        since nothing else reaches the answer: about half the language model's work.
+        """
+        import mlx.core as mx
+        from mlx_vlm.models.base import create_attention_mask
+        from mlx_vlm.models.qwen2_5_vl.language import apply_multimodal_rotary_pos_emb as rope
+
+        lm = self.model.language_model.model
+        *early, final = lm.layers
+        attn = final.self_attn
+        if attn.rotary_emb.fused_apply:
+            raise RuntimeError("fused mrope (Metal) is not supported by the training pass")
+        cos, sin = attn.rotary_emb(emb, positions)
+        h = emb
+        mask = create_attention_mask(h, None)
+        for layer in early:
+            h = layer(h, mask, None, positions, (cos, sin))
+        q, length, _ = h.shape
+        rows = mx.arange(q)
+        x = final.input_layernorm(h)
+        k = attn.k_proj(x).reshape(q, length, attn.n_kv_heads, attn.head_dim).transpose(0, 2, 1, 3)
+        v = attn.v_proj(x).reshape(q, length, attn.n_kv_heads, attn.head_dim).transpose(0, 2, 1, 3)
+        query = attn.q_proj(x[rows, last][:, None])
+        query = query.reshape(q, 1, attn.n_heads, attn.head_dim).transpose(0, 2, 1, 3)
+        query = rope(query, query, cos[rows, last][:, None], sin[rows, last][:, None])[0]
+        k = rope(k, k, cos, sin)[1]
+        visible = mx.arange(length)[None, :] <= last[:, None]  # padding after `last` is unseen
+        bias = mx.where(visible, 0.0, -mx.inf)[:, None, None, :].astype(query.dtype)
+        out = mx.fast.scaled_dot_product_attention(query, k, v, scale=attn.scale, mask=bias)
+        out = attn.o_proj(out.transpose(0, 2, 1, 3).reshape(q, 1, -1))
+        hidden = h[rows, last][:, None] + out
+        hidden = hidden + final.mlp(final.post_attention_layernorm(hidden))
+        return lm.norm(hidden)[:, 0]
 
     def _build_step(self) -> Any:
         import mlx.core as mx
