@@ -109,7 +109,11 @@ def bench_model(model_dir: Path, side: int, repeats: int, n_questions: int) -> d
     prompt_and_parse()  # warm-up
     b_ms, (b_answer, b_text, b_tokens) = _median_ms("(b)", prompt_and_parse, repeats)
 
-    c_one_ms, _ = _median_ms("(c1)", lambda: inspector.inspect(frame, questions), repeats)
+    c_one_ms, c_res = _median_ms("(c1)", lambda: inspector.inspect(frame, questions), repeats)
+    c_split = {
+        phase: sum(getattr(r.timings, phase) for r in c_res)
+        for phase in ("prep_ms", "vision_ms", "language_ms")
+    }
     c_sep_ms, _ = _median_ms(
         "(c2)", lambda: [inspector.inspect(frame, [q]) for q in questions], repeats
     )
@@ -137,6 +141,7 @@ def bench_model(model_dir: Path, side: int, repeats: int, n_questions: int) -> d
         "b_over_a": b_ms / a_ms,
         "n_questions": len(questions),
         "c_one_call_ms": c_one_ms,
+        "c_one_call_split": c_split,
         "c_separate_calls_ms": c_sep_ms,
         "c_separate_over_one_call": c_sep_ms / c_one_ms,
     }
@@ -171,6 +176,11 @@ def print_table(size: str, kind: str, r: dict[str, Any]) -> None:
         f"(a) split: prep {t['prep_ms']:.1f} ms, vision {t['vision_ms']:.1f} ms,"
         f" language {t['language_ms']:.1f} ms; answer {r['a_answer']}"
         f" {r['a_probabilities']}; (b) text {r['b_text']!r} -> {r['b_parsed']}"
+    )
+    c = r["c_one_call_split"]
+    print(
+        f"(c1) split: prep {c['prep_ms']:.1f} ms, vision {c['vision_ms']:.1f} ms,"
+        f" language {c['language_ms']:.1f} ms (prefix once + {n} suffixes)"
     )
 
 
