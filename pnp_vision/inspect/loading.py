@@ -16,7 +16,6 @@ from pnp_vision.errors import ModelLoadError
 
 SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "mllama")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model", "vocab.json")
-_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 def check_model_folder(path: Path) -> dict[str, Any]:
