@@ -256,7 +256,8 @@ class Worker:
             now = time.monotonic()
             self._service_waiting(now)
             for job in self.jobs.take_expired(now):
-                self._finish(job, error_reply(job.id, DeadlineExceeded(_late_msg(job, now))))
+                late = DeadlineExceeded(_late_msg(job, now))
+                self._finish(job, error_reply(job.id, late, frame=job.frame_used))
             if self.model.state == "failed" and not self.draining:
                 self._fail_all(self.model.error or ModelError("model failed"))
                 return
