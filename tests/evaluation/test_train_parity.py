@@ -1,0 +1,67 @@
+"""The training forward pass computes exactly what the Inspector scores.
+
+Training runs many prompts and frames in one batched pass (right-padded prompts, image features
+spliced in, the LM head on each prompt's last position); the engine runs one frame at a time
+with a prompt cache. If the two ever disagreed (positions, image placement, answer tokens, image
+prep), the shipped model would be trained on one thing and asked another. A random-weight folder
+of the training recipe's shape is enough to compare them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pnp_vision.devtools import train
+from pnp_vision.devtools.train_data import render_batch, scene_pattern
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory: pytest.TempPathFactory) -> train.Trainer:
+    from pnp_vision.devtools.tiny_models import build_model_folder
+
+    root = tmp_path_factory.mktemp("train-parity")
+    one_each = {"nozzle_tip": 1, "part_held": 1, "chip": 1, "tombstone": 1, "feeder_pocket": 1}
+    cfg = train.TrainConfig(compile=False, seed=3, mix=one_each)
+    build_model_folder(
+        "qwen2_5_vl", root / "m", train.model_spec(cfg), train._tokenizer_corpus(root / "c")
+    )
+    return train.Trainer(root / "m", cfg)
+
+
+def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> None:
+    import mlx.core as mx
+
+    from pnp_vision.devtools.synthetic import render
+    from pnp_vision.inspect import Question
+
+    cfg = trainer.cfg
+    pattern = scene_pattern(cfg.mix)
+    batch = render_batch(trainer.tables, 2, 11, pattern, cfg.frame_size)
+    trainer._prepare_layout(batch)
+    logits = trainer.answer_logits(
+        mx.array(batch.pixels), mx.array(batch.ids), mx.array(batch.last), mx.array(batch.frame_of)
+    )
+    logits = np.array(logits)
+    n = len(pattern)
+    row = 0
+    seen: list[float] = []
+    for index in range(2 * n, 3 * n):
+        image, label = render(index, 11, cfg.frame_size, scenes=pattern)
+        asked = [q for q in label["questions"] if q["template"] in cfg.templates]
+        results = trainer.inspector.inspect(
+            image, [Question(template=q["template"], params=q["params"]) for q in asked]
+        )
+        for q, result in zip(asked, results, strict=True):
+            plan = trainer.inspector.answer_plan(q["template"])
+            assert batch.template[row] == q["template"] and batch.answer[row] == q["answer"]
+            assert batch.target[row] == plan.first_tokens[plan.answers.index(q["answer"])]
+            mine = logits[row][list(plan.first_tokens)]
+            mine = np.exp(mine - mine.max())
+            mine /= mine.sum()
+            for answer, p in zip(plan.answers, mine, strict=True):
+                assert p == pytest.approx(result.probabilities[answer], abs=1e-4)
+            seen.append(result.probabilities[plan.answers[0]])
+            row += 1
+    assert row == len(batch.target) > 0
+    assert max(seen) - min(seen) > 0.05  # inputs move the answer: the comparison has teeth
