@@ -9,7 +9,9 @@ tiny model, as subprocesses on ipc:// endpoints) and measures through `VisionCli
      JSON, frame choice, queue hand-offs, thread wake-ups);
   2. the peer, in the same run and in alternating blocks with (1): the same question on a live
      frame through an `Inspector` in this process, no service at all;
-  3. throughput with 1, 4 and 16 concurrent clients (one thread and one socket each).
+  3. throughput with 1, 4 and 16 concurrent clients (one thread and one socket each), with a
+     monitor asking `status` meanwhile (its round trip shows status never queues behind
+     inferences).
 
     .venv/bin/python bench/service_latency.py [--requests 200] [--seconds 5]
 
@@ -101,7 +103,6 @@ def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
     lock = threading.Lock()
     latencies: list[float] = []
     counts = {"ok": 0, "busy": 0, "error": 0}
-    start = threading.Barrier(clients + 1)
     stop_at: list[float] = []
 
     def run() -> None:
@@ -122,7 +123,22 @@ def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
                     counts["ok"] += 1
                     latencies.append(r.round_trip_ms)
 
+    status_ms: list[float] = []
+
+    def watch() -> None:
+        """A monitor asking `status` meanwhile: answered by the I/O thread, never queued."""
+        from pnp_vision.protocol.requests import StatusRequest
+
+        with VisionClient(endpoint, timeout=30.0, retries=0) as client:
+            start.wait()
+            while time.monotonic() < stop_at[0]:
+                _, ms = client.request(StatusRequest(id=f"watch-{len(status_ms)}"))
+                status_ms.append(ms)
+                time.sleep(0.02)  # a monitor's polling rate, not a measurement
+
     threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
+    threads.append(threading.Thread(target=watch, daemon=True))
+    start = threading.Barrier(len(threads) + 1)
     for t in threads:
         t.start()
     stop_at.append(time.monotonic() + seconds)
@@ -137,6 +153,7 @@ def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
         "answers_per_s": round(counts["ok"] / elapsed, 2),
         **counts,
         "round_trip_ms": _summary(latencies) if latencies else None,
+        "status_round_trip_ms": _summary(status_ms) if status_ms else None,
     }
 
 
@@ -236,12 +253,17 @@ def _print(r: dict[str, Any]) -> None:
     for name, s in rows:
         print(f"{name:<44} {s['p50']:>8.2f} {s['p99']:>8.2f}")
     print(f"round trip (camera) / in-process call, p50: {r['overhead_ratio_p50']:.2f}x")
-    print(f"\n{'clients':>7} {'answers/s':>10} {'ok':>6} {'busy':>5} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"\n{'clients':>7} {'answers/s':>10} {'ok':>6} {'busy':>5} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'status p50':>11} {'status p99':>11}"
+    )
+    nan = {"p50": float("nan"), "p99": float("nan")}
     for t in r["throughput"]:
-        lat = t["round_trip_ms"] or {"p50": float("nan"), "p99": float("nan")}
+        lat = t["round_trip_ms"] or nan
+        st = t["status_round_trip_ms"] or nan
         print(
             f"{t['clients']:>7} {t['answers_per_s']:>10.1f} {t['ok']:>6} {t['busy']:>5} "
-            f"{lat['p50']:>8.2f} {lat['p99']:>8.2f}"
+            f"{lat['p50']:>8.2f} {lat['p99']:>8.2f} {st['p50']:>11.2f} {st['p99']:>11.2f}"
         )
 
 
