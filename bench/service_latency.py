@@ -198,13 +198,14 @@ def main() -> int:
     parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
     parser.add_argument("--queue-size", type=int, default=16)
     parser.add_argument("--cameras-dir", type=Path, help="default: cameras/demo.toml")
+    parser.add_argument("--model", type=Path, help="model folder (default: the tiny model)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
     from pnp_vision.devtools.tiny_models import ensure_tiny_model
     from pnp_vision.service.launch import DEMO_CAMERAS, service_stack
 
-    model_dir = ensure_tiny_model()
+    model_dir = args.model or ensure_tiny_model()
     levels = [int(x) for x in args.clients.split(",")]
     with service_stack(
         model_dir=model_dir,
@@ -239,7 +240,7 @@ def main() -> int:
 def _print(r: dict[str, Any]) -> None:
     seq = r["sequential"]
     cpus = r["machine"]["cpus"]
-    print(f"service latency, tiny model ({r['model']}), {r['transport']}, {cpus} CPUs")
+    print(f"service latency, model {r['model']}, {r['transport']}, {cpus} CPUs")
     print(f"\n{'one question, sequential':<44} {'p50 ms':>8} {'p99 ms':>8}")
     rows = []
     for name, label in (("camera", "camera frame (latest)"), ("image", "inline PNG image")):
