@@ -56,7 +56,10 @@ def _capture(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     cameras = load_cameras(args.cameras_dir or settings.cameras_dir, args.camera)
-    daemon = CaptureDaemon(cameras, args.endpoint or settings.frames_endpoint)
+    from pnp_vision.transport.security import security_from_settings
+
+    security = security_from_settings(settings.keys_dir, settings.client_key)
+    daemon = CaptureDaemon(cameras, args.endpoint or settings.frames_endpoint, security=security)
     daemon.run_until_signalled()
     return 0
 
@@ -65,6 +68,7 @@ def _record(args: argparse.Namespace) -> int:
     from pnp_vision.capture.recording import record
     from pnp_vision.config import load_settings
     from pnp_vision.logs import setup_logging
+    from pnp_vision.transport.security import security_from_settings
 
     settings = load_settings()
     setup_logging(settings.log_level)
@@ -81,6 +85,7 @@ def _record(args: argparse.Namespace) -> int:
         image_format=args.image_format,
         stop=stop,
         max_message_bytes=settings.max_message_bytes,
+        security=security_from_settings(settings.keys_dir, settings.client_key),
     )
     print(f"recorded {count} frames of {args.camera!r} to {args.out}")
     return 0

@@ -23,6 +23,7 @@ from pnp_vision.capture.sources import Source, open_source
 from pnp_vision.errors import ConfigError, UnknownCamera
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import CameraStatus
+from pnp_vision.transport.security import Security
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class CaptureDaemon:
         status_interval_s: float = 1.0,
         session: str | None = None,
         source_factory: Callable[[CameraConfig], Source] = open_source,
+        security: Security | None = None,
     ) -> None:
         """``source_factory`` makes each camera's source (a fake one can be passed in)."""
         if not cameras:
@@ -54,7 +56,7 @@ class CaptureDaemon:
         self.session = session or new_session_id()
         self._stop = threading.Event()
         self.publisher = Publisher(
-            endpoint, context=context, sndhwm=sndhwm, max_pending=max_pending
+            endpoint, context=context, sndhwm=sndhwm, max_pending=max_pending, security=security
         )
         self.runners = {
             c.name: CameraRunner(

@@ -20,6 +20,7 @@ import zmq
 from pnp_vision.errors import ConfigError
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import CameraStatus, FrameHeader, pack_frame, pack_status
+from pnp_vision.transport.security import Security, release_zap, secure_bind
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Publisher:
         sndhwm: int = 4,
         linger_ms: int = 200,
         max_pending: int = 4,
+        security: Security | None = None,
     ) -> None:
         if max_pending < 1:
             raise ConfigError(f"max_pending must be >= 1, got {max_pending}")
@@ -50,6 +52,8 @@ class Publisher:
         self.endpoint = endpoint
         self._context = context or zmq.Context.instance()
         self._sndhwm, self._linger_ms, self._max_pending = sndhwm, linger_ms, max_pending
+        self._security = security
+        self._zap = False
         self._frames: collections.deque[FrameMessage] = collections.deque()
         self._statuses: collections.deque[CameraStatus] = collections.deque()
         self._cond = threading.Condition()
@@ -113,10 +117,12 @@ class Publisher:
             sock = self._context.socket(zmq.PUB)
             sock.linger = self._linger_ms
             sock.sndhwm = self._sndhwm  # before bind: applies to every subscriber's pipe
+            self._zap = secure_bind(sock, self._context, self.requested_endpoint, self._security)
             sock.bind(self.requested_endpoint)
             self.endpoint = sock.last_endpoint.decode()
         except zmq.ZMQError as exc:
             self._error = exc
+            self._release_zap()
             self._ready.set()
             return
         self._ready.set()
@@ -125,6 +131,12 @@ class Publisher:
             self._loop(sock)
         finally:
             sock.close()
+            self._release_zap()
+
+    def _release_zap(self) -> None:
+        if self._zap:
+            self._zap = False
+            release_zap(self._context)
 
     def _loop(self, sock: zmq.Socket) -> None:
         while True:

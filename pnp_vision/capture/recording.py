@@ -22,6 +22,7 @@ from pnp_vision.capture.subscriber import Frame, FrameSubscriber
 from pnp_vision.errors import BadRequest, ConfigError, ImageError
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import Encoding, FrameHeader
+from pnp_vision.transport.security import Security
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def record(
     image_format: str = "png",
     stop: threading.Event | None = None,
     max_message_bytes: int = 64 << 20,
+    security: Security | None = None,
 ) -> int:
     """Write what ``camera`` publishes until ``frames`` or ``seconds`` (or ``stop``); the count.
 
@@ -122,6 +124,7 @@ def record(
             on_frame=on_frame,
             every_frame=True,
             max_message_bytes=max_message_bytes,
+            security=security,
         ) as sub,
         RecordingWriter(out, image_format=image_format) as writer,
     ):

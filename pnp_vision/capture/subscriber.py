@@ -33,6 +33,7 @@ from pnp_vision.protocol.frames import (
     status_topic,
     unpack,
 )
+from pnp_vision.transport.security import Security, secure_connect
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class FrameSubscriber:
         rcvhwm: int = 4,
         on_frame: Callable[[Frame], None] | None = None,
         every_frame: bool = False,
+        security: Security | None = None,
     ) -> None:
         """``on_frame`` runs on the receive thread for each decoded frame (keep it quick).
 
@@ -95,6 +97,7 @@ class FrameSubscriber:
         sock.linger = 0
         sock.rcvhwm = rcvhwm
         sock.maxmsgsize = max_message_bytes  # before connect: a huge message drops the peer
+        secure_connect(sock, security)  # CURVE keys, before connect
         if self._only is None:
             sock.subscribe(b"")
         else:

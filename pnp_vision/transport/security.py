@@ -152,6 +152,54 @@ class ZapHandler:
         return [version, request_id, b"400", reason.encode(), b"", b""]
 
 
+_zap_lock = threading.Lock()
+_zap_users: dict[int, tuple[ZapHandler, int]] = {}
+
+
+def acquire_zap(context: zmq.Context, authorized_dir: Path) -> ZapHandler:
+    """The context's ZAP handler, started on first use; pair every call with `release_zap`.
+
+    ZAP is one inproc endpoint per context, so servers sharing a context share one handler.
+    """
+    with _zap_lock:
+        handler, users = _zap_users.get(id(context), (None, 0))
+        if handler is None:
+            handler = ZapHandler(context, authorized_dir).start()
+        _zap_users[id(context)] = (handler, users + 1)
+        return handler
+
+
+def release_zap(context: zmq.Context) -> None:
+    """Stop the handler when its last server closes (its socket would block `context.term()`)."""
+    with _zap_lock:
+        handler, users = _zap_users.pop(id(context), (None, 0))
+        if handler is not None and users > 1:
+            _zap_users[id(context)] = (handler, users - 1)
+        elif handler is not None:
+            handler.stop()
+
+
+def secure_bind(
+    sock: zmq.Socket, context: zmq.Context, endpoint: str, security: Security | None
+) -> bool:
+    """Before `bind`: CURVE server keys and the ZAP handler; warns when exposed without CURVE.
+
+    Returns True when a ZAP handler was acquired (then call `release_zap` on close).
+    """
+    warn_if_exposed(endpoint, security)
+    if security is None:
+        return False
+    security.secure_server(sock)
+    acquire_zap(context, security.authorized_dir)
+    return True
+
+
+def secure_connect(sock: zmq.Socket, security: Security | None) -> None:
+    """Before `connect`: CURVE client keys when security is on."""
+    if security is not None:
+        security.secure_client(sock)
+
+
 def is_loopback_endpoint(endpoint: str) -> bool:
     """True for ipc://, inproc:// and tcp endpoints bound to a loopback address."""
     parts = urlsplit(endpoint)
