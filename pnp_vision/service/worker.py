@@ -59,6 +59,7 @@ from pnp_vision.protocol.requests import (
 from pnp_vision.service.framestore import FrameStore, frame_used
 from pnp_vision.service.jobs import Job, RequestQueue
 from pnp_vision.service.model_thread import Completion, ModelThread
+from pnp_vision.transport.security import security_from_settings
 
 if TYPE_CHECKING:
     from pnp_vision.inspect.templates import TemplateSet
@@ -132,6 +133,7 @@ class Worker:
                 settings.frames_endpoint,
                 max_message_bytes=settings.max_message_bytes,
                 context=self.context,
+                security=security_from_settings(settings.keys_dir, settings.client_key),
             )
             self.store = FrameStore(
                 self._subscriber,
