@@ -45,16 +45,58 @@ CASES: dict[str, tuple[str, int, int, int, int, str, dict[str, str]]] = {
     "bf16_vlm_views_L64_vcopy": ("bfloat16", 1, 16, 64, 80, "vlmviews_vcopy", {}),
     "bf16_vlm_views_L64_d64": ("bfloat16", 1, 16, 64, 64, "vlmviews", {}),
     "vlm_tower_bf16": ("bfloat16", 0, 0, 0, 0, "tower", {}),
+    # the tower again, each attention call's inputs evaluated first and the call logged, to see
+    # which call dies; then with v (a strided view into qkv) or q, k, v made contiguous first
+    "vlm_tower_trace": ("bfloat16", 0, 0, 0, 0, "tower:trace", {}),
+    "vlm_tower_vcontig": ("bfloat16", 0, 0, 0, 0, "tower:vcontig", {}),
+    "vlm_tower_allcontig": ("bfloat16", 0, 0, 0, 0, "tower:allcontig", {}),
     "vlm_tower_bf16_nocudnn": ("bfloat16", 0, 0, 0, 0, "tower", {"MLX_CUDA_USE_CUDNN_SDPA": "0"}),
 }  # fmt: skip
 
 
-def _tower(dtype: str) -> str:
+def _wrap_tower_sdpa(mode: str) -> None:
+    """Route mlx-vlm vision's mx.fast.scaled_dot_product_attention through a wrapper."""
+    import mlx.core as mx
+    from mlx_vlm.models.qwen2_5_vl import vision
+
+    real = mx.fast.scaled_dot_product_attention
+    calls = [0]
+
+    def sdpa(q, k, v, scale, mask=None, **kw):
+        if mode == "trace":
+            mx.eval(q, k, v)
+            print(f"call {calls[0]} q{q.shape} k{k.shape} v{v.shape} {q.dtype}", flush=True)
+        elif mode == "vcontig":
+            v = mx.contiguous(v)
+        elif mode == "allcontig":
+            q, k, v = (mx.contiguous(a) for a in (q, k, v))
+        calls[0] += 1
+        out = real(q, k, v, scale=scale, mask=mask, **kw)
+        if mode == "trace":
+            mx.eval(out)
+            print(f"call {calls[0] - 1} done", flush=True)
+        return out
+
+    class _Fast:
+        scaled_dot_product_attention = staticmethod(sdpa)
+
+    class _Mx:
+        fast = _Fast()
+
+        def __getattr__(self, name):
+            return getattr(mx, name)
+
+    vision.mx = _Mx()
+
+
+def _tower(dtype: str, mode: str = "") -> str:
     """mlx-vlm's own Qwen2.5-VL vision tower, full width, 2 blocks (one windowed, one full)."""
     import mlx.core as mx
     from mlx_vlm.models.qwen2_5_vl.config import VisionConfig
     from mlx_vlm.models.qwen2_5_vl.vision import VisionModel
 
+    if mode:
+        _wrap_tower_sdpa(mode)
     vt = VisionModel(VisionConfig(depth=2, out_hidden_size=2048, fullatt_block_indexes=[1]))
     vt.apply(lambda a: a.astype(getattr(mx, dtype)))
     px = mx.random.normal((1024, 1176)).astype(getattr(mx, dtype))
@@ -67,8 +109,8 @@ def run_case(name: str) -> str:
     import mlx.core as mx
 
     dtype, b, h, n, d, layout, _ = CASES[name]
-    if layout == "tower":
-        return _tower(dtype)
+    if layout.startswith("tower"):
+        return _tower(dtype, layout.partition(":")[2])
     mx.random.seed(1)
     dt = getattr(mx, dtype)
     scale = d**-0.5
@@ -135,7 +177,7 @@ def main() -> None:
             lines = (proc.stdout + proc.stderr).strip().splitlines()
             status = lines[-1] if proc.returncode == 0 and lines else _describe(proc.returncode)
             if proc.returncode != 0 and lines:
-                status += " | " + lines[-1][:160]
+                status += " | " + " / ".join(x[:100] for x in lines[-3:])
             if proc.returncode < 0 and first_dead is None:
                 first_dead = name
         except subprocess.TimeoutExpired:

@@ -174,21 +174,27 @@ def cast_floats(model: nn.Module, dtype: mx.Dtype) -> None:
 
 
 def tune_model(
-    model: nn.Module, compute_dtype: str = "auto", *, fast_vision: bool = True
+    model: nn.Module,
+    compute_dtype: str = "auto",
+    *,
+    fast_vision: bool = True,
+    device: str | None = None,
+    device_bytes: int | None = None,
 ) -> TuningReport:
     """Bring `model` (as returned by mlx-vlm's `load`) to the compute dtype for this device and
-    install the fast paths. Call once, on the thread that owns the model, right after loading."""
-    device = device_kind()
+    install the fast paths. Call once, on the thread that owns the model, right after loading.
+    `device` and `device_bytes` default to what MLX reports (tests pass them to play a GPU)."""
+    device = device or device_kind()
     target = resolve_compute_dtype(compute_dtype, device)
     before = weight_bytes(model)
     checkpoint = _dtype_name(_float_dtypes(model))
     notes: list[str] = []
     dequantized = 0
-    expand = target == mx.float32 or device == "cpu"
+    expand = device == "cpu" or (target is not None and target == mx.float32)
     if target is None and any(_is_quantized(m) for _, m in model.named_modules()):
         # A YES/NO inspection is all prefill (hundreds of tokens at once), where MLX's quantized
         # matmuls on CUDA ran 2.6x slower than bf16 (7B, H200). Expand when it fits easily.
-        memory = device_memory()
+        memory = device_bytes or device_memory()
         expanded = _expanded_bytes(model, 2)
         if memory is not None and expanded <= memory // 2:
             target, expand = mx.bfloat16, True
