@@ -2,9 +2,9 @@
 
 Used by `pnp-vision demo`, the end-to-end tests and the benchmarks, so all of them run the same
 commands a person would (`python -m pnp_vision.cli capture|worker ...`). Every wait has a
-deadline; a child that dies or never gets ready raises with the tail of its log. On Linux the
-children are asked to die with their parent (PR_SET_PDEATHSIG), so a killed test run leaves no
-stray workers behind.
+deadline; a child that dies or never gets ready raises with the tail of its log. On Linux,
+children started from the main thread are asked to die with their parent (PR_SET_PDEATHSIG), so
+a killed test run leaves no stray workers behind.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,11 +48,21 @@ def free_tcp_endpoint() -> str:
         return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _death_signal() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when its parent dies, or None.
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    Resolved in the parent: between fork and exec the child must not import anything (another
+    thread may have held the import lock at fork time). The signal is tied to the *thread* that
+    forks, so it is only used when spawning from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -120,7 +131,7 @@ def _spawn(
             env=child_env,
             cwd=PROJECT_ROOT,
             start_new_session=True,  # our signals only: a Ctrl-C reaches the parent, which stops us
-            preexec_fn=_die_with_parent,
+            preexec_fn=_death_signal(),
         )
     return ServiceProcess(name, popen, log_path, endpoint, list(command))
 
