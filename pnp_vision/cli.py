@@ -23,7 +23,11 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pnp-vision", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pnp-vision",
+        description="Machine vision for pick-and-place rigs: camera capture over ZeroMQ and a "
+        "resident vision-language model answering constrained inspection questions.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
