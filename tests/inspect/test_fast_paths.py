@@ -1,0 +1,149 @@
+"""The optimized paths compute what plain mlx-vlm computes, on the tiny real-architecture models.
+
+Compared: the batched-window vision tower against mlx-vlm's window-by-window tower (several
+grids, uneven windows, two images), and the language-model shortcuts (last position only,
+packed questions, cached prefix + batched suffixes) against mlx-vlm's full forward pass.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from pnp_vision.inspect import prefill_fast, vision_fast
+from pnp_vision.inspect.loading import load_model
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_model_dir):
+    model, _, config = load_model(tiny_model_dir("qwen2_5_vl"))
+    model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    return model, config
+
+
+def _pixels(grid: list[list[int]], seed: int) -> mx.array:
+    n = sum(t * h * w for t, h, w in grid)
+    return mx.array(np.random.default_rng(seed).standard_normal((n, 3 * 2 * 14 * 14), np.float32))
+
+
+def _rel(a: mx.array, b: mx.array) -> float:
+    return float(mx.abs(a - b).max() / mx.abs(b).max())
+
+
+# 8x8: windows fit exactly; 10x14 and 6x20: padded, uneven windows; two images, one of 2 frames.
+GRIDS = [[[1, 8, 8]], [[1, 10, 14]], [[1, 6, 20]], [[1, 8, 8], [2, 6, 10]]]
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: "+".join("x".join(map(str, x)) for x in g))
+def test_batched_window_vision_matches_mlx_vlm(qwen, grid):
+    model, _ = qwen
+    tower = model.vision_tower
+    px, g = _pixels(grid, 1), mx.array(grid)
+    plain = vision_fast.plain_forward(tower, px, g)
+    for how in vision_fast.VisionAttention:
+        for compiled in (False, True):
+            object.__setattr__(tower, "_fast_plans", {})
+            object.__setattr__(tower, "_fast_compiled", {})
+            object.__setattr__(tower, "_fast_attention", how)
+            object.__setattr__(tower, "_fast_compile", compiled)
+            fast = vision_fast.fast_forward(tower, px, g)
+            assert fast.shape == plain.shape
+            assert _rel(fast, plain) < 1e-5, (how, compiled)
+
+
+def test_window_plan_is_a_permutation_with_its_inverse():
+    plan = vision_fast.plan_windows(
+        [(1, 10, 14), (2, 6, 6)], merge=2, patch=14, window=112, head_dim=16
+    )
+    units = (10 * 14 + 2 * 6 * 6) // 4
+    order = np.array(plan.window_index)
+    assert sorted(order.tolist()) == list(range(units))
+    assert np.array_equal(order[np.array(plan.reverse_index)], np.arange(units))
+    assert plan.windows.mask is not None  # 10x14 patches do not tile into 8x8-patch windows
+    assert plan.images.count == 3  # one image and one of two frames
+
+
+def test_install_routes_the_tower_and_uninstall_restores_it(qwen):
+    model, _ = qwen
+    grid = [[1, 8, 8]]
+    px, g = _pixels(grid, 2), mx.array(grid)
+    plain = vision_fast.plain_forward(model.vision_tower, px, g)
+    assert vision_fast.install_fast_vision(model, compile=False)
+    assert model.vision_tower._fast_plans == {}
+    assert _rel(model.vision_tower(px, g), plain) < 1e-5
+    assert len(model.vision_tower._fast_plans) == 1  # the call went through the fast path
+    vision_fast.uninstall_fast_vision(model)
+    assert model.vision_tower._fast_plans is None
+
+
+def _prompt(config, grid, question):
+    """system text, the image, then the question (ids below the tiny vocabulary)."""
+    n_image = grid[1] * grid[2] // 4
+    prefix = [5, 6, 7, config["vision_start_token_id"], *[config["image_token_id"]] * n_image]
+    prefix += [config["vision_end_token_id"], 8]
+    return prefix, [20 + question, 30, 31 + question, 40][: 2 + question]
+
+
+def _plain_probs(model, ids, px, grid, answers):
+    lm = model.language_model
+    lm._position_ids = lm._rope_deltas = None
+    out = model(mx.array([ids]), pixel_values=px, image_grid_thw=mx.array([grid]))
+    return mx.softmax(out.logits[0, -1, list(answers)].astype(mx.float32))
+
+
+def test_language_shortcuts_match_the_full_forward(qwen):
+    model, config = qwen
+    vision_fast.install_fast_vision(model, compile=False)
+    grid, answers = [1, 8, 8], (11, 12)
+    px = _pixels([grid], 3)
+    lm = model.language_model
+    prefix, _ = _prompt(config, grid, 0)
+    suffixes = [_prompt(config, grid, q)[1] for q in range(3)]
+    plain = np.array(
+        [np.array(_plain_probs(model, prefix + s, px, grid, answers)) for s in suffixes]
+    )
+
+    feats = model.vision_tower(px, mx.array([grid]))
+    start = prefix.index(config["image_token_id"])
+
+    def embeds(ids):
+        text = lm.model.embed_tokens(mx.array([ids]))
+        n = feats.shape[0]
+        return mx.concatenate([text[:, :start], feats[None], text[:, start + n :]], axis=1)
+
+    merge = model.config.vision_config.spatial_merge_size
+    img = config["image_token_id"]
+    one = []
+    for s in suffixes:
+        pos, _ = prefill_fast.mrope_positions(prefix + s, [tuple(grid)], img, merge)
+        logits = prefill_fast.last_position_logits(lm, embeds(prefix + s), pos, answers)
+        one.append(np.array(mx.softmax(logits[0])))
+    np.testing.assert_allclose(np.array(one), plain, atol=1e-5)
+
+    ppos, nxt = prefill_fast.mrope_positions(prefix, [tuple(grid)], img, merge)
+    packed = prefill_fast.packed_logits(lm, embeds(prefix), ppos, nxt, suffixes, answers)
+    np.testing.assert_allclose(np.array(mx.softmax(packed, axis=-1)), plain, atol=1e-5)
+
+    cache = prefill_fast.prefill(lm, embeds(prefix), ppos)
+    batched = prefill_fast.suffix_logits(lm, cache, suffixes, nxt, answers)
+    np.testing.assert_allclose(np.array(mx.softmax(batched, axis=-1)), plain, atol=1e-5)
+
+
+def test_host_positions_match_mlx_vlm(qwen):
+    model, config = qwen
+    grid = [1, 10, 14]
+    prefix, suffix = _prompt(config, grid, 1)
+    ids = prefix + suffix
+    ref, _ = model.language_model.get_rope_index(mx.array([ids]), mx.array([grid]))
+    pos, _ = prefill_fast.mrope_positions(ids, [tuple(grid)], config["image_token_id"], 2)
+    assert np.array_equal(np.array(ref), np.array(pos))
+    _, nxt_prefix = prefill_fast.mrope_positions(prefix, [tuple(grid)], config["image_token_id"], 2)
+    assert int(np.array(ref)[0, 0, len(prefix)]) == nxt_prefix
+
+
+def test_suffixes_must_not_be_empty(qwen):
+    model, _ = qwen
+    with pytest.raises(ValueError, match="at least one token"):
+        prefill_fast.suffix_logits(model.language_model, [], [[]], 0)
