@@ -84,7 +84,10 @@ class Inspector:
         self.min_confidence = min_confidence
         t0 = time.perf_counter()
         self._model, self._processor, self._config = load_model(self.model_dir)
-        self._dtype = self._set_dtype(compute_dtype)
+        from pnp_vision.inspect.tuning import tune_model
+
+        self.tuning = tune_model(self._model, compute_dtype)  # device dtype + fast vision path
+        self._dtype = self.tuning.compute_dtype
         from pnp_vision.inspect.arch import adapter_for
 
         self._adapter = adapter_for(self._model, self._processor, self._config)
