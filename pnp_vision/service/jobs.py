@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pnp_vision.protocol.requests import FrameUsed, InspectRequest
 
@@ -34,7 +34,6 @@ class Job:
     frame_used: FrameUsed | None = None
     picked: float | None = None  # monotonic time the frame was chosen
     started: float | None = None  # monotonic time the MLX thread took it
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -99,7 +99,8 @@ class Worker:
         self.errors: dict[str, int] = {code.value: 0 for code in ErrorCode}
         self._stop = threading.Event()
         self.draining = False
-        self.ready = threading.Event()  # set once the ROUTER is bound (not the model)
+        # Set once the ROUTER is bound (not the model): for callers running serve() in a thread.
+        self.ready = threading.Event()
         self.templates: TemplateSet | None = None
         self.router: zmq.Socket | None = None
         self.model: ModelThread | None = None
