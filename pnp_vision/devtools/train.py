@@ -34,10 +34,10 @@ from pnp_vision.logs import kv, setup_logging
 
 log = logging.getLogger("pnp_vision.train")
 
+LEARNED_BAR = 0.95
 LEARNED_TEMPLATES = (
     "nozzle_alignment",
     "part_on_nozzle",
-    "polarity_mark",
     "tombstone",
     "feeder_pocket_empty",
 )
@@ -46,20 +46,19 @@ LEARNED_TEMPLATES = (
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 2000
+    steps: int = 3000
     lr: float = 5e-4
     warmup: int = 100
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.01
     frame_size: tuple[int, int] = (320, 240)  # the bundled recording's resolution
-    max_pixels: int = 112 * 168  # 320x240 -> 112x140 px = 20 image tokens
+    max_pixels: int = 112 * 112  # 320x240 -> 84x112 px = 12 image tokens
     mix: dict[str, int] = field(
         default_factory=lambda: {
-            "nozzle_tip": 6,
-            "part_held": 6,
-            "chip": 4,
-            "tombstone": 5,
-            "feeder_pocket": 5,
+            "nozzle_tip": 4,
+            "part_held": 4,
+            "tombstone": 4,
+            "feeder_pocket": 4,
         }
     )
     templates: tuple[str, ...] = LEARNED_TEMPLATES
@@ -73,7 +72,7 @@ class TrainConfig:
     vision_depth: int = 2
     vision_heads: int = 4
     vision_intermediate: int = 256
-    prompt_length: int = 80  # prompts are right-padded to this many tokens
+    prompt_length: int = 72  # prompts are right-padded to this many tokens
     heldout_seed: int = 1_000_003
     heldout_frames: int = 200
     compile: bool = True
@@ -395,7 +394,9 @@ def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str
                 "frames": cfg.heldout_frames,
                 "accuracy": accuracy,
             },
-            "learned_templates": list(cfg.templates),
+            "trained_templates": list(cfg.templates),
+            # what the tests and the service check hold the model to: >= 95% on unseen frames
+            "learned_templates": [t for t, a in accuracy.items() if a >= LEARNED_BAR],
         }
         (folder / "training.json").write_text(json.dumps(meta, indent=2))
         shutil.move(str(folder), out)
@@ -413,12 +414,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, help="stop early after this many minutes")
     p.add_argument("--lr", type=float)
     p.add_argument("--no-compile", action="store_true", help="run the step uncompiled")
-    p.add_argument("--clean-steps", type=int)
+    p.add_argument("--clean-steps", type=int, help="first steps on clean frames")
+    p.add_argument("--mix", help="frames per scene per batch, e.g. nozzle_tip=2,chip=1,...")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig number"
+    )
     args = p.parse_args(argv)
     setup_logging("INFO")
     overrides: dict[str, Any] = {"seed": args.seed, "compile": not args.no_compile}
     if args.steps is not None:
         overrides["steps"] = args.steps
+    for item in args.set:
+        name, value = item.split("=", 1)
+        overrides[name] = type(getattr(TrainConfig(), name))(value)
+    if args.mix:
+        overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
     if args.clean_steps is not None:
         overrides["clean_steps"] = args.clean_steps
     if args.lr is not None:
