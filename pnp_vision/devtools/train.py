@@ -46,7 +46,7 @@ LEARNED_TEMPLATES = (
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 3000
+    steps: int = 9000
     lr: float = 5e-4
     warmup: int = 100
     final_lr_fraction: float = 0.05
@@ -55,12 +55,15 @@ class TrainConfig:
     max_pixels: int = 112 * 112  # 320x240 -> 84x112 px = 12 image tokens
     mix: dict[str, int] = field(
         default_factory=lambda: {
-            "nozzle_tip": 4,
-            "part_held": 4,
-            "tombstone": 4,
-            "feeder_pocket": 4,
+            "nozzle_tip": 6,
+            "part_held": 2,
+            "tombstone": 5,
+            "feeder_pocket": 5,
         }
     )
+    # part_on_nozzle is asked on every nozzle_tip frame (NO) and part_held frame (YES): take
+    # two of each per batch, so it stays balanced and the harder templates get the frames.
+    caps: dict[str, int] = field(default_factory=lambda: {"part_on_nozzle": 2})
     templates: tuple[str, ...] = LEARNED_TEMPLATES
     vocab_size: int = 512
     hidden: int = 128
@@ -126,7 +129,9 @@ class Trainer:
         self.adapter = adapter_for(
             self.model, self.inspector.processor, {"model_type": "qwen2_5_vl"}
         )
-        self.tables = build_tables(self.inspector, cfg.templates, cfg.prompt_length, cfg.frame_size)
+        self.tables = build_tables(
+            self.inspector, cfg.templates, cfg.prompt_length, cfg.frame_size, cfg.caps
+        )
         self.image_token = self.adapter.image_token_id
         schedule = optim.join_schedules(
             [

@@ -22,7 +22,7 @@ import multiprocessing as mp
 import os
 import queue
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ class Tables:
     targets: dict[tuple[str, str], int]
     templates: tuple[str, ...]
     length: int
+    caps: dict[str, int] = field(default_factory=dict)  # per batch: at most N of each answer
 
 
 def _param_sets(template: Any) -> list[dict[str, str]]:
@@ -68,7 +69,11 @@ def _param_sets(template: Any) -> list[dict[str, str]]:
 
 
 def build_tables(
-    inspector: Any, templates: Sequence[str], length: int, frame_size: tuple[int, int]
+    inspector: Any,
+    templates: Sequence[str],
+    length: int,
+    frame_size: tuple[int, int],
+    caps: dict[str, int] | None = None,
 ) -> Tables:
     """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself."""
     from pnp_vision.inspect import Question
@@ -101,7 +106,7 @@ def build_tables(
             prompts[(name, tuple(sorted(params.items())))] = tuple(ids)
     return Tables(
         inspector.processor.image_processor, roi, max_pixels, prompts, targets, tuple(templates),
-        length,
+        length, dict(caps or {}),
     )  # fmt: skip
 
 
@@ -121,6 +126,7 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
     """One batch from rendered (image, labels) pairs; prompts right-padded to `tables.length`."""
     pixels, grids = [], []
     ids, last, frame_of, target, template, answer = [], [], [], [], [], []
+    taken: dict[tuple[str, str], int] = {}
     for f, (bgr, label) in enumerate(frames):
         pv, grid = encode_image(tables, bgr)
         pixels.append(pv)
@@ -128,6 +134,10 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
         for q in label["questions"]:
             if q["template"] not in tables.templates:
                 continue
+            key = (q["template"], q["answer"])
+            if taken.get(key, 0) >= tables.caps.get(q["template"], len(frames)):
+                continue  # an easy question asked on every frame of a scene: keep it balanced
+            taken[key] = taken.get(key, 0) + 1
             seq = tables.prompts[(q["template"], tuple(sorted(q["params"].items())))]
             ids.append(list(seq) + [0] * (tables.length - len(seq)))
             last.append(len(seq) - 1)

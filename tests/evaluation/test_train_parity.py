@@ -22,7 +22,7 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> train.Trainer:
 
     root = tmp_path_factory.mktemp("train-parity")
     one_each = {"nozzle_tip": 1, "part_held": 1, "chip": 1, "tombstone": 1, "feeder_pocket": 1}
-    cfg = train.TrainConfig(compile=False, seed=3, mix=one_each)
+    cfg = train.TrainConfig(compile=False, seed=3, mix=one_each, caps={})
     build_model_folder(
         "qwen2_5_vl", root / "m", train.model_spec(cfg), train._tokenizer_corpus(root / "c")
     )
