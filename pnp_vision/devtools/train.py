@@ -368,8 +368,14 @@ def _train_loop(trainer: Trainer, cfg: TrainConfig, deadline: float | None) -> d
     }
 
 
-def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str, Any]:
-    """Build, train, save and check the model folder `out` (must not exist yet)."""
+def train(
+    out: Path, cfg: TrainConfig, minutes: float | None = None, init_from: Path | None = None
+) -> dict[str, Any]:
+    """Build, train, save and check the model folder `out` (must not exist yet).
+
+    `init_from`: continue from a folder this script wrote (same widths), with a fresh schedule
+    and a new batch stream seed, instead of from random weights.
+    """
     from pnp_vision.inspect.backend import configure_backend
 
     configure_backend()
@@ -384,7 +390,14 @@ def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str
     staging = Path(tempfile.mkdtemp(prefix=".train-", dir=out.parent))
     folder = staging / "model"
     try:
-        build_model_folder("qwen2_5_vl", folder, model_spec(cfg), _tokenizer_corpus(staging / "c"))
+        previous = None
+        if init_from is None:
+            corpus = _tokenizer_corpus(staging / "c")
+            build_model_folder("qwen2_5_vl", folder, model_spec(cfg), corpus)
+        else:
+            shutil.copytree(init_from, folder)
+            previous = json.loads((folder / "training.json").read_text())
+            (folder / "training.json").unlink()
         trainer = Trainer(folder, cfg)
         record = _train_loop(trainer, cfg, deadline)
         train_s = time.monotonic() - started
@@ -392,6 +405,7 @@ def train(out: Path, cfg: TrainConfig, minutes: float | None = None) -> dict[str
         accuracy = heldout_accuracy(folder, cfg)
         meta = {
             "config": asdict(cfg),
+            "continued_from": previous,
             **record,
             "train_seconds": round(train_s, 1),
             "heldout": {
@@ -420,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float)
     p.add_argument("--no-compile", action="store_true", help="run the step uncompiled")
     p.add_argument("--clean-steps", type=int, help="first steps on clean frames")
+    p.add_argument("--init-from", type=Path, help="continue from a model folder trained here")
     p.add_argument("--mix", help="frames per scene per batch, e.g. nozzle_tip=2,chip=1,...")
     p.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig number"
@@ -438,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["clean_steps"] = args.clean_steps
     if args.lr is not None:
         overrides["lr"] = args.lr
-    meta = train(args.out, TrainConfig(**overrides), args.minutes)
+    meta = train(args.out, TrainConfig(**overrides), args.minutes, args.init_from)
     print(json.dumps({k: meta[k] for k in ("steps", "train_seconds", "heldout")}, indent=2))
     return 0
 
