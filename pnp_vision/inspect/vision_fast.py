@@ -177,8 +177,18 @@ def _attend(
     return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
 
 
+def _on_cpu() -> bool:
+    return mx.default_device().type == mx.DeviceType.cpu
+
+
 def _segment_attention(
-    q: mx.array, k: mx.array, v: mx.array, seg: Segments, scale: float, how: VisionAttention
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    seg: Segments,
+    scale: float,
+    how: VisionAttention,
+    split_eval: bool = False,
 ) -> mx.array:
     """q, k, v: (seq, heads, head_dim) -> (seq, heads * head_dim), attention within segments."""
     heads, head_dim = q.shape[1:]
@@ -188,13 +198,28 @@ def _segment_attention(
             a = a[seg.gather]
         return a.reshape(seg.count, seg.length, heads, head_dim).transpose(0, 2, 1, 3)
 
-    out = _attend(batch(q), batch(k), batch(v), seg.mask, scale, how)
+    if seg.count > 1 and split_eval:
+        # many tiny GEMMs: evaluate them on one BLAS thread (see backend.blas_threads)
+        from pnp_vision.inspect.backend import blas_threads
+
+        qb, kb, vb = batch(q), batch(k), batch(v)
+        mx.eval(qb, kb, vb)
+        with blas_threads(1):
+            out = _attend(qb, kb, vb, seg.mask, scale, how)
+            mx.eval(out)
+    else:
+        out = _attend(batch(q), batch(k), batch(v), seg.mask, scale, how)
     out = out.transpose(0, 2, 1, 3).reshape(seg.count * seg.length, heads * head_dim)
     return out if seg.scatter is None else out[seg.scatter]
 
 
 def _block(
-    blk: Any, x: mx.array, plan: WindowPlan, seg: Segments, how: VisionAttention
+    blk: Any,
+    x: mx.array,
+    plan: WindowPlan,
+    seg: Segments,
+    how: VisionAttention,
+    split_eval: bool = False,
 ) -> mx.array:
     attn = blk.attn
     seq = x.shape[0]
@@ -202,7 +227,7 @@ def _block(
     qkv = attn.qkv(h).reshape(seq, 3, attn.num_heads, -1)
     q = _rope(qkv[:, 0], plan.cos, plan.sin)
     k = _rope(qkv[:, 1], plan.cos, plan.sin)
-    x = x + attn.proj(_segment_attention(q, k, qkv[:, 2], seg, attn.scale, how))
+    x = x + attn.proj(_segment_attention(q, k, qkv[:, 2], seg, attn.scale, how, split_eval))
     h = mx.fast.rms_norm(x, blk.norm2.weight, blk.norm2.eps)
     mlp = blk.mlp
     return x + mlp.down_proj(_swiglu(mlp.gate_proj(h), mlp.up_proj(h)))
@@ -233,18 +258,25 @@ def fast_forward(
         if key not in compiled:
             compiled[key] = mx.compile(functools.partial(_tower_pass, tower, plan, how))
         return compiled[key](hidden_states)
-    return _tower_pass(tower, plan, how, hidden_states)
+    return _tower_pass(tower, plan, how, hidden_states, split_eval=_on_cpu())
 
 
 def _tower_pass(
-    tower: Any, plan: WindowPlan, how: VisionAttention, hidden_states: mx.array
+    tower: Any,
+    plan: WindowPlan,
+    how: VisionAttention,
+    hidden_states: mx.array,
+    split_eval: bool = False,
 ) -> mx.array:
+    """The whole tower. `split_eval` (CPU, never inside mx.compile) evaluates the window
+    attention on its own, on one BLAS thread."""
     x = tower.patch_embed(hidden_states)
     unit = tower.spatial_merge_unit
     x = x.reshape(-1, unit, x.shape[-1])[plan.window_index].reshape(-1, x.shape[-1])
     full = set(tower.fullatt_block_indexes)
     for i, blk in enumerate(tower.blocks):
-        x = _block(blk, x, plan, plan.images if i in full else plan.windows, how)
+        seg = plan.images if i in full else plan.windows
+        x = _block(blk, x, plan, seg, how, split_eval)
     return tower.merger(x)[plan.reverse_index]
 
 
