@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class TrainConfig:
     vision_intermediate: int = 256
     prompt_length: int = 72  # prompts are right-padded to this many tokens
     heldout_seed: int = 1_000_003
-    heldout_frames: int = 200
+    heldout_frames: int = 500
     compile: bool = True
     helpers: int = 2  # processes rendering batches
     clean_steps: int = 0  # first steps on frames without lighting, blur and noise
@@ -173,7 +173,14 @@ class Trainer:
 
         start, n_tokens = self._layout
         model = self.model
-        feats = vision_fast.fast_forward(model.vision_tower, pixels, self._grid)
+        tower = model.vision_tower
+        grid = tuple(tuple(int(v) for v in row) for row in self._grid.tolist())
+        # The engine's batched-window vision pass, without its CPU-inference habit of evaluating
+        # the window attention early (an eval inside mx.compile / value_and_grad is an error).
+        plan = vision_fast._cached_plan(tower, grid)
+        feats = vision_fast._tower_pass(
+            tower, plan, tower._fast_attention, pixels, split_eval=False
+        )
         feats = feats.reshape(self._grid.shape[0], n_tokens, -1)[frame_of]
         emb = model.language_model.model.embed_tokens(ids)
         emb = mx.concatenate([emb[:, :start], feats, emb[:, start + n_tokens :]], axis=1)
@@ -425,9 +432,27 @@ def train(
     return meta
 
 
+def recheck(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Score a trained folder again on `cfg.heldout_frames` unseen frames and rewrite its
+    record's held-out accuracy and `learned_templates` (e.g. with more frames than at first)."""
+    from pnp_vision.inspect.backend import configure_backend
+
+    configure_backend()
+    meta = json.loads((folder / "training.json").read_text())
+    templates = tuple(meta.get("trained_templates", cfg.templates))
+    accuracy = heldout_accuracy(folder, replace(cfg, templates=templates))
+    meta["heldout"] = {"seed": cfg.heldout_seed, "frames": cfg.heldout_frames, "accuracy": accuracy}
+    meta["learned_templates"] = [t for t, a in accuracy.items() if a >= LEARNED_BAR]
+    (folder / "training.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pnp_vision.devtools.train", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="new model folder to write")
+    p.add_argument(
+        "--recheck", action="store_true", help="only re-score the trained folder --out held out"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
     p.add_argument("--minutes", type=float, help="stop early after this many minutes")
@@ -453,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["clean_steps"] = args.clean_steps
     if args.lr is not None:
         overrides["lr"] = args.lr
+    if args.recheck:
+        meta = recheck(args.out, TrainConfig(**overrides))
+        print(json.dumps({k: meta[k] for k in ("heldout", "learned_templates")}, indent=2))
+        return 0
     meta = train(args.out, TrainConfig(**overrides), args.minutes, args.init_from)
     print(json.dumps({k: meta[k] for k in ("steps", "train_seconds", "heldout")}, indent=2))
     return 0
