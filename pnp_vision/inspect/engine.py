@@ -105,29 +105,6 @@ class Inspector:
         )
 
     # -- setup -----------------------------------------------------------------------------
-    def _set_dtype(self, compute_dtype: str) -> str:
-        """fp32 on the CPU (bf16/fp16 matmuls are slow there), checkpoint dtype elsewhere."""
-        import mlx.core as mx
-        from mlx.utils import tree_flatten
-
-        if compute_dtype == "auto":
-            on_cpu = mx.default_device() == mx.cpu
-            compute_dtype = "float32" if on_cpu else ""
-        if compute_dtype:
-            target = getattr(mx, compute_dtype)
-            # Only arrays that differ: a same-dtype astype would be a second copy of the model.
-            self._model.set_dtype(
-                target, predicate=lambda d: mx.issubdtype(d, mx.floating) and d != target
-            )
-            mx.eval(self._model.parameters())
-            return compute_dtype
-        floats = [
-            a.dtype
-            for _, a in tree_flatten(self._model.parameters())
-            if mx.issubdtype(a.dtype, mx.floating)
-        ]
-        return str(floats[0]).removeprefix("mlx.core.") if floats else "unknown"
-
     def _check_thread(self) -> None:
         if threading.get_ident() != self._thread:
             raise ModelError(
