@@ -2,13 +2,20 @@
 
     python -m pnp_vision.devtools.train --out /tmp/pnp-inspector --seed 0 [--minutes M]
 
-The shipped `models/pnp-inspector` was made with exactly these two commands (run under `nice`
-on the shared 2-core box at load 8-18: 36 min + 6 min; see its `training.json`)::
+The shipped `models/pnp-inspector` was made with exactly these four commands (run under `nice`
+on the shared 2-core box at load 2-18: 36 min + 6 min + 6 min + 5 min; its `training.json`
+records the last step and the chain in `continued_from`)::
 
     python -m pnp_vision.devtools.train --out /tmp/G --seed 0
     python -m pnp_vision.devtools.train --out /tmp/H --init-from /tmp/G --seed 1 \
         --steps 1500 --lr 3e-4 --set warmup=50 \
         --mix nozzle_tip=8,part_held=2,tombstone=2,feeder_pocket=6
+    python -m pnp_vision.devtools.train --out /tmp/I --init-from /tmp/H --seed 2 \
+        --steps 2000 --lr 2e-4 --set warmup=50 \
+        --mix nozzle_tip=10,part_held=2,tombstone=2,feeder_pocket=4
+    python -m pnp_vision.devtools.train --out /tmp/J --init-from /tmp/I --seed 3 \
+        --steps 1500 --lr 1e-4 --set warmup=50 \
+        --mix nozzle_tip=6,part_held=2,tombstone=6,feeder_pocket=4
 
 The model is a real Qwen2.5-VL (mlx-vlm's classes) with small widths, built by
 `tiny_models.build_model_folder` with the project's offline tokenizer, so the result is an
