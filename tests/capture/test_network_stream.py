@@ -71,18 +71,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_stream_loss_shows_reconnecting_and_recovers(
-    endpoint: str, context: zmq.Context, wait_until
-) -> None:
-    port = _free_port()
-    cam = CameraConfig(
+def _ipcam(port: int, *, stall_timeout_s: float) -> CameraConfig:
+    """An HTTP MJPEG camera on the test server, with short timeouts and backoff."""
+    return CameraConfig(
         name="ipcam",
         source=f"http://127.0.0.1:{port}/video.mjpg",
         open_timeout_s=1.0,
         read_timeout_s=1.0,
-        stall_timeout_s=1.0,
+        stall_timeout_s=stall_timeout_s,
         backoff={"initial_s": 0.1, "max_s": 0.3},
     )
+
+
+def test_stream_loss_shows_reconnecting_and_recovers(
+    endpoint: str, context: zmq.Context, wait_until
+) -> None:
+    port = _free_port()
+    cam = _ipcam(port, stall_timeout_s=1.0)
     server = MjpegServer(port, level=40)
     try:
         with (
@@ -120,14 +125,7 @@ def test_stream_loss_shows_reconnecting_and_recovers(
 def test_stalled_stream_is_reopened(endpoint: str, context: zmq.Context, wait_until) -> None:
     """The server keeps the connection open but stops sending: the watchdog notices the stall."""
     port = _free_port()
-    cam = CameraConfig(
-        name="ipcam",
-        source=f"http://127.0.0.1:{port}/video.mjpg",
-        open_timeout_s=1.0,
-        read_timeout_s=1.0,
-        stall_timeout_s=0.5,
-        backoff={"initial_s": 0.1, "max_s": 0.3},
-    )
+    cam = _ipcam(port, stall_timeout_s=0.5)
     server = MjpegServer(port, level=90)
     try:
         with (
