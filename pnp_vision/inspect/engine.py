@@ -2,8 +2,11 @@
 
 One call may ask several questions about one image. Questions that need the same image view
 (template ROI, pixel budget) and system text form a group: the image is prepared and encoded
-once per group, the system + image prefix runs once into a KV cache, and each question only
-runs its own suffix (question text + assistant header) and its answers on top of it.
+once per group, and the system + image prefix is shared. Where the architecture packs questions
+and every answer set is decided by its first token, the prefix and all the questions' suffixes
+(question text + assistant header) run as one packed forward pass, each suffix seeing only the
+prefix and itself. Otherwise the prefix runs once into a KV cache and each question runs its own
+suffix and answers on top of it.
 
 MLX streams belong to the thread that made them, so an Inspector must be used on the thread
 that created it; the worker gives it a dedicated thread.
@@ -24,7 +27,13 @@ from pydantic import ValidationError
 from pnp_vision.errors import BadRequest, ConfigError, ImageError, ModelError, PnpVisionError
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.results import InspectionResult, Timings
-from pnp_vision.inspect.scoring import AnswerPlan, plan_answers, score_answers, softmax
+from pnp_vision.inspect.scoring import (
+    AnswerPlan,
+    plan_answers,
+    score_answers,
+    score_packed,
+    softmax,
+)
 from pnp_vision.inspect.templates import Question, Template, TemplateSet
 from pnp_vision.logs import kv
 
@@ -56,7 +65,7 @@ class _Item:
 class _GroupCost:
     prep_ms: float = 0.0
     vision_ms: float = 0.0
-    prefix_ms: float = 0.0
+    language_ms: float = 0.0  # shared by the group: the prefix, or the packed pass
 
 
 class Inspector:
@@ -192,7 +201,7 @@ class Inspector:
             for item in members:
                 prep = decode_ms / len(items) + cost.prep_ms / n
                 vision = cost.vision_ms / n
-                language = cost.prefix_ms / n + item.language_ms
+                language = cost.language_ms / n + item.language_ms
                 results[item.index] = self._result(item, prep, vision, language)
         log.debug(
             "inspect %s",
@@ -267,26 +276,16 @@ class Inspector:
             cost.vision_ms = (time.perf_counter() - t0) * 1e3
 
             t0 = time.perf_counter()
-            for item in members:
-                item.ids = adapter.expand_image(self._prompt_ids(system, item.text), inputs)
-            prefix_len = adapter.prefix_length(members[0].ids)
-            prefix = members[0].ids[:prefix_len]
-            for item in members:
-                if item.ids[:prefix_len] != prefix:
-                    raise ModelError(
-                        f"template {item.template.name!r}: prompt does not share the image prefix"
-                    )
-            cache = adapter.new_cache()
-            hidden = adapter.forward(cache, prefix, inputs)
-            mx.eval(hidden, [(c.keys, c.values) for c in cache.layers if c.keys is not None])
-            cost.prefix_ms = (time.perf_counter() - t0) * 1e3
-
-            for item in members:
-                t0 = time.perf_counter()
-                logprobs = score_answers(adapter, cache, item.ids[prefix_len:], inputs, item.plan)
-                item.probabilities = softmax(logprobs.tolist())
-                cache.trim_to(prefix_len)
-                item.language_ms = (time.perf_counter() - t0) * 1e3
+            prefix = self._shared_prefix(system, members, inputs)
+            if adapter.packs_questions and all(item.plan.one_pass for item in members):
+                suffixes = [item.ids[len(prefix) :] for item in members]
+                scores = score_packed(adapter, prefix, suffixes, inputs, [m.plan for m in members])
+                for item, logits in zip(members, scores, strict=True):
+                    item.probabilities = softmax(logits)
+            else:
+                self._score_on_cache(prefix, members, inputs)
+            own_ms = sum(item.language_ms for item in members)
+            cost.language_ms = (time.perf_counter() - t0) * 1e3 - own_ms
         except PnpVisionError:
             raise
         except Exception as exc:  # mlx / mlx-vlm failures, translated at this one boundary
@@ -295,6 +294,34 @@ class Inspector:
                 f"model failed answering {names}: {type(exc).__name__}: {exc}"
             ) from exc
         return cost
+
+    def _shared_prefix(self, system: str, members: list[_Item], inputs: Any) -> list[int]:
+        """Sets each member's prompt ids (image expanded); returns the prefix they all share."""
+        adapter = self._adapter
+        for item in members:
+            item.ids = adapter.expand_image(self._prompt_ids(system, item.text), inputs)
+        prefix = members[0].ids[: adapter.prefix_length(members[0].ids)]
+        for item in members:
+            if item.ids[: len(prefix)] != prefix:
+                raise ModelError(
+                    f"template {item.template.name!r}: prompt does not share the image prefix"
+                )
+        return prefix
+
+    def _score_on_cache(self, prefix: list[int], members: list[_Item], inputs: Any) -> None:
+        """The prefix once into a KV cache, then each question's suffix and answers on top."""
+        import mlx.core as mx
+
+        cache = self._adapter.new_cache()
+        hidden = self._adapter.forward(cache, prefix, inputs)
+        mx.eval(hidden, [(c.keys, c.values) for c in cache.layers if c.keys is not None])
+        for item in members:
+            t0 = time.perf_counter()
+            suffix = item.ids[len(prefix) :]
+            logprobs = score_answers(self._adapter, cache, suffix, inputs, item.plan)
+            item.probabilities = softmax(logprobs.tolist())
+            cache.trim_to(len(prefix))
+            item.language_ms = (time.perf_counter() - t0) * 1e3
 
     def _result(
         self, item: _Item, prep_ms: float, vision_ms: float, language_ms: float

@@ -6,6 +6,9 @@ sequence is scored on top of the cached prompt (and trimmed off again). When one
 tokens are a prefix of another's (`NO` / `NOT_SURE`), every answer is scored up to the
 end-of-turn token, so "NO" means "NO and stop", not "anything that starts with NO".
 The probabilities are a softmax over the answers' total log-probabilities.
+
+Where the architecture can (`Adapter.packs_questions`), several one-pass questions about one
+image are scored together: prefix and every question's suffix in one packed forward pass.
 """
 
 from __future__ import annotations
@@ -76,6 +79,31 @@ def score_answers(
             cache.trim_to(base)
         totals.append(total)
     return mx.stack(totals)
+
+
+def score_packed(
+    adapter: Adapter,
+    prefix: list[int],
+    suffixes: list[list[int]],
+    inputs: ImageInputs,
+    plans: list[AnswerPlan],
+) -> list[list[float]]:
+    """Answer logits of one-pass questions (prefix + each suffix alone), in one forward pass.
+
+    Each question's logits equal its answers' log-probabilities up to a constant, which the
+    softmax over the answers cancels.
+    """
+    import mlx.core as mx
+
+    if not all(plan.one_pass for plan in plans):
+        raise ValueError("packed scoring needs answers with distinct first tokens")
+    tokens = sorted({t for plan in plans for t in plan.first_tokens})
+    column = {t: i for i, t in enumerate(tokens)}
+    logits = adapter.packed_logits(prefix, suffixes, inputs, tuple(tokens))
+    rows = logits.astype(mx.float32).tolist()
+    return [
+        [row[column[t]] for t in plan.first_tokens] for row, plan in zip(rows, plans, strict=True)
+    ]
 
 
 def softmax(logprobs: list[float]) -> list[float]:

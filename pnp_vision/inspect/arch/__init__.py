@@ -2,8 +2,9 @@
 
 An adapter knows the three things that differ between vision-language models here: how pixels
 become vision features, how the image is laid out in the token sequence, and how the language
-model is run over a slice of tokens on a KV cache (positions, cross-attention masks). Everything
-else (templates, prefix sharing, answer scoring) is generic in `scoring.py`.
+model is run over a slice of tokens on a KV cache (positions, cross-attention masks), and, where
+it can (`packs_questions`), several questions in one packed pass. Everything else (templates,
+prefix sharing, answer scoring) is generic in `scoring.py`.
 """
 
 from __future__ import annotations

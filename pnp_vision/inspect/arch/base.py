@@ -39,6 +39,7 @@ class Adapter:
     """Base adapter: subclasses implement preprocess / encode / image placeholder / forward."""
 
     image_token_id: int
+    packs_questions = False  # implements `packed_logits`
 
     def __init__(self, model: Any, processor: Any) -> None:
         self.model = model
@@ -57,6 +58,17 @@ class Adapter:
 
     def forward(self, cache: PromptCache, ids: list[int], inputs: ImageInputs) -> Any:
         """Hidden states (1, len(ids), D) for `ids` placed at `cache.offset`; extends the cache."""
+        raise NotImplementedError
+
+    def packed_logits(
+        self,
+        prefix: list[int],
+        suffixes: list[list[int]],
+        inputs: ImageInputs,
+        token_ids: tuple[int, ...],
+    ) -> Any:
+        """Logits of `token_ids` after `prefix` + each suffix alone, all in one forward pass:
+        (len(suffixes), len(token_ids)). Only where `packs_questions` is set."""
         raise NotImplementedError
 
     def messages(self, system: str, question: str) -> list[dict[str, Any]]:

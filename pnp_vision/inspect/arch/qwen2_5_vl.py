@@ -2,6 +2,7 @@
 
 The language model keeps `_position_ids` / `_rope_deltas` between calls when positions are not
 given, so answers would drift between images: positions are always passed explicitly here.
+Several questions about one image are answered in one packed forward (`packed_logits`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pnp_vision.inspect.arch.base import Adapter, ImageInputs, PromptCache
 
 
 class QwenVLAdapter(Adapter):
+    packs_questions = True
+
     def __init__(self, model: Any, processor: Any) -> None:
         super().__init__(model, processor)
         self.image_token_id = int(model.config.image_token_id)
@@ -39,24 +42,51 @@ class QwenVLAdapter(Adapter):
         pixels = inputs.arrays["pixel_values"].astype(tower.patch_embed.proj.weight.dtype)
         inputs.features = tower(pixels, inputs.arrays["image_grid_thw"], output_hidden_states=False)
 
+    def _prefix(self, ids: list[int], inputs: ImageInputs) -> tuple[Any, Any, int]:
+        """Embeddings (image features spliced in) and positions of a prompt that starts at 0,
+        and the position its continuation starts at."""
+        import mlx.core as mx
+
+        from pnp_vision.inspect.prefill_fast import mrope_positions
+
+        tokens = mx.array([ids])
+        embeds = self.model.language_model.model.embed_tokens(tokens)
+        if self.image_token_id in ids:
+            embeds = self.model.merge_input_ids_with_image_features(
+                self.image_token_id, self.video_token_id, inputs.features, embeds, tokens
+            )
+        grids = [tuple(g) for g in inputs.arrays["image_grid_thw"].tolist()]
+        positions, next_position = mrope_positions(ids, grids, self.image_token_id, self.merge)
+        return embeds, positions, next_position
+
     def forward(self, cache: PromptCache, ids: list[int], inputs: ImageInputs) -> Any:
         import mlx.core as mx
 
         lm = self.model.language_model
-        tokens = mx.array([ids])
-        embeds = lm.model.embed_tokens(tokens)
         if cache.offset == 0:
-            if self.image_token_id in ids:
-                embeds = self.model.merge_input_ids_with_image_features(
-                    self.image_token_id, self.video_token_id, inputs.features, embeds, tokens
-                )
-            positions, delta = lm.get_rope_index(tokens, inputs.arrays["image_grid_thw"])
-            cache.extra["rope_delta"] = delta.reshape(-1)
+            embeds, positions, next_position = self._prefix(ids, inputs)
+            cache.extra["rope_delta"] = next_position - len(ids)
         else:
             if self.image_token_id in ids:
                 raise ValueError("image placeholders after the prompt prefix")
-            start = mx.arange(cache.offset, cache.offset + len(ids)) + cache.extra["rope_delta"]
-            positions = mx.broadcast_to(start.reshape(1, 1, -1), (3, 1, len(ids)))
-        hidden = lm.model(tokens, inputs_embeds=embeds, cache=cache.layers, position_ids=positions)
+            embeds = lm.model.embed_tokens(mx.array([ids]))
+            start = cache.offset + cache.extra["rope_delta"]
+            positions = mx.broadcast_to(mx.arange(start, start + len(ids)), (3, 1, len(ids)))
+        hidden = lm.model(None, inputs_embeds=embeds, cache=cache.layers, position_ids=positions)
         cache.offset += len(ids)
         return hidden
+
+    def packed_logits(
+        self,
+        prefix: list[int],
+        suffixes: list[list[int]],
+        inputs: ImageInputs,
+        token_ids: tuple[int, ...],
+    ) -> Any:
+        from pnp_vision.inspect.prefill_fast import packed_logits
+
+        # Not mx.compile'd: the packed length changes with the questions asked, and each new
+        # length would be a fresh trace and compile inside a request.
+        embeds, positions, next_position = self._prefix(prefix, inputs)
+        lm = self.model.language_model
+        return packed_logits(lm, embeds, positions, next_position, suffixes, token_ids)
