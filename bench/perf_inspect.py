@@ -11,7 +11,11 @@ For one Qwen2.5-VL shape (random weights) and the synthetic 448x448 YES/NO promp
   questions   N questions on one frame: one question, N separate calls, and the shared-prefix
               batch (`FastInspector.many`);
   pixels      (--pixel-table) latency of the fast path per final image size, from a max_pixels
-              budget and an ROI size, the way the engine's image prep resizes.
+              budget and an ROI size, the way the engine's image prep resizes;
+  engine      (--engine) the real `Inspector.inspect` on a side x side frame around the same
+              model: one question and N questions in one call (one image view: the engine packs
+              them into one forward), probabilities compared with plain mlx-vlm on the very
+              prompt and pixels the engine uses (mlx-vlm's own processor, its own vision tower).
 Writes JSON (--out, default bench/results/perf_inspect_<shape>_<device>.json).
 """
 
@@ -33,6 +37,7 @@ FRAME = (1280, 960)
 ROIS = {"frame 1280x960": (1280, 960), "roi 640x480": (640, 480), "roi 320x240": (320, 240),
         "roi 160x160": (160, 160)}  # fmt: skip
 BUDGETS = (200_704, 401_408, 802_816)  # 448^2 px, 2x, 4x
+ENGINE_TEMPLATES = ("nozzle_alignment", "part_on_nozzle", "tombstone", "feeder_pocket_empty")
 
 
 def fit(width: int, height: int, max_pixels: int, factor: int = 28) -> tuple[int, int]:
@@ -75,6 +80,94 @@ def patch_plain_vision(how: str) -> None:
     vision.mx = _Mx()
 
 
+def engine_inspector(model: Any, vocab_size: int, side: int, compute_dtype: str) -> Any:
+    """The real `Inspector` around the benchmark's in-memory model. Its `load_model` reads a
+    small real-vocabulary Qwen2.5-VL folder (tokenizer, processor, config; built once under
+    .cache/) and hands back `model` in place of that folder's weights; tuning, adapter, image
+    prep, grouping and scoring are the engine's own. The shipped YES/NO templates get one view
+    (no ROI, a side x side budget) so that N questions form one group."""
+    from pnp_vision.devtools.tiny_models import QwenSpec, ensure_model
+    from pnp_vision.inspect import Inspector, Template, TemplateSet, loading
+
+    spec = QwenSpec(vocab_size=vocab_size, real_vocab=True, max_pixels=side * side)
+    folder = ensure_model("qwen2_5_vl", spec, root=pc.ROOT / ".cache" / "bench-models")
+    shipped = TemplateSet.load(pc.ROOT / "prompts")
+    templates = TemplateSet({
+        name: Template.model_validate(
+            {**shipped.get(name).model_dump(), "roi": None, "max_pixels": side * side}
+        )
+        for name in ENGINE_TEMPLATES
+    })  # fmt: skip
+    real = loading.load_model
+
+    def load(path: Path) -> tuple[Any, Any, dict[str, Any]]:
+        _, processor, config = real(path)
+        return model, processor, config
+
+    loading.load_model = load
+    try:
+        return Inspector(folder, templates, compute_dtype=compute_dtype)
+    finally:
+        loading.load_model = real
+
+
+def bench_engine(model: Any, vocab_size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """`Inspector.inspect` for 1 and N questions on one frame, and its probabilities against
+    plain mlx-vlm. Leaves the model on mlx-vlm's own vision tower: run it last."""
+    import mlx.core as mx
+    import numpy as np
+
+    from pnp_vision.inspect import Question, imageprep, vision_fast
+
+    insp = engine_inspector(model, vocab_size, args.side, args.compute_dtype)
+    frame = np.random.default_rng(0).integers(0, 256, (args.side, args.side, 3), dtype=np.uint8)
+    n = max(1, args.questions)
+    qs = [Question(template=ENGINE_TEMPLATES[i % len(ENGINE_TEMPLATES)]) for i in range(n)]
+    out: dict[str, Any] = {"engine_tuning": insp.tuning.summary(), "engine_questions": n}
+    out["engine_1q_ms"] = pc.timeit(lambda: insp.inspect(frame, qs[:1]), args.repeat, 2)
+    out["engine_nq_ms"] = pc.timeit(lambda: insp.inspect(frame, qs), args.repeat, 2)
+    got = insp.inspect(frame, qs[:1]) + insp.inspect(frame, qs)
+    phases = ("prep_ms", "vision_ms", "language_ms")
+    out["engine_1q_split"] = {k: getattr(got[0].timings, k) for k in phases}
+    out["engine_nq_split"] = {k: sum(getattr(r.timings, k) for r in got[1:]) for k in phases}
+
+    vision_fast.uninstall_fast_vision(model)  # the reference: mlx-vlm as shipped
+    pil, lm = imageprep.to_pil(frame), model.language_model
+    plain = []
+    for q in qs:
+        t = insp.templates.get(q.template)
+        view = imageprep.prepare(pil, max_pixels=t.max_pixels)
+        inputs = insp.processor(text=[insp.prompt(q)], images=[view], return_tensors="mlx")
+        lm._position_ids = lm._rope_deltas = None
+        logits = model(
+            inputs["input_ids"],
+            pixel_values=inputs["pixel_values"],
+            image_grid_thw=inputs["image_grid_thw"],
+        ).logits
+        rows = logits[0, -1, insp.answer_plan(q.template).first_tokens].astype(mx.float32)
+        plain.append(np.array(mx.softmax(rows)))
+        out["engine_tokens"] = int(inputs["input_ids"].shape[1])
+        out["engine_image_tokens"] = int(np.prod(inputs["image_grid_thw"].tolist()[0])) // 4
+
+    def probs(r: Any) -> np.ndarray:
+        return np.array([r.probabilities[a] for a in insp.answer_plan(r.template).answers])
+
+    out["engine_plain_probs"] = [p.tolist() for p in plain]
+    out["engine_probs"] = [probs(r).tolist() for r in got]
+    out["engine_1q_prob_diff"] = float(np.abs(probs(got[0]) - plain[0]).max())
+    out["engine_nq_prob_diff"] = float(
+        max(np.abs(probs(r) - p).max() for r, p in zip(got[1:], plain, strict=True))
+    )
+    one, many = pc.med(out["engine_1q_ms"]), pc.med(out["engine_nq_ms"])
+    print(
+        f"engine ({out['engine_tokens']} tokens): 1 question {one:.1f} ms "
+        f"{out['engine_1q_split']}, {n} questions {many:.1f} ms ({many / one:.2f}x); "
+        f"max |p - plain| {out['engine_1q_prob_diff']:.1e} / {out['engine_nq_prob_diff']:.1e}",
+        flush=True,
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--shape", default="3b")
@@ -92,6 +185,7 @@ def main() -> None:
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--plain-vision-fix", default="none", choices=["none", "matmul"])
     ap.add_argument("--pixel-table", action="store_true")
+    ap.add_argument("--engine", action="store_true", help="time Inspector.inspect (1 and N)")
     ap.add_argument("--out")
     args = ap.parse_args()
 
@@ -196,6 +290,9 @@ def main() -> None:
                              "image_tokens": fw * fh // 784, "ms": pc.med(t)})  # fmt: skip
                 print(rows[-1], flush=True)
         res["pixel_table"] = rows
+
+    if args.engine:
+        res.update(bench_engine(model, s.lm["vocab_size"], args))
 
     out = args.out or f"perf_inspect_{s.name}_{device}"
     path = pc.write_result(Path(out).stem, res)

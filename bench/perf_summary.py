@@ -42,6 +42,13 @@ def main() -> None:
         if peer and peer["lm_layers"] == r["lm_layers"] and r["device"] == "gpu":
             row["torch ms"] = peer["full_median_ms"]
             row["torch/fast"] = peer["full_median_ms"] / fast
+        if "engine_1q_ms" in r:
+            one = pc.med(r["engine_1q_ms"])
+            row["engine 1q ms"] = one
+            row[f"engine {r['engine_questions']}q/1q"] = pc.med(r["engine_nq_ms"]) / one
+            row["engine |dp|"] = f"{max(r['engine_1q_prob_diff'], r['engine_nq_prob_diff']):.1e}"
+            if "torch ms" in row:
+                row["torch/engine"] = row["torch ms"] / one
         if "shared_ms" in r:
             row["4q shared/1q"] = pc.med(r["shared_ms"]) / fast
             if "packed_ms" in r:
@@ -50,7 +57,8 @@ def main() -> None:
         rows.append(row)
     cols = ["run", "depth lm/vis", "plain ms", "fast ms", "plain/fast", "vision plain/fast",
             "max |dp|", "eager ms", "torch ms", "torch/fast", "4q packed/1q", "4q shared/1q",
-            "4q separate/1q"]  # fmt: skip
+            "4q separate/1q", "engine 1q ms", "torch/engine", "engine 4q/1q",
+            "engine |dp|"]  # fmt: skip
     if rows:
         print(pc.table(rows, cols))
     for name, r in load(d, "perf_inspect_*.json").items():
