@@ -47,8 +47,13 @@ def main() -> None:
             row["engine 1q ms"] = one
             row[f"engine {r['engine_questions']}q/1q"] = pc.med(r["engine_nq_ms"]) / one
             row["engine |dp|"] = f"{max(r['engine_1q_prob_diff'], r['engine_nq_prob_diff']):.1e}"
+            model = r["engine_1q_split"].get("model_ms")
+            if model is not None:
+                row["engine 1q model ms"] = model
             if "torch ms" in row:
                 row["torch/engine"] = row["torch ms"] / one
+                if model is not None:
+                    row["torch/engine model"] = row["torch ms"] / model
         if "shared_ms" in r:
             row["4q shared/1q"] = pc.med(r["shared_ms"]) / fast
             if "packed_ms" in r:
@@ -57,7 +62,8 @@ def main() -> None:
         rows.append(row)
     cols = ["run", "depth lm/vis", "plain ms", "fast ms", "plain/fast", "vision plain/fast",
             "max |dp|", "eager ms", "torch ms", "torch/fast", "4q packed/1q", "4q shared/1q",
-            "4q separate/1q", "engine 1q ms", "torch/engine", "engine 4q/1q",
+            "4q separate/1q", "engine 1q ms", "torch/engine", "engine 1q model ms",
+            "torch/engine model", "engine 4q/1q",
             "engine |dp|"]  # fmt: skip
     if rows:
         print(pc.table(rows, cols))
