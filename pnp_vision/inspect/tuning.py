@@ -19,7 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from pnp_vision.inspect import vision_fast
+from pnp_vision.inspect import fastmath, vision_fast
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,8 @@ def tune_model(
         notes.append(f"{compute_dtype} on the CPU misses the BLAS and runs ~30x slower than fp32")
     kept = sum(1 for _, m in model.named_modules() if _is_quantized(m))
     installed = fast_vision and vision_fast.install_fast_vision(model)
+    if fast_vision:
+        fastmath.patch_mlx_vlm()  # CPU: fast exp in mlx-vlm's SwiGLU and attention
     report = TuningReport(
         device=device,
         requested=compute_dtype,

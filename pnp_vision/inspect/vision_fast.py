@@ -25,6 +25,8 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from pnp_vision.inspect import fastmath
+
 ATTENTION_ENV = "PNP_VISION_VISION_ATTENTION"
 COMPILE_ENV = "PNP_VISION_COMPILE"  # "1"/"0": compile whole forward passes (default: on GPUs)
 
@@ -150,8 +152,12 @@ def _rope(x: mx.array, cos: mx.array, sin: mx.array) -> mx.array:
 
 
 @mx.compile
-def _swiglu(gate: mx.array, up: mx.array) -> mx.array:
+def _swiglu_exact(gate: mx.array, up: mx.array) -> mx.array:
     return gate * mx.sigmoid(gate) * up
+
+
+def _swiglu(gate: mx.array, up: mx.array) -> mx.array:
+    return fastmath.silu(gate) * up if fastmath.enabled() else _swiglu_exact(gate, up)
 
 
 def _attend(
@@ -159,6 +165,8 @@ def _attend(
 ) -> mx.array:
     """Attention over (batch, heads, length, head_dim)."""
     if how is VisionAttention.MATMUL:
+        if fastmath.enabled():
+            return fastmath.attention(q, k, v, scale, mask)
         scores = (q * scale) @ k.swapaxes(-1, -2)
         if mask is not None:
             scores = scores + mask.astype(scores.dtype)
@@ -234,8 +242,10 @@ def _block(
 
 
 def default_attention() -> VisionAttention:
-    """The attention variant for this process: PNP_VISION_VISION_ATTENTION, else SDPA."""
-    return VisionAttention(os.environ.get(ATTENTION_ENV, VisionAttention.SDPA.value))
+    """The attention variant for this process: PNP_VISION_VISION_ATTENTION, else MATMUL where
+    fastmath is on (on the CPU MLX's SDPA is the same ops with the slow exp), else SDPA."""
+    fallback = VisionAttention.MATMUL if fastmath.enabled() else VisionAttention.SDPA
+    return VisionAttention(os.environ.get(ATTENTION_ENV, fallback.value))
 
 
 def fast_forward(
@@ -261,6 +271,15 @@ def fast_forward(
     return _tower_pass(tower, plan, how, hidden_states, split_eval=_on_cpu())
 
 
+def _patch_embed(embed: Any, pixels: mx.array) -> mx.array:
+    """mlx-vlm's Conv3d patch embedding as the matmul it is (its kernel covers the whole patch):
+    3x faster on the CPU. The weight (out, T, P, P, C) is put in the pixels' (C, T, P, P) order."""
+    weight = embed.proj.weight
+    weight = weight.transpose(0, 4, 1, 2, 3).reshape(weight.shape[0], -1)
+    out = pixels.reshape(pixels.shape[0], -1).astype(weight.dtype) @ weight.T
+    return out + embed.proj.bias if "bias" in embed.proj else out
+
+
 def _tower_pass(
     tower: Any,
     plan: WindowPlan,
@@ -270,7 +289,7 @@ def _tower_pass(
 ) -> mx.array:
     """The whole tower. `split_eval` (CPU, never inside mx.compile) evaluates the window
     attention on its own, on one BLAS thread."""
-    x = tower.patch_embed(hidden_states)
+    x = _patch_embed(tower.patch_embed, hidden_states)
     unit = tower.spatial_merge_unit
     x = x.reshape(-1, unit, x.shape[-1])[plan.window_index].reshape(-1, x.shape[-1])
     full = set(tower.fullatt_block_indexes)
