@@ -209,6 +209,10 @@ def tune_model(
         cast_floats(model, target)
     if device == "cpu" and target is not None and target != mx.float32:
         notes.append(f"{compute_dtype} on the CPU misses the BLAS and runs ~30x slower than fp32")
+    if device == "cpu":
+        from pnp_vision.inspect.backend import configure_backend
+
+        notes.append(f"backend: {configure_backend().summary()}")
     kept = sum(1 for _, m in model.named_modules() if _is_quantized(m))
     installed = fast_vision and vision_fast.install_fast_vision(model)
     if fast_vision:

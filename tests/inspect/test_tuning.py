@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from pnp_vision.inspect import tuning
+from pnp_vision.inspect.backend import MALLOC_ENV, configure_backend
 from pnp_vision.inspect.loading import load_model
 
 
@@ -59,6 +62,10 @@ def test_cpu_dequantizes_to_fp32_with_the_same_answers(tiny_model_dir, caplog):
     assert report.weight_bytes_after > report.weight_bytes_before  # the memory cost, reported
     assert report.fast_vision
     assert "model tuned" in caplog.text and "GiB" in caplog.text
+    backend = configure_backend()  # BLAS and malloc settings show in the load log
+    assert f"backend: {backend.summary()}" in report.notes
+    if sys.platform.startswith("linux") and os.environ.get(MALLOC_ENV) != "0":
+        assert backend.memory_kept and "freed memory kept" in caplog.text
     assert not any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
     np.testing.assert_allclose(_probs(model, config), before, atol=1e-4)
 
