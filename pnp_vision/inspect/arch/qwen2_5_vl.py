@@ -24,16 +24,34 @@ class QwenVLAdapter(Adapter):
     def preprocess(self, image: Any, max_pixels: int | None) -> ImageInputs:
         import mlx.core as mx
 
+        from pnp_vision.inspect.qwen_pixels import QwenPixels
+
         proc = self.processor.image_processor
         kwargs = {}
         if max_pixels is not None:
             kwargs["max_pixels"] = min(max_pixels, proc.max_pixels)
             kwargs["min_pixels"] = min(proc.min_pixels, kwargs["max_pixels"])
-        out = proc(images=[image], **kwargs)
-        grid = mx.array(out["image_grid_thw"])
-        t, h, w = (int(v) for v in out["image_grid_thw"][0])
+        if "_pixels" not in self.__dict__:  # our exact, faster copy of the processor (or None)
+            self._pixels = QwenPixels.from_processor(proc)
+        pixels = self._pixels
+        if pixels is None:  # a processor whose resampling we do not reproduce
+            out = proc(images=[image], **kwargs)
+            values, grid_thw = mx.array(out["pixel_values"]), out["image_grid_thw"]
+        else:
+            index, grid_thw = pixels.indices(image, **kwargs)
+            if mx.default_device().type == mx.DeviceType.gpu:
+                # Bytes to the device, the value table lookup there (bit-equal; MLX's CPU
+                # gather is slower than numpy's, so the CPU expands with numpy).
+                n, _, _, area = index.shape
+                idx = mx.array(index).astype(mx.int32)
+                shape = (n, 3, pixels.temporal_patch_size, area)
+                values = mx.take(mx.array(pixels.table), mx.broadcast_to(idx, shape))
+                values = values.reshape(n, -1)
+            else:
+                values = mx.array(pixels.expand(index))
+        t, h, w = (int(v) for v in grid_thw[0])
         return ImageInputs(
-            arrays={"pixel_values": mx.array(out["pixel_values"]), "image_grid_thw": grid},
+            arrays={"pixel_values": values, "image_grid_thw": mx.array(grid_thw)},
             n_image_tokens=t * h * w // (self.merge * self.merge),
         )
 
