@@ -1,4 +1,5 @@
-"""Our Qwen2/2.5-VL pixel preparation equals mlx-vlm's image processor bit for bit."""
+"""Our Qwen2/2.5-VL pixel preparation equals mlx-vlm's image processor bit for bit; the
+compiled, bucket-padded packed pass equals the op-by-op one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import pytest
 from mlx_vlm.models.qwen3_vl.processing_qwen3_vl import Qwen3VLImageProcessor
 from PIL import Image
 
+from pnp_vision.inspect import Question
+from pnp_vision.inspect.arch.qwen2_5_vl import packed_bucket
 from pnp_vision.inspect.qwen_pixels import QwenPixels, smart_resize
 
 CLIP = {"image_mean": [0.48145466, 0.4578275, 0.40821073],
@@ -110,3 +113,43 @@ def test_adapter_preprocess_equals_the_processor(inspectors, make_frame):
         assert got.arrays["pixel_values"].dtype == mx.float32
         t, h, w = want["image_grid_thw"][0]
         assert got.n_image_tokens == t * h * w // 4
+
+
+def test_packed_bucket():
+    assert [packed_bucket(n) for n in (1, 64, 65, 303, 1000, 1024, 1025)] == [
+        64, 64, 128, 320, 1024, 1024, 1152,
+    ]  # fmt: skip
+    for n in range(1, 9000):
+        b = packed_bucket(n)
+        assert b >= n and packed_bucket(b) == b
+        assert b - n < 64 or (b - n) / n < 0.125
+    assert len({packed_bucket(n) for n in range(1, 8192)}) == 40
+
+
+def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypatch):
+    """Where compiling is on (GPUs; here forced), the packed pass runs at a bucket length and
+    its answers equal the op-by-op pass."""
+    from pnp_vision.inspect import prefill_fast
+
+    inspector = inspectors["qwen2_5_vl"]
+    frame = make_frame(11, 96, 128)
+    names = ("nozzle_alignment", "part_on_nozzle", "tombstone", "feeder_pocket_empty")
+    asks = [[Question(template=names[0])], [Question(template=n) for n in names]]
+    plain = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
+
+    lengths: list[tuple[int, int]] = []  # (packed length, suffixes) of each packed pass
+    real = prefill_fast.packed_logits
+
+    def spy(lm, embeds, positions, next_position, suffixes, token_ids=None, compiled=False):
+        assert compiled
+        lengths.append((embeds.shape[1] + sum(len(s) for s in suffixes), len(suffixes)))
+        return real(lm, embeds, positions, next_position, suffixes, token_ids, compiled)
+
+    monkeypatch.setattr(prefill_fast, "packed_logits", spy)
+    monkeypatch.setenv("PNP_VISION_COMPILE", "1")
+    compiled = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
+    assert lengths and all(n % 64 == 0 for n, _ in lengths)  # bucket lengths only
+    assert sum(k for _, k in lengths) > 5  # the 5 questions (in their views) + padding suffixes
+    for want, got in zip(plain, compiled, strict=True):
+        for p, q in zip(want, got, strict=True):
+            assert max(abs(p[a] - q[a]) for a in p) < 1e-5

@@ -102,9 +102,29 @@ class QwenVLAdapter(Adapter):
         token_ids: tuple[int, ...],
     ) -> Any:
         from pnp_vision.inspect.prefill_fast import packed_logits
+        from pnp_vision.inspect.vision_fast import compile_default
 
-        # Not mx.compile'd: the packed length changes with the questions asked, and each new
-        # length would be a fresh trace and compile inside a request.
         embeds, positions, next_position = self._prefix(prefix, inputs)
         lm = self.model.language_model
-        return packed_logits(lm, embeds, positions, next_position, suffixes, token_ids)
+        if not compile_default():  # the CPU: op by op, no padding
+            return packed_logits(lm, embeds, positions, next_position, suffixes, token_ids)
+        # Compiled (GPUs): mx.compile traces once per input shape, so the packed length is
+        # padded up to a bucket (`packed_bucket`: 8 per octave) by one extra suffix
+        # that nothing else attends to; its logits row is dropped. A new bucket pays one trace
+        # inside its first request; a deployment sees few (a view's length, its questions).
+        total = len(prefix) + sum(len(s) for s in suffixes)
+        pad = packed_bucket(total) - total
+        if pad:
+            suffixes = [*suffixes, [suffixes[-1][-1]] * pad]
+        logits = packed_logits(
+            lm, embeds, positions, next_position, suffixes, token_ids, compiled=True
+        )
+        return logits[: len(suffixes) - 1] if pad else logits
+
+
+def packed_bucket(length: int) -> int:
+    """The packed length compiled for `length` tokens: up to 1023 the next multiple of 64,
+    above it of the power of two in (length / 16, length / 8] (under 12.5% padding there):
+    8 buckets per octave, 40 below 8192 tokens."""
+    step = max(64, 1 << max(0, length.bit_length() - 4))
+    return -(-length // step) * step
