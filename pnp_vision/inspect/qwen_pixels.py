@@ -147,6 +147,17 @@ class QwenPixels:
         np.take(self._table, np.broadcast_to(index, out.shape), out=out, mode="clip")
         return out.reshape(n, -1)
 
+    def expand_mx(self, index: np.ndarray) -> Any:
+        """`expand` in MLX on the default device: only the bytes (as uint16) are copied in,
+        the table lookup and the temporal copies run there. On a GPU that is a quarter of the
+        floats' transfer; on the CPU numpy's `expand` is faster than MLX's gather."""
+        import mlx.core as mx
+
+        n, _, _, area = index.shape
+        values = mx.take(mx.array(self._table), mx.array(index).astype(mx.int32))
+        shape = (n, 3, self.temporal_patch_size, area)
+        return mx.broadcast_to(values, shape).reshape(n, -1)
+
     def __call__(
         self, image: Image.Image, min_pixels: int | None = None, max_pixels: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

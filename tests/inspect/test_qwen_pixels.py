@@ -66,6 +66,17 @@ def test_pixels_equal_the_processor_settings(settings):
         _assert_same(proc, pixels, _image(height, width))
 
 
+def test_device_lookup_equals_the_processor():
+    """The GPU branch of the adapter (the lookup in MLX), run here on the CPU device."""
+    proc = Qwen3VLImageProcessor(**QWEN25)
+    pixels = QwenPixels.from_processor(proc)
+    for height, width in [(448, 448), (200, 333)]:
+        image = _image(height, width)
+        index, _ = pixels.indices(image, max_pixels=200_704, min_pixels=3136)
+        want = proc(images=[image], max_pixels=200_704, min_pixels=3136)["pixel_values"]
+        assert np.array_equal(np.array(pixels.expand_mx(index)), want)
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
 def test_pixels_convert_like_the_processor(mode):
     proc = Qwen3VLImageProcessor(**QWEN25)

@@ -39,14 +39,8 @@ class QwenVLAdapter(Adapter):
             values, grid_thw = mx.array(out["pixel_values"]), out["image_grid_thw"]
         else:
             index, grid_thw = pixels.indices(image, **kwargs)
-            if mx.default_device().type == mx.DeviceType.gpu:
-                # Bytes to the device, the value table lookup there (bit-equal; MLX's CPU
-                # gather is slower than numpy's, so the CPU expands with numpy).
-                n, _, _, area = index.shape
-                idx = mx.array(index).astype(mx.int32)
-                shape = (n, 3, pixels.temporal_patch_size, area)
-                values = mx.take(mx.array(pixels.table), mx.broadcast_to(idx, shape))
-                values = values.reshape(n, -1)
+            if mx.default_device().type == mx.DeviceType.gpu:  # bytes in, lookup there
+                values = pixels.expand_mx(index)
             else:
                 values = mx.array(pixels.expand(index))
         t, h, w = (int(v) for v in grid_thw[0])
