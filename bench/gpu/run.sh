@@ -12,7 +12,9 @@
 #   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/run.sh part2   -> installs, probes, benchmarks
 # Every stage has its own time limit and writes JSON under $OUT (or bench/results).
 # Switches (part 2): PROBE=0 skips the SIGFPE probe (then: fast attention sdpa, plain fix
-# matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs.
+# matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs;
+# SKIP3B_AFTER=S skips the 3B peer and bench when part 2 has run S seconds (default: never).
+# Part 1: PEER=0 only copies the bundle (part 2 runs each peer beside its mlx run anyway).
 set -uo pipefail
 stage=${1:?usage: run.sh part1|part2}
 export PNP_BENCH_OUT=${OUT:-bench/results} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
@@ -69,10 +71,12 @@ echo "== transformers peer 7b (same run)"
 peer 7b bfloat16
 echo "== mlx 7b bf16"
 bench 220 --shape 7b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --engine $pixels --out perf_inspect_7b_gpu
+if [ "$SECONDS" -lt "${SKIP3B_AFTER:-100000}" ]; then
 echo "== transformers peer 3b (same run)"
 peer 3b bfloat16
 echo "== mlx 3b bf16"
 bench 150 --shape 3b --checkpoint bf16 --repeat 20 --plain-repeat 10 --questions 4 --engine --out perf_inspect_3b_gpu
+else echo "== 3b skipped (${SECONDS}s into part 2)"; fi
 if [ "$extra" = 1 ]; then
 echo "== mlx 7b 4bit (auto: expanded to bf16 where it fits)"
 bench 80 --shape 7b --checkpoint 4bit --repeat 20 --plain-repeat 5 --questions 4 --out perf_inspect_7b_4bit_gpu
