@@ -42,6 +42,11 @@ def _color(rng: np.random.Generator, lo: tuple, hi: tuple) -> tuple[int, int, in
     return tuple(int(rng.integers(a, b + 1)) for a, b in zip(lo, hi, strict=True))
 
 
+def _fill(img: np.ndarray, color: tuple[int, int, int]) -> None:
+    """The whole canvas in one colour (cv2 does it ~30x faster than `img[:] = color`)."""
+    cv2.rectangle(img, (0, 0), (img.shape[1] - 1, img.shape[0] - 1), color, -1)
+
+
 def _box(img: np.ndarray, c: tuple[float, float], w: float, h: float, angle: float, color) -> None:
     pts = cv2.boxPoints(((c[0], c[1]), (w, h), angle))
     cv2.fillPoly(img, [np.round(pts * _ONE).astype(np.int32)], color, _AA, _SHIFT)
@@ -64,7 +69,7 @@ def _draw_crosshair(img: np.ndarray, c: tuple[float, float], rng: np.random.Gene
 
 
 def _up_camera_background(img: np.ndarray, rng: np.random.Generator) -> None:
-    img[:] = _color(rng, (10, 10, 10), (50, 45, 45))
+    _fill(img, _color(rng, (10, 10, 10), (50, 45, 45)))
 
 
 def _nozzle(img: np.ndarray, c: tuple[float, float], rng: np.random.Generator, u: float) -> None:
@@ -121,7 +126,7 @@ def part_held(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) ->
 def _board(img: np.ndarray, rng: np.random.Generator, u: float) -> None:
     """A PCB: solder-mask colour plus a few traces."""
     mask = [(40, 110, 30), (90, 50, 20), (30, 30, 30), (30, 30, 110)][rng.integers(4)]
-    img[:] = tuple(int(np.clip(v + rng.integers(-15, 16), 0, 255)) for v in mask)
+    _fill(img, tuple(int(np.clip(v + rng.integers(-15, 16), 0, 255)) for v in mask))
     h, w = img.shape[:2]
     trace = tuple(min(255, v + 35) for v in mask)
     for _ in range(int(rng.integers(2, 6))):
@@ -214,7 +219,7 @@ def feeder_pocket(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool
     """Down-looking feeder camera over embossed carrier tape: the pocket at the pick position
     (the middle of the view) is empty or holds a part; neighbours are random."""
     w = img.shape[1]
-    img[:] = _color(rng, (20, 20, 20), (60, 60, 60))
+    _fill(img, _color(rng, (20, 20, 20), (60, 60, 60)))
     cx, cy = _crosshair_centre(img, rng, u)
     tape = _color(rng, (15, 15, 15), (60, 60, 60)) if rng.random() < 0.5 else (150, 190, 210)
     tape_w = rng.uniform(120, 150) * u

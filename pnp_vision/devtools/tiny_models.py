@@ -24,7 +24,7 @@ from typing import Any
 from pnp_vision.config import PROJECT_ROOT
 
 KINDS = ("qwen2_5_vl", "mllama")
-_BUILDER_VERSION = 4  # bump when the folder contents change for the same spec
+_BUILDER_VERSION = 5  # bump when the folder contents change for the same spec
 _SHARD_BYTES = 2 << 30
 
 _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -261,9 +261,9 @@ def _init_scale(name: str, shape: tuple[int, ...]) -> tuple[float, float]:
     leaf = name.rsplit(".", 1)[-1]
     if "gate" in leaf and len(shape) <= 1:  # mllama's tanh gates: open them
         return 1.0, 0.2
-    if ("norm" in name and leaf == "weight") or "layernorm" in name:
-        return (1.0, 0.05) if leaf == "weight" else (0.0, 0.02)
-    if leaf == "bias" or len(shape) <= 1:
+    if leaf == "weight" and len(shape) == 1:  # a norm's scale (RMSNorm, LayerNorm, ln_q, ...)
+        return 1.0, 0.05
+    if len(shape) <= 1:  # biases and other vectors
         return 0.0, 0.02
     fan_in = 1
     for d in shape[1:]:

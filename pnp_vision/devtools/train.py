@@ -42,7 +42,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -93,12 +93,15 @@ class TrainConfig:
     vision_depth: int = 2
     vision_heads: int = 4
     vision_intermediate: int = 256
-    prompt_length: int = 72  # prompts are right-padded to this many tokens
+    prompt_length: int = 0  # prompts are right-padded to this many tokens (0: the longest)
     heldout_seed: int = 1_000_003
     heldout_frames: int = 500
     compile: bool = True
     helpers: int = 2  # processes rendering batches
     clean_steps: int = 0  # first steps on frames without lighting, blur and noise
+    # Every odd step re-uses the batch rendered this many fresh batches earlier (0: never), so
+    # the renderers, which cost as much CPU as the step itself, make half as many frames.
+    reuse_gap: int = 0
 
 
 def model_spec(cfg: TrainConfig) -> Any:
@@ -126,6 +129,27 @@ def model_spec(cfg: TrainConfig) -> Any:
         max_pixels=cfg.max_pixels,
         seed=cfg.seed,
     )
+
+
+class _SharedPrefix:
+    """One layer's keys and values of the shared prompt prefix (duck-types mlx-vlm's KVCache):
+    the one-row prefix pass stores them, the rows' pass gets them broadcast before its own."""
+
+    def __init__(self) -> None:
+        self.keys: Any = None
+        self.values: Any = None
+        self.offset = 0
+
+    def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
+        import mlx.core as mx
+
+        if self.keys is None:
+            self.keys, self.values, self.offset = keys, values, keys.shape[2]
+            return keys, values
+        n = keys.shape[0]
+        pk = mx.broadcast_to(self.keys, (n, *self.keys.shape[1:]))
+        pv = mx.broadcast_to(self.values, (n, *self.values.shape[1:]))
+        return mx.concatenate([pk, keys], axis=2), mx.concatenate([pv, values], axis=2)
 
 
 class Trainer:
@@ -168,7 +192,8 @@ class Trainer:
 
     # -- the forward pass used for training (batched; the engine runs one image at a time) --
     def _prepare_layout(self, batch: Any) -> None:
-        """Image placement and mrope positions: shared by every prompt of every batch."""
+        """Image placement, the shared text prefix and mrope positions: the same for every
+        prompt of every batch (checked here on the first batch)."""
         import mlx.core as mx
         import numpy as np
 
@@ -177,14 +202,17 @@ class Trainer:
         counts = (batch.ids == self.image_token).sum(axis=1)
         if len(set(starts.tolist())) != 1 or len(set(counts.tolist())) != 1:
             raise ValueError("prompts do not share one image placement; cannot batch them")
-        self._layout = (int(starts[0]), int(counts[0]))
+        start = int(starts[0])
+        if not (batch.ids[:, :start] == first[:start]).all():
+            raise ValueError("prompts do not share the text before the image; cannot batch them")
+        self._layout = (start, int(counts[0]))
         lm = self.model.language_model
         positions, _ = lm.get_rope_index(mx.array(first[None]), mx.array(batch.grid[:1]))
         self._positions = positions  # (3, 1, length)
         self._grid = np.array(batch.grid)
 
     def answer_logits(self, pixels: Any, ids: Any, last: Any, frame_of: Any) -> Any:
-        """Logits at each prompt's last position (the answer's), for a whole batch."""
+        """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position."""
         import mlx.core as mx
 
         from pnp_vision.inspect import vision_fast
@@ -200,21 +228,23 @@ class Trainer:
             tower, plan, tower._fast_attention, pixels, split_eval=False
         )
         feats = feats.reshape(self._grid.shape[0], n_tokens, -1)[frame_of]
-        emb = model.language_model.model.embed_tokens(ids)
-        emb = mx.concatenate([emb[:, :start], feats, emb[:, start + n_tokens :]], axis=1)
-        q, length = ids.shape
-        positions = mx.broadcast_to(self._positions, (3, q, length))
-        return self.adapter.logits(self._last_hidden(emb, positions, last))
+        embed = model.language_model.model.embed_tokens
+        prefix = embed(ids[:1, :start])
+        rows = mx.concatenate([feats, embed(ids[:, start + n_tokens :])], axis=1)
+        hidden = self._last_hidden(prefix, rows, last - start)
+        answers = embed(mx.array(self.tables.answer_ids))  # tied head: the answers' rows only
+        return hidden @ answers.T
 
-    def _last_hidden(self, emb: Any, positions: Any, last: Any) -> Any:
+    def _last_hidden(self, prefix: Any, rows: Any, last: Any) -> Any:
         """The language model's final hidden state at position `last` of each row.
 
-        Every layer but the last runs as mlx-vlm runs it. In the last layer only the answer
-        position's query, attention output and MLP are computed (keys and values for all),
-        since nothing else reaches the answer: about half the language model's work.
+        The text before the image is the same in every prompt, and a causal model computes it
+        the same way for each: it runs once, on one row, and its keys and values are broadcast
+        to the rows (image, question), which run as mlx-vlm runs them. In the last layer only
+        the answer position's query, attention output and MLP are computed, since nothing else
+        reaches the answer. Together about two thirds of the language model's work.
         """
         import mlx.core as mx
-        from mlx_vlm.models.base import create_attention_mask
         from mlx_vlm.models.qwen2_5_vl.language import apply_multimodal_rotary_pos_emb as rope
 
         lm = self.model.language_model.model
@@ -222,25 +252,47 @@ class Trainer:
         attn = final.self_attn
         if attn.rotary_emb.fused_apply:
             raise RuntimeError("fused mrope (Metal) is not supported by the training pass")
-        cos, sin = attn.rotary_emb(emb, positions)
-        h = emb
-        mask = create_attention_mask(h, None)
+        p, (q, s, _) = prefix.shape[1], rows.shape
+        cos, sin = attn.rotary_emb(prefix, self._positions)  # (1, p + s, head_dim)
+        head = (cos[:, :p], sin[:, :p])
+        tail = (cos[:, p:], sin[:, p:])
+        # row query i (at position p + i) sees the prefix and row keys 0..i
+        causal = mx.arange(p + s)[None, :] <= mx.arange(p, p + s)[:, None]
+        row_mask = mx.where(causal, 0.0, -mx.inf).astype(rows.dtype)
         for layer in early:
-            h = layer(h, mask, None, positions, (cos, sin))
-        q, length, _ = h.shape
-        rows = mx.arange(q)
-        x = final.input_layernorm(h)
-        k = attn.k_proj(x).reshape(q, length, attn.n_kv_heads, attn.head_dim).transpose(0, 2, 1, 3)
-        v = attn.v_proj(x).reshape(q, length, attn.n_kv_heads, attn.head_dim).transpose(0, 2, 1, 3)
-        query = attn.q_proj(x[rows, last][:, None])
-        query = query.reshape(q, 1, attn.n_heads, attn.head_dim).transpose(0, 2, 1, 3)
-        query = rope(query, query, cos[rows, last][:, None], sin[rows, last][:, None])[0]
-        k = rope(k, k, cos, sin)[1]
-        visible = mx.arange(length)[None, :] <= last[:, None]  # padding after `last` is unseen
+            kv = _SharedPrefix()
+            prefix = layer(prefix, "causal", kv, self._positions[..., :p], head)
+            rows = layer(rows, row_mask, kv, self._positions[..., p:], tail)
+        idx = mx.arange(q)
+
+        def heads(x: Any, n: int) -> Any:
+            return x.reshape(x.shape[0], -1, n, attn.head_dim).transpose(0, 2, 1, 3)
+
+        xp, xr = final.input_layernorm(prefix), final.input_layernorm(rows)
+        k = mx.concatenate(
+            [
+                mx.broadcast_to(rope(*[heads(attn.k_proj(xp), attn.n_kv_heads)] * 2, *head)[1],
+                                (q, attn.n_kv_heads, p, attn.head_dim)),
+                rope(*[heads(attn.k_proj(xr), attn.n_kv_heads)] * 2, *tail)[1],
+            ],
+            axis=2,
+        )  # fmt: skip
+        v = mx.concatenate(
+            [
+                mx.broadcast_to(heads(attn.v_proj(xp), attn.n_kv_heads),
+                                (q, attn.n_kv_heads, p, attn.head_dim)),
+                heads(attn.v_proj(xr), attn.n_kv_heads),
+            ],
+            axis=2,
+        )  # fmt: skip
+        query = heads(attn.q_proj(xr[idx, last][:, None]), attn.n_heads)
+        at = (tail[0][0, last][:, None], tail[1][0, last][:, None])  # (q, 1, head_dim)
+        query = rope(query, query, *at)[0]
+        visible = mx.arange(p + s)[None, :] <= (p + last)[:, None]  # padding after `last`: unseen
         bias = mx.where(visible, 0.0, -mx.inf)[:, None, None, :].astype(query.dtype)
         out = mx.fast.scaled_dot_product_attention(query, k, v, scale=attn.scale, mask=bias)
         out = attn.o_proj(out.transpose(0, 2, 1, 3).reshape(q, 1, -1))
-        hidden = h[rows, last][:, None] + out
+        hidden = rows[idx, last][:, None] + out
         hidden = hidden + final.mlp(final.post_attention_layernorm(hidden))
         return lm.norm(hidden)[:, 0]
 
@@ -372,13 +424,19 @@ def _train_loop(trainer: Trainer, cfg: TrainConfig, deadline: float | None) -> d
         cfg.helpers,
         clean_batches=cfg.clean_steps,
     )
+    kept: deque[Any] = deque()
     with stream:
         for step in range(cfg.steps):
             if deadline is not None and time.monotonic() > deadline:
                 capped = True
                 log.warning("time cap reached %s", kv(step=step))
                 break
-            batch = next(stream)
+            if cfg.reuse_gap and step % 2 and len(kept) >= cfg.reuse_gap:
+                batch = kept.popleft()
+            else:
+                batch = next(stream)
+                if cfg.reuse_gap:
+                    kept.append(batch)
             loss, hits = trainer.train_step(batch)
             losses.append(loss)
             for name, hit in zip(batch.template, hits.tolist(), strict=True):

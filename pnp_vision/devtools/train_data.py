@@ -2,10 +2,12 @@
 
 A batch is a handful of synthetic frames plus every question (of the learned templates) that
 their labels answer. Each frame goes through the engine's own image prep (`imageprep.prepare`,
-then the model's image processor with the adapter's pixel budget); each question's token ids
+then the model's image processor with the adapter's pixel budget) once per distinct view (a
+template's ROI and pixel budget) its questions ask for; each question's token ids
 come from the Inspector's own prompt (system, image, rendered question, assistant header) and
-tokenizer; its target is the first token of the labelled answer in the Inspector's own answer
-plan. `Tables` captures all of that once, in the training process, as plain picklable data.
+tokenizer; its target is the labelled answer among the first tokens of the Inspector's own answer
+plan (the loss is over that answer set, exactly what the Inspector scores). `Tables` captures all
+of that once, in the training process, as plain picklable data.
 
 Rendering and image prep cost ~15 ms a frame, as much as a training step, so spawned helper
 processes make the batches while MLX trains: helper k makes batches k, k + n, ..., and the
@@ -31,15 +33,17 @@ from pnp_vision.inspect import imageprep
 
 _GET_TIMEOUT_S = 300.0
 
+View = tuple[tuple[float, float, float, float] | None, int | None]  # a template's (roi, max_pixels)
+
 
 @dataclass(frozen=True)
 class Batch:
-    pixels: np.ndarray  # (frames * patches, patch_dim) float32, processor output
-    grid: np.ndarray  # (frames, 3) int, image_grid_thw
+    pixels: np.ndarray  # (views * patches, patch_dim) float32, processor output
+    grid: np.ndarray  # (views, 3) int, image_grid_thw
     ids: np.ndarray  # (questions, length) int32, right-padded prompts
     last: np.ndarray  # (questions,) int32, index of each prompt's last token
-    frame_of: np.ndarray  # (questions,) int32, which frame each question is about
-    target: np.ndarray  # (questions,) int32, token id of the labelled answer
+    frame_of: np.ndarray  # (questions,) int32, which view (of which frame) each question sees
+    target: np.ndarray  # (questions,) int32, index of the labelled answer in answer_ids
     template: list[str]  # (questions,) template name
     answer: list[str]  # (questions,) labelled answer
 
@@ -49,10 +53,10 @@ class Tables:
     """Everything a helper process needs to encode frames and questions like the engine."""
 
     image_processor: Any
-    roi: tuple[float, float, float, float] | None
-    max_pixels: int | None
+    views: dict[str, View]  # template -> the view of the frame it is asked about
     prompts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]]
-    targets: dict[tuple[str, str], int]
+    answer_ids: tuple[int, ...]  # the first token of each answer (one answer set for all)
+    targets: dict[tuple[str, str], int]  # (template, answer) -> index into answer_ids
     templates: tuple[str, ...]
     length: int
     caps: dict[str, int] = field(default_factory=dict)  # per batch: at most N of each answer
@@ -75,50 +79,62 @@ def build_tables(
     frame_size: tuple[int, int],
     caps: dict[str, int] | None = None,
 ) -> Tables:
-    """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself."""
+    """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself.
+    `length`: every prompt is right-padded to it (0: to the longest prompt)."""
     from pnp_vision.inspect import Question
     from pnp_vision.inspect.arch import adapter_for
 
     adapter = adapter_for(inspector.model, inspector.processor, {"model_type": "qwen2_5_vl"})
-    views = {(t.roi, t.max_pixels) for t in map(inspector.templates.get, templates)}
-    if len(views) != 1:
-        raise ValueError(f"learned templates need one image view (roi, max_pixels): {views}")
-    roi, max_pixels = views.pop()
+    views: dict[str, View] = {}
+    counts = set()
     probe = np.zeros((frame_size[1], frame_size[0], 3), np.uint8)
-    view = imageprep.prepare(probe, template_roi=roi, max_pixels=max_pixels)
-    n_tokens = adapter.preprocess(view, max_pixels).n_image_tokens
+    for name in templates:
+        t = inspector.templates.get(name)
+        views[name] = (t.roi, t.max_pixels)
+        image = imageprep.prepare(probe, template_roi=t.roi, max_pixels=t.max_pixels)
+        counts.add(adapter.preprocess(image, t.max_pixels).n_image_tokens)
+    if len(counts) != 1:
+        raise ValueError(f"learned templates' views must give one image token count: {counts}")
+    n_tokens = counts.pop()
     tokenizer = inspector.processor.tokenizer
     prompts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]] = {}
     targets: dict[tuple[str, str], int] = {}
+    answer_ids: tuple[int, ...] | None = None
     for name in templates:
         plan = inspector.answer_plan(name)
         if not plan.one_pass:
             raise ValueError(f"template {name!r}: answers share a first token; not trainable")
-        pairs = zip(plan.answers, plan.first_tokens, strict=True)
-        targets.update({(name, answer): int(token) for answer, token in pairs})
+        tokens = tuple(int(t) for t in plan.first_tokens)
+        if answer_ids is not None and set(tokens) != set(answer_ids):
+            raise ValueError(f"template {name!r}: answers {plan.answers} differ from the others'")
+        answer_ids = answer_ids or tokens
+        for answer, token in zip(plan.answers, tokens, strict=True):
+            targets[(name, answer)] = answer_ids.index(token)
         for params in _param_sets(inspector.templates.get(name)):
             text = inspector.prompt(Question(template=name, params=params))
             ids = list(tokenizer.encode(text, add_special_tokens=False))
             at = ids.index(adapter.image_token_id)
             ids = ids[:at] + [adapter.image_token_id] * n_tokens + ids[at + 1 :]
-            if len(ids) > length:
-                raise ValueError(f"prompt of {len(ids)} tokens exceeds the batch length {length}")
             prompts[(name, tuple(sorted(params.items())))] = tuple(ids)
+    longest = max(map(len, prompts.values()))
+    if length and longest > length:
+        raise ValueError(f"prompt of {longest} tokens exceeds the batch length {length}")
     return Tables(
-        inspector.processor.image_processor, roi, max_pixels, prompts, targets, tuple(templates),
-        length, dict(caps or {}),
+        inspector.processor.image_processor, views, prompts, answer_ids or (), targets,
+        tuple(templates), length or longest, dict(caps or {}),
     )  # fmt: skip
 
 
-def encode_image(tables: Tables, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode_image(tables: Tables, bgr: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
     """(pixel_values, image_grid_thw) exactly as the engine's Qwen adapter prepares `bgr`."""
-    view = imageprep.prepare(bgr, template_roi=tables.roi, max_pixels=tables.max_pixels)
+    roi, max_pixels = view
+    image = imageprep.prepare(bgr, template_roi=roi, max_pixels=max_pixels)
     proc = tables.image_processor
     kwargs = {}
-    if tables.max_pixels is not None:  # the adapter's rule, kept in step by the parity test
-        kwargs["max_pixels"] = min(tables.max_pixels, proc.max_pixels)
+    if max_pixels is not None:  # the adapter's rule, kept in step by the parity test
+        kwargs["max_pixels"] = min(max_pixels, proc.max_pixels)
         kwargs["min_pixels"] = min(proc.min_pixels, kwargs["max_pixels"])
-    out = proc(images=[view], **kwargs)
+    out = proc(images=[image], **kwargs)
     return np.asarray(out["pixel_values"], np.float32), np.asarray(out["image_grid_thw"])
 
 
@@ -127,13 +143,15 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
     pixels, grids = [], []
     ids, last, frame_of, target, template, answer = [], [], [], [], [], []
     taken: dict[tuple[str, str], int] = {}
-    for f, (bgr, label) in enumerate(frames):
-        pv, grid = encode_image(tables, bgr)
-        pixels.append(pv)
-        grids.append(grid)
-        for q in label["questions"]:
-            if q["template"] not in tables.templates:
-                continue
+    for bgr, label in frames:
+        asked = [q for q in label["questions"] if q["template"] in tables.templates]
+        seen: dict[View, int] = {}  # every view the scene can ask for, so shapes stay fixed
+        for view in dict.fromkeys(tables.views[q["template"]] for q in asked):
+            pv, grid = encode_image(tables, bgr, view)
+            seen[view] = len(grids)
+            pixels.append(pv)
+            grids.append(grid)
+        for q in asked:
             key = (q["template"], q["answer"])
             if taken.get(key, 0) >= tables.caps.get(q["template"], len(frames)):
                 continue  # an easy question asked on every frame of a scene: keep it balanced
@@ -141,7 +159,7 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
             seq = tables.prompts[(q["template"], tuple(sorted(q["params"].items())))]
             ids.append(list(seq) + [0] * (tables.length - len(seq)))
             last.append(len(seq) - 1)
-            frame_of.append(f)
+            frame_of.append(seen[tables.views[q["template"]]])
             target.append(tables.targets[(q["template"], q["answer"])])
             template.append(q["template"])
             answer.append(q["answer"])

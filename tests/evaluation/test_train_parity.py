@@ -57,8 +57,11 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
         for q, result in zip(asked, results, strict=True):
             plan = trainer.inspector.answer_plan(q["template"])
             assert batch.template[row] == q["template"] and batch.answer[row] == q["answer"]
-            assert batch.target[row] == plan.first_tokens[plan.answers.index(q["answer"])]
-            mine = logits[row][list(plan.first_tokens)]
+            answer_ids = trainer.tables.answer_ids
+            assert (
+                answer_ids[batch.target[row]] == plan.first_tokens[plan.answers.index(q["answer"])]
+            )
+            mine = logits[row][[answer_ids.index(t) for t in plan.first_tokens]]
             mine = np.exp(mine - mine.max())
             mine /= mine.sum()
             for answer, p in zip(plan.answers, mine, strict=True):
