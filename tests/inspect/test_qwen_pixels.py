@@ -138,8 +138,9 @@ def test_packed_bucket():
 
 
 def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypatch):
-    """Where compiling is on (GPUs; here forced), the packed pass runs at a bucket length and
-    its answers equal the op-by-op pass."""
+    """Where compiling is on (GPUs; here forced), every language pass runs at a bucket length
+    (one question: causal, no array mask; several: the packed mask) and its answers equal the
+    op-by-op pass."""
     from pnp_vision.inspect import prefill_fast
 
     inspector = inspectors["qwen2_5_vl"]
@@ -148,19 +149,24 @@ def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypat
     asks = [[Question(template=names[0])], [Question(template=n) for n in names]]
     plain = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
 
-    lengths: list[tuple[int, int]] = []  # (packed length, suffixes) of each packed pass
-    real = prefill_fast.packed_logits
+    passes: list[tuple[int, bool]] = []  # (length, with an array mask) of each compiled pass
+    real = prefill_fast._layers_pass
 
-    def spy(lm, embeds, positions, next_position, suffixes, token_ids=None, compiled=False):
+    def spy(lm, compiled):
         assert compiled
-        lengths.append((embeds.shape[1] + sum(len(s) for s in suffixes), len(suffixes)))
-        return real(lm, embeds, positions, next_position, suffixes, token_ids, compiled)
+        fn = real(lm, compiled)
 
-    monkeypatch.setattr(prefill_fast, "packed_logits", spy)
+        def run(embeds, positions, mask=None):
+            passes.append((embeds.shape[1], mask is not None))
+            return fn(embeds, positions) if mask is None else fn(embeds, positions, mask)
+
+        return run
+
+    monkeypatch.setattr(prefill_fast, "_layers_pass", spy)
     monkeypatch.setenv("PNP_VISION_COMPILE", "1")
     compiled = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
-    assert lengths and all(n % 64 == 0 for n, _ in lengths)  # bucket lengths only
-    assert sum(k for _, k in lengths) > 5  # the 5 questions (in their views) + padding suffixes
+    assert passes and all(n % 64 == 0 for n, _ in passes)  # bucket lengths only
+    assert passes[0] == (passes[0][0], False)  # one question: no array mask
     for want, got in zip(plain, compiled, strict=True):
         for p, q in zip(want, got, strict=True):
             assert max(abs(p[a] - q[a]) for a in p) < 1e-5

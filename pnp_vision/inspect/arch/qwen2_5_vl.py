@@ -108,6 +108,8 @@ class QwenVLAdapter(Adapter):
         # inside its first request; a deployment sees few (a view's length, its questions).
         total = len(prefix) + sum(len(s) for s in suffixes)
         pad = packed_bucket(total) - total
+        if len(suffixes) == 1:
+            return _one_question(lm, embeds, positions, next_position, suffixes[0], pad, token_ids)
         if pad:
             suffixes = [*suffixes, [suffixes[-1][-1]] * pad]
         logits = packed_logits(
@@ -122,3 +124,27 @@ def packed_bucket(length: int) -> int:
     8 buckets per octave, 40 below 8192 tokens."""
     step = max(64, 1 << max(0, length.bit_length() - 4))
     return -(-length // step) * step
+
+
+def _one_question(
+    lm: Any,
+    embeds: Any,
+    positions: Any,
+    next_position: int,
+    suffix: list[int],
+    pad: int,
+    token_ids: tuple[int, ...],
+) -> Any:
+    """One question: prefix + suffix is one causal sequence, so it runs without an array mask
+    (the attention kernels of a single prompt); the padding after it is never read."""
+    import mlx.core as mx
+
+    from pnp_vision.inspect.prefill_fast import _layers_pass, _logits
+
+    n = len(suffix) + pad
+    ids = mx.array([suffix + [suffix[-1]] * pad])
+    embeds = mx.concatenate([embeds, lm.model.embed_tokens(ids).astype(embeds.dtype)], axis=1)
+    text = mx.broadcast_to(mx.arange(next_position, next_position + n), (3, 1, n))
+    positions = mx.concatenate([positions, text.astype(positions.dtype)], axis=2)
+    hidden = _layers_pass(lm, True)(embeds, positions)
+    return _logits(lm, hidden[0, -(pad + 1) :][:1], token_ids)
