@@ -112,6 +112,62 @@ def engine_inspector(model: Any, vocab_size: int, side: int, compute_dtype: str)
         loading.load_model = real
 
 
+def engine_phases(insp: Any, frame: Any, qs: list[Any], repeat: int) -> dict[str, float]:
+    """Medians of the engine's steps one by one (the first question's view): host image prep,
+    pixel upload and lookup, vision, prefix embedding, the language pass for 1 and N questions,
+    and the decoder layers alone at the prefix length with no mask, a causal array mask, compiled
+    and not (whether an array mask costs on this device)."""
+    import mlx.core as mx
+    import numpy as np
+
+    from pnp_vision.inspect import imageprep, prefill_fast
+
+    ad, t = insp._adapter, insp.templates.get(qs[0].template)
+    times: dict[str, float] = {}
+
+    def tm(key: str, fn: Any) -> Any:
+        for _ in range(2):
+            fn()
+        xs = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            xs.append((time.perf_counter() - t0) * 1e3)
+        times[key] = round(pc.med(xs), 2)
+        return fn()
+
+    pil = tm("to_pil", lambda: imageprep.to_pil(frame))
+    view = tm("prepare", lambda: imageprep.prepare(pil, max_pixels=t.max_pixels))
+    inputs = tm("preprocess_host", lambda: ad.preprocess(view, t.max_pixels))
+    tm("preprocess_eval", lambda: mx.eval(ad.preprocess(view, t.max_pixels).arrays["pixel_values"]))
+    mx.eval(inputs.arrays["pixel_values"])
+
+    def encode() -> None:
+        ad.encode(inputs)
+        mx.eval(inputs.features)
+
+    tm("encode_eval", encode)
+    items = insp._validate(qs)
+    prefix = insp._shared_prefix(t.system, items, inputs)
+    suffixes = [it.ids[len(prefix) :] for it in items]
+    tokens = tuple(sorted({tok for it in items for tok in it.plan.first_tokens}))
+    tm("prefix_embed_eval", lambda: mx.eval(ad._prefix(prefix, inputs)[0]))
+    tm("lm_1q_eval", lambda: mx.eval(ad.packed_logits(prefix, suffixes[:1], inputs, tokens)))
+    tm(f"lm_{len(qs)}q_eval", lambda: mx.eval(ad.packed_logits(prefix, suffixes, inputs, tokens)))
+    embeds, pos, _ = ad._prefix(prefix, inputs)
+    mx.eval(embeds, pos)
+    n = embeds.shape[1]
+    causal = np.where(np.tri(n, dtype=bool), 0.0, -np.inf).astype(np.float32)
+    mask = mx.array(causal).astype(embeds.dtype)[None, None]
+    lm = insp.model.language_model
+    for compiled in (True, False):
+        run = prefill_fast._layers_pass(lm, compiled)
+        tag = "compiled" if compiled else "eager"
+        tm(f"layers_{n}_nomask_{tag}", lambda run=run: mx.eval(run(embeds, pos)))
+        tm(f"layers_{n}_arraymask_{tag}", lambda run=run: mx.eval(run(embeds, pos, mask)))
+    return times
+
+
 def bench_engine(model: Any, vocab_size: int, args: argparse.Namespace) -> dict[str, Any]:
     """`Inspector.inspect` for 1 and N questions on one frame, and its probabilities against
     plain mlx-vlm. Leaves the model on mlx-vlm's own vision tower: run it last."""
@@ -145,6 +201,12 @@ def bench_engine(model: Any, vocab_size: int, args: argparse.Namespace) -> dict[
         split["model_ms"] = pc.med([x["vision_ms"] + x["language_ms"] for x in splits[key]])
         out[f"engine_{key}_ms"], out[f"engine_{key}_split"] = walls[key], split
     got = last["1q"] + last["nq"]
+
+    try:
+        out["engine_phases"] = engine_phases(insp, frame, qs, args.repeat)
+        print(f"engine phases (ms): {out['engine_phases']}", flush=True)
+    except Exception as exc:  # diagnostics only: never lose the run for them
+        print(f"engine phases failed: {type(exc).__name__}: {exc}", flush=True)
 
     vision_fast.uninstall_fast_vision(model)  # the reference: mlx-vlm as shipped
     pil, lm = imageprep.to_pil(frame), model.language_model
