@@ -323,8 +323,10 @@ class Trainer:
         if self._step_fn is None:
             self._prepare_layout(batch)
             self._step_fn = self._build_step()
+        from pnp_vision.devtools.train_data import pixel_values
+
         loss, hits = self._step_fn(
-            mx.array(batch.pixels),
+            mx.array(pixel_values(self.tables, batch)),
             mx.array(batch.ids),
             mx.array(batch.last),
             mx.array(batch.frame_of),

@@ -9,8 +9,9 @@ tokenizer; its target is the labelled answer among the first tokens of the Inspe
 plan (the loss is over that answer set, exactly what the Inspector scores). `Tables` captures all
 of that once, in the training process, as plain picklable data.
 
-Rendering and image prep cost ~15 ms a frame, as much as a training step, so spawned helper
-processes make the batches while MLX trains: helper k makes batches k, k + n, ..., and the
+Rendering and image prep cost ~5 ms a frame, as much as the frame's share of a training step, so
+spawned helper processes make the batches (pixels still as bytes, a quarter of the floats to
+send) while MLX trains: helper k makes batches k, k + n, ..., and the
 trainer takes them in order, so the stream is the same for any number of helpers.
 
 Frames come from `synthetic.render` with a per-batch scene pattern: every batch holds the same
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pnp_vision.inspect import imageprep
+from pnp_vision.inspect.qwen_pixels import QwenPixels
 
 _GET_TIMEOUT_S = 300.0
 
@@ -38,7 +40,7 @@ View = tuple[tuple[float, float, float, float] | None, int | None]  # a template
 
 @dataclass(frozen=True)
 class Batch:
-    pixels: np.ndarray  # (views * patches, patch_dim) float32, processor output
+    pixels: np.ndarray  # (views * patches, 3, 1, area) uint16: QwenPixels.indices, still bytes
     grid: np.ndarray  # (views, 3) int, image_grid_thw
     ids: np.ndarray  # (questions, length) int32, right-padded prompts
     last: np.ndarray  # (questions,) int32, index of each prompt's last token
@@ -52,7 +54,7 @@ class Batch:
 class Tables:
     """Everything a helper process needs to encode frames and questions like the engine."""
 
-    image_processor: Any
+    pixels: QwenPixels  # the engine's exact pixel prep (the processor's numbers, bytes first)
     views: dict[str, View]  # template -> the view of the frame it is asked about
     prompts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]]
     answer_ids: tuple[int, ...]  # the first token of each answer (one answer set for all)
@@ -85,6 +87,9 @@ def build_tables(
     from pnp_vision.inspect.arch import adapter_for
 
     adapter = adapter_for(inspector.model, inspector.processor, {"model_type": "qwen2_5_vl"})
+    pixels = QwenPixels.from_processor(inspector.processor.image_processor)
+    if pixels is None:
+        raise ValueError("training needs the Qwen image processor that QwenPixels reproduces")
     views: dict[str, View] = {}
     counts = set()
     probe = np.zeros((frame_size[1], frame_size[0], 3), np.uint8)
@@ -120,22 +125,27 @@ def build_tables(
     if length and longest > length:
         raise ValueError(f"prompt of {longest} tokens exceeds the batch length {length}")
     return Tables(
-        inspector.processor.image_processor, views, prompts, answer_ids or (), targets,
+        pixels, views, prompts, answer_ids or (), targets,
         tuple(templates), length or longest, dict(caps or {}),
     )  # fmt: skip
 
 
 def encode_image(tables: Tables, bgr: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
-    """(pixel_values, image_grid_thw) exactly as the engine's Qwen adapter prepares `bgr`."""
+    """(pixel indices, image_grid_thw) exactly as the engine's Qwen adapter prepares `bgr`;
+    `pixel_values` expands the indices to what the model sees."""
     roi, max_pixels = view
     image = imageprep.prepare(bgr, template_roi=roi, max_pixels=max_pixels)
-    proc = tables.image_processor
+    px = tables.pixels
     kwargs = {}
     if max_pixels is not None:  # the adapter's rule, kept in step by the parity test
-        kwargs["max_pixels"] = min(max_pixels, proc.max_pixels)
-        kwargs["min_pixels"] = min(proc.min_pixels, kwargs["max_pixels"])
-    out = proc(images=[image], **kwargs)
-    return np.asarray(out["pixel_values"], np.float32), np.asarray(out["image_grid_thw"])
+        kwargs["max_pixels"] = min(max_pixels, px.max_pixels)
+        kwargs["min_pixels"] = min(px.min_pixels, kwargs["max_pixels"])
+    return px.indices(image, **kwargs)
+
+
+def pixel_values(tables: Tables, batch: Batch) -> np.ndarray:
+    """The batch's pixel_values (views * patches, patch_dim) float32, as the processor gives."""
+    return tables.pixels.expand(batch.pixels)
 
 
 def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) -> Batch:

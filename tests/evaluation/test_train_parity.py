@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pnp_vision.devtools import train
-from pnp_vision.devtools.train_data import render_batch, scene_pattern
+from pnp_vision.devtools.train_data import pixel_values, render_batch, scene_pattern
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,10 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     batch = render_batch(trainer.tables, 2, 11, pattern, cfg.frame_size)
     trainer._prepare_layout(batch)
     logits = trainer.answer_logits(
-        mx.array(batch.pixels), mx.array(batch.ids), mx.array(batch.last), mx.array(batch.frame_of)
+        mx.array(pixel_values(trainer.tables, batch)),
+        mx.array(batch.ids),
+        mx.array(batch.last),
+        mx.array(batch.frame_of),
     )
     logits = np.array(logits)
     n = len(pattern)
