@@ -127,14 +127,14 @@ def test_adapter_preprocess_equals_the_processor(inspectors, make_frame):
 
 
 def test_packed_bucket():
-    assert [packed_bucket(n) for n in (1, 64, 65, 303, 1000, 1024, 1025)] == [
-        64, 64, 128, 320, 1024, 1024, 1152,
+    assert [packed_bucket(n) for n in (1, 16, 17, 303, 1000, 1024, 1025)] == [
+        16, 16, 32, 304, 1024, 1024, 1088,
     ]  # fmt: skip
     for n in range(1, 9000):
         b = packed_bucket(n)
         assert b >= n and packed_bucket(b) == b
-        assert b - n < 64 or (b - n) / n < 0.125
-    assert len({packed_bucket(n) for n in range(1, 8192)}) == 40
+        assert b - n < 16 or (b - n) / n < 1 / 16
+    assert len({packed_bucket(n) for n in range(1, 8192)}) == 96
 
 
 def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypatch):
@@ -165,7 +165,7 @@ def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypat
     monkeypatch.setattr(prefill_fast, "_layers_pass", spy)
     monkeypatch.setenv("PNP_VISION_COMPILE", "1")
     compiled = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
-    assert passes and all(n % 64 == 0 for n, _ in passes)  # bucket lengths only
+    assert passes and all(packed_bucket(n) == n for n, _ in passes)  # bucket lengths only
     assert passes[0] == (passes[0][0], False)  # one question: no array mask
     for want, got in zip(plain, compiled, strict=True):
         for p, q in zip(want, got, strict=True):
