@@ -14,7 +14,48 @@ def test_exp_is_within_float32_rounding_of_exact_over_its_range():
     exact = np.exp(np.array(x, np.float64))
     got = np.array(fastmath.exp(x), np.float64)
     assert np.max(np.abs(got - exact) / exact) < 2e-7
-    assert float(fastmath.exp(mx.array(-mx.inf))) < 1e-37  # masked scores weigh nothing
+    edges = fastmath.exp(mx.array([-mx.inf, -1e4, fastmath.MASKED, 0.0, 1e4, mx.inf]))
+    assert edges.tolist() == [0.0, 0.0, 0.0, 1.0, np.inf, np.inf]  # masked scores weigh nothing
+
+
+def test_softmax_weights_and_gates_at_the_range_edges():
+    """The kernels without a clip pass (x - max <= 0, e**-|x|) are exact there too."""
+    x = mx.array(np.linspace(-87, 0, 100_001, dtype=np.float32))
+    exact = np.exp(np.array(x, np.float64))
+    got = np.array(fastmath._exp_shifted(x, mx.array(0.0)), np.float64)
+    assert np.max(np.abs(got - exact) / exact) < 2e-7
+    assert fastmath._exp_shifted(mx.array([fastmath.MASKED, -200.0]), mx.array(0.0)).tolist() == [
+        0.0,
+        0.0,
+    ]
+    g = mx.array(np.linspace(-120, 120, 48_001, dtype=np.float32))
+    assert np.allclose(fastmath.sigmoid(g), mx.sigmoid(g), rtol=1e-6, atol=2e-7)
+    assert np.allclose(
+        fastmath.silu_mul(g, g + 1), g * mx.sigmoid(g) * (g + 1), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_silu_mul_gradient_matches_mlx():
+    x = mx.array(np.random.default_rng(1).normal(0, 4, (32, 48)).astype(np.float32))
+    y = mx.array(np.random.default_rng(2).normal(0, 1, (32, 48)).astype(np.float32))
+
+    def loss(fn):
+        return lambda a, b: (fn(a, b) ** 2).sum()
+
+    fast = mx.grad(loss(fastmath.silu_mul), argnums=(0, 1))(x, y)
+    plain = mx.grad(loss(lambda a, b: a * mx.sigmoid(a) * b), argnums=(0, 1))(x, y)
+    for f, p in zip(fast, plain, strict=True):
+        assert np.allclose(f, p, rtol=1e-4, atol=1e-4)
+
+
+def test_gelu_matches_mlx_exact_gelu_and_its_gradient():
+    import mlx.nn as nn
+
+    x = mx.array(np.linspace(-12, 12, 96_001, dtype=np.float32))
+    assert np.max(np.abs(np.array(fastmath.gelu(x) - nn.gelu(x)))) < 1e-6
+    fast = mx.grad(lambda a: fastmath.gelu(a).sum())(x)
+    plain = mx.grad(lambda a: nn.gelu(a).sum())(x)
+    assert np.allclose(fast, plain, atol=1e-5)
 
 
 def test_silu_and_its_gradient_match_mlx():
@@ -39,7 +80,10 @@ def test_silu_and_its_gradient_match_mlx():
         (4, 2, 5, 7, "bool"),
     ],
 )
-def test_attention_matches_mlx_sdpa(heads, kv_heads, length, keys, mask):
+@pytest.mark.parametrize("chunk", [None, 2 * 4 * 7])  # one pass; a few query rows at a time
+def test_attention_matches_mlx_sdpa(heads, kv_heads, length, keys, mask, chunk, monkeypatch):
+    if chunk:
+        monkeypatch.setattr(fastmath, "CHUNK_SCORES", chunk)
     rng = np.random.default_rng(heads * 100 + keys)
     q = mx.array(rng.normal(size=(2, heads, length, 16)).astype(np.float32))
     k = mx.array(rng.normal(size=(2, kv_heads, keys, 16)).astype(np.float32))
@@ -71,3 +115,35 @@ def test_patched_mlx_vlm_paths_follow_the_switch():
     assert np.allclose(plain, fast, rtol=1e-5, atol=1e-5)
     assert np.array_equal(plain, fastmath._PATCHED["swiglu"](gate, gate))
     assert not np.array_equal(plain, fast)  # a different computation, not the same one twice
+
+
+def test_patched_mllama_follows_the_switch_with_the_same_answers(tiny_model_dir):
+    """mllama's text MLP, vision MLP (exact GELU) and vision attention (tile padding mask) go
+    through the fast functions while on, and give mlx-vlm's own logits."""
+    from pnp_vision.inspect.loading import load_model
+
+    fastmath.patch_mlx_vlm()
+    model, _, config = load_model(tiny_model_dir("mllama"))
+    model.set_dtype(mx.float32)
+    vision = config["vision_config"]
+    side, tiles = vision["image_size"], vision["max_num_tiles"]
+    rng = np.random.default_rng(3)
+    ids = [5, config["image_token_index"], 9, 10, 11]
+    cross = np.zeros((1, len(ids), 1, tiles), np.float32)
+    cross[:, 1:, :, :2] = 1.0  # two of the four tiles are real: the rest is padding
+    kwargs = {
+        "pixel_values": mx.array(rng.standard_normal((1, 1, tiles, 3, side, side), np.float32)),
+        "aspect_ratio_ids": mx.array([[2]]),
+        "aspect_ratio_mask": mx.array([[[1, 1, 0, 0]]]),
+        "cross_attention_mask": mx.array(cross),
+    }
+
+    def logits():
+        return np.array(model(mx.array([ids]), **kwargs).logits[0, -1].astype(mx.float32))
+
+    with fastmath.forced(False):
+        plain = logits()
+    with fastmath.forced(True):
+        fast = logits()
+    assert np.allclose(fast, plain, rtol=1e-4, atol=1e-4)
+    assert not np.array_equal(fast, plain)
