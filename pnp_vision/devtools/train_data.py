@@ -241,6 +241,7 @@ def _helper(
                 break
             except queue.Full:
                 if os.getppid() != parent:  # the trainer died without stopping us
+                    out.cancel_join_thread()  # else exit waits on a pipe nobody reads
                     return
         index += n
 

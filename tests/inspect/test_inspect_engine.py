@@ -36,9 +36,12 @@ def _prompt(inspector: Inspector, system: str, text: str) -> str:
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def _mlx_vlm_logprobs(inspector: Inspector, bgr: np.ndarray, prompt: str, extra: list[int]):
-    """Log-softmax of mlx-vlm's own full forward pass over prompt (+ extra tokens) and image."""
-    view = imageprep.prepare(bgr)
+def _mlx_vlm_logprobs(
+    inspector: Inspector, bgr: np.ndarray, prompt: str, extra: list[int], roi=None
+):
+    """Log-softmax of mlx-vlm's own full forward pass over prompt (+ extra tokens) and image
+    (the template's ROI cut out first, as the engine does)."""
+    view = imageprep.prepare(bgr, template_roi=roi)
     inputs = inspector.processor(text=[prompt], images=[view], return_tensors="mlx")
     ids = inputs["input_ids"]
     if extra:
@@ -55,7 +58,7 @@ def _mlx_vlm_logprobs(inspector: Inspector, bgr: np.ndarray, prompt: str, extra:
 def _first_step_probs(inspector: Inspector, bgr: np.ndarray, question: Question) -> dict:
     template = inspector.templates.get(question.template)
     prompt = _prompt(inspector, template.system, template.render(question.params))
-    last = _mlx_vlm_logprobs(inspector, bgr, prompt, [])[-1]
+    last = _mlx_vlm_logprobs(inspector, bgr, prompt, [], template.roi)[-1]
     tok = inspector.processor.tokenizer
     ids = [tok.encode(a, add_special_tokens=False)[0] for a in template.answers]
     probs = mx.softmax(last[mx.array(ids)]).tolist()

@@ -1,0 +1,60 @@
+"""The batch-rendering helper processes never outlive a trainer that was killed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+_TRAINER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from pnp_vision.inspect.backend import configure_backend
+    configure_backend()
+    from pnp_vision.devtools import train
+    from pnp_vision.devtools.tiny_models import build_model_folder
+    from pnp_vision.devtools.train_data import BatchStream
+
+    root = Path(sys.argv[1])
+    cfg = train.TrainConfig(mix={"tombstone": 4}, caps={}, compile=False)
+    build_model_folder("qwen2_5_vl", root / "m", train.model_spec(cfg),
+                       train._tokenizer_corpus(root / "c"))
+    tables = train.Trainer(root / "m", cfg).tables
+    stream = BatchStream(tables, 0, cfg.mix, cfg.frame_size, helpers=2, prefetch=1)
+    stream.__enter__()
+    next(stream)  # the helpers are up; their next batches (> a pipe buffer) wait unread
+    print(" ".join(str(p.pid) for p in stream._procs), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no __exit__: the helpers are on their own
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_helpers_exit_after_the_trainer_is_killed(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRAINER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left, f"helpers {left} outlived their trainer"
