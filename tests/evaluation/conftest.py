@@ -1,4 +1,4 @@
-"""Evaluation fixtures: the shipped trained model and a held-out synthetic recording.
+"""Evaluation fixtures: the shipped trained model and held-out synthetic recordings.
 
 The held-out frames are generated here with a seed (and so lighting, positions, colours) that
 training never saw: training draws frames of seed 0, 1, ... with `synthetic.render`.
@@ -15,6 +15,7 @@ from pnp_vision.config import PROJECT_ROOT
 
 TRAINED_MODEL = PROJECT_ROOT / "models" / "pnp-inspector"
 HELDOUT_SEED = 424_242
+EVEN_LIGHT_SEED = 777
 
 
 @pytest.fixture(scope="session")
@@ -39,4 +40,16 @@ def heldout_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("heldout") / "recording"
     write_synthetic_recording(folder, 100, seed=HELDOUT_SEED, size=(320, 240), noise=3.0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def even_light_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100 frames of another unseen seed under even lighting (training always varies it)."""
+    from pnp_vision.devtools.synthetic import write_synthetic_recording
+
+    folder = tmp_path_factory.mktemp("even-light") / "recording"
+    write_synthetic_recording(
+        folder, 100, seed=EVEN_LIGHT_SEED, size=(320, 240), noise=3.0, lighting="even"
+    )
     return folder

@@ -19,12 +19,15 @@ def _eval_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dic
     return code, json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.parametrize("recording", ["heldout_recording", "even_light_recording"])
 def test_trained_model_is_at_least_95_percent_right_on_every_learned_template(
     trained_model: Path,
     learned: list[str],
-    heldout_recording: Path,
+    recording: str,
+    request: pytest.FixtureRequest,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    heldout_recording: Path = request.getfixturevalue(recording)
     only = [arg for name in learned for arg in ("--template", name)]
     code, report = _eval_json(
         capsys,
