@@ -14,6 +14,7 @@ ones, except that (b) always runs all 8 tokens (a trained model would stop after
 
     .venv/bin/python bench/inspect_latency.py --size tiny
     .venv/bin/python bench/inspect_latency.py --size 3b --repeats 1
+    .venv/bin/python bench/inspect_latency.py --size 3b --questions 4 --one-view   # goal: <= 1.3x
 
 Prints a table and merges its figures into bench/results/inspect_latency.json.
 """
@@ -76,13 +77,19 @@ def _parse(text: str) -> str | None:
     return first if first in ("YES", "NO") else None
 
 
-def bench_model(model_dir: Path, side: int, repeats: int, n_questions: int) -> dict[str, Any]:
+def bench_model(
+    model_dir: Path, side: int, repeats: int, n_questions: int, one_view: bool = False
+) -> dict[str, Any]:
     import mlx.core as mx
     from mlx_vlm import generate
 
     from pnp_vision.inspect import Inspector, Question, TemplateSet, imageprep
 
     templates = TemplateSet.load(ROOT / "prompts")
+    if one_view:  # the shipped ROIs give each template its own view; here all share the frame
+        templates = TemplateSet(
+            {n: templates.get(n).model_copy(update={"roi": None}) for n in templates.names()}
+        )
     t0 = time.perf_counter()
     inspector = Inspector(model_dir, templates)
     load_s = time.perf_counter() - t0
@@ -211,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("tiny", "3b"), default="tiny")
     parser.add_argument("--repeats", type=int, help="Timed runs per case (median).")
     parser.add_argument("--questions", type=int, default=len(QUESTIONS), help="N for (c).")
+    parser.add_argument(
+        "--one-view", action="store_true", help="drop the templates' ROIs: one image view for all"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
 
@@ -224,19 +234,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "tiny":
         repeats = args.repeats or 10
         for kind in ("qwen2_5_vl", "mllama"):
-            results[kind] = bench_model(ensure_tiny_model(kind), 112, repeats, args.questions)
+            results[kind] = bench_model(
+                ensure_tiny_model(kind), 112, repeats, args.questions, args.one_view
+            )
             print_table("tiny", kind, results[kind])
     else:
         t0 = time.perf_counter()
         folder = ensure_model("qwen2_5_vl", qwen_3b(), root=ROOT / ".cache" / "bench-models")
         print(f"3b folder {folder} ready in {time.perf_counter() - t0:.0f} s", flush=True)
-        results["qwen2_5_vl"] = bench_model(folder, 448, args.repeats or 1, args.questions)
+        results["qwen2_5_vl"] = bench_model(
+            folder, 448, args.repeats or 1, args.questions, args.one_view
+        )
         print_table("3b", "qwen2_5_vl", results["qwen2_5_vl"])
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "inspect_latency.json"
     merged = json.loads(path.read_text()) if path.exists() else {}
-    merged[args.size] = {
+    merged[args.size + ("-one-view" if args.one_view else "")] = {
         "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "blas": backend.blas},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": results,
