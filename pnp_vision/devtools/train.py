@@ -207,6 +207,7 @@ class Trainer:
         positions, _ = lm.get_rope_index(mx.array(first[None]), mx.array(batch.grid[:1]))
         self._positions = positions  # (3, 1, length)
         self._grid = np.array(batch.grid)
+        self._rows = len(batch.ids)
 
     def answer_logits(self, pixels: Any, ids: Any, last: Any, frame_of: Any) -> Any:
         """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position."""
@@ -320,6 +321,12 @@ class Trainer:
         if self._step_fn is None:
             self._prepare_layout(batch)
             self._step_fn = self._build_step()
+        elif batch.grid.shape != self._grid.shape or len(batch.ids) != self._rows:
+            raise ValueError(
+                f"batch shape changed: {batch.grid.shape[0]} views x {len(batch.ids)} questions,"
+                f" the first had {self._grid.shape[0]} x {self._rows} (a cap on a template whose"
+                " answer varies within a scene moves questions between slots)"
+            )
         from pnp_vision.devtools.train_data import pixel_values
 
         loss, hits = self._step_fn(

@@ -15,8 +15,9 @@ send) while MLX trains: helper k makes batches k, k + n, ..., and the
 trainer takes them in order, so the stream is the same for any number of helpers.
 
 Frames come from `synthetic.render` with a per-batch scene pattern: every batch holds the same
-scenes in the same slots, so its shapes never change (one compiled step), and the generator's
-per-slot YES/NO alternation keeps every template balanced.
+scenes in the same slots, so its shapes never change (one compiled step; caps only on templates
+whose answer the scene fixes keep the kept questions, and so the views, in the same slots), and
+the generator's per-slot YES/NO alternation keeps every template balanced.
 """
 
 from __future__ import annotations
@@ -154,18 +155,22 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
     ids, last, frame_of, target, template, answer = [], [], [], [], [], []
     taken: dict[tuple[str, str], int] = {}
     for bgr, label in frames:
-        asked = [q for q in label["questions"] if q["template"] in tables.templates]
-        seen: dict[View, int] = {}  # every view the scene can ask for, so shapes stay fixed
-        for view in dict.fromkeys(tables.views[q["template"]] for q in asked):
-            pv, grid = encode_image(tables, bgr, view)
-            seen[view] = len(grids)
-            pixels.append(pv)
-            grids.append(grid)
-        for q in asked:
+        kept = []
+        for q in label["questions"]:
+            if q["template"] not in tables.templates:
+                continue
             key = (q["template"], q["answer"])
             if taken.get(key, 0) >= tables.caps.get(q["template"], len(frames)):
                 continue  # an easy question asked on every frame of a scene: keep it balanced
             taken[key] = taken.get(key, 0) + 1
+            kept.append(q)
+        seen: dict[View, int] = {}  # the views the kept questions look at, each encoded once
+        for view in dict.fromkeys(tables.views[q["template"]] for q in kept):
+            pv, grid = encode_image(tables, bgr, view)
+            seen[view] = len(grids)
+            pixels.append(pv)
+            grids.append(grid)
+        for q in kept:
             seq = tables.prompts[(q["template"], tuple(sorted(q["params"].items())))]
             ids.append(list(seq) + [0] * (tables.length - len(seq)))
             last.append(len(seq) - 1)
