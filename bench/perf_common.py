@@ -160,6 +160,29 @@ def prompt(side_px: int = 448, questions: int = 1) -> Prompt:
     return prompt_grid(side_px // 14, side_px // 14, questions)
 
 
+def qwen_gflop(s: Shape, p: Prompt) -> dict[str, float]:
+    """Multiply-add FLOPs (x2) of one tuned inspection: every linear layer, attention's two
+    matmuls (windows of 64 patches, every 8th block the whole image), patch embedding, merger;
+    the head on 2 rows is negligible. GFLOP per part, at the shape's depths."""
+    lm, vis = s.lm, s.vision
+    n_text = len(p.ids())
+    _, h, w = p.grid
+    n = h * w  # patches
+    d, heads, kv = lm["hidden_size"], lm["num_attention_heads"], lm["num_key_value_heads"]
+    hd = d // heads
+    lm_layer = 2 * n_text * (2 * d * d + 2 * d * kv * hd + 3 * d * lm["intermediate_size"])
+    lm_layer += 4 * n_text * n_text * hd * heads
+    dv, iv = vis["hidden_size"], vis["intermediate_size"]
+    block = 2 * n * (3 * dv * dv + dv * dv + 3 * dv * iv)
+    full = set(full_attention_blocks(s.vision_layers))
+    attention = sum(4 * n * (n if i in full else 64) * dv for i in range(s.vision_layers))
+    merger = 2 * (n // 4) * (4 * dv * 4 * dv + 4 * dv * d)
+    return {
+        "language": s.lm_layers * lm_layer / 1e9,
+        "vision": (s.vision_layers * block + attention + 2 * n * 1176 * dv + merger) / 1e9,
+    }
+
+
 def pixels(p: Prompt, seed: int = 0):
     """Processor-shaped pixel values: (t*h*w, 3*2*14*14)."""
     import numpy as np
