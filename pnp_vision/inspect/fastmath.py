@@ -287,6 +287,16 @@ def _gelu_vjp(primals: mx.array, cotangent: mx.array, output: mx.array) -> mx.ar
 # -- attention --------------------------------------------------------------------------
 
 CHUNK_SCORES = 1 << 24  # scores held at once in `attention` (64 MB of float32)
+PARALLEL_SCORES = 1 << 22  # above this, the CPU runs attention's chunks on two streams
+
+_STREAMS: list[Any] = []
+
+
+def _streams() -> tuple[Any, Any]:
+    """The default CPU stream and a second one (its own thread in MLX), made once."""
+    if not _STREAMS:
+        _STREAMS.append(mx.new_stream(mx.cpu))
+    return mx.default_stream(mx.cpu), _STREAMS[0]
 
 
 def _additive(mask: mx.array, dtype: mx.Dtype) -> mx.array:
@@ -337,18 +347,51 @@ def attention(
                 if mask.shape[1] == 1
                 else mask.reshape(mask.shape[0], groups, heads // groups, *mask.shape[2:])
             )
+    scores = b * heads * length * keys
     rows = max(1, CHUNK_SCORES // (b * heads * keys))
+    parallel = scores > PARALLEL_SCORES and mx.default_device().type == mx.DeviceType.cpu
+    if parallel:
+        rows = min(rows, -(-length // 2))  # at least two chunks, one per stream
     if rows >= length:
         out = _attend(q, k, v1, mask)
     else:
-        parts = []
-        for start in range(0, length, rows):
+
+        def chunk(start: int) -> mx.array:
             sl = slice(start, start + rows)
             m = None if mask is None else (mask if mask.shape[-2] == 1 else mask[..., sl, :])
-            parts.append(_attend(q[..., sl, :], k, v1, m))
-        out = mx.concatenate(parts, axis=-2)
+            return _attend(q[..., sl, :], k, v1, m)
+
+        starts = range(0, length, rows)
+        parts = _on_two_streams(chunk, starts, (q, k, v1, mask)) if parallel else None
+        out = mx.concatenate(parts or [chunk(s) for s in starts], axis=-2)
     out = (out[..., :dim] / out[..., dim:]).astype(v.dtype)
     return out.reshape(b, heads, length, -1)
+
+
+def _on_two_streams(
+    chunk: Callable[[int], mx.array], starts: range, inputs: tuple[Any, ...]
+) -> list[mx.array] | None:
+    """The chunks evaluated on two CPU streams at once, one BLAS thread each: MLX runs a
+    stream's elementwise kernels on one thread, so a single stream leaves a core idle through
+    every softmax pass; two streams keep both busy, GEMMs included. None (run them lazily on
+    one stream) where evaluating is not allowed: inside mx.compile, grad or vmap."""
+    from pnp_vision.inspect.backend import blas_threads
+
+    try:
+        mx.eval(*(a for a in inputs if a is not None))
+    except (
+        RuntimeError,
+        ValueError,
+    ):  # "Attempting to eval an array during function transformations"
+        return None
+    streams = _streams()
+    parts = []
+    with blas_threads(1):
+        for i, start in enumerate(starts):
+            with mx.stream(streams[i % 2]):
+                parts.append(chunk(start))
+        mx.eval(parts)
+    return parts
 
 
 _PATCHED: dict[str, Callable[..., mx.array]] = {}

@@ -147,3 +147,17 @@ def test_patched_mllama_follows_the_switch_with_the_same_answers(tiny_model_dir)
         fast = logits()
     assert np.allclose(fast, plain, rtol=1e-4, atol=1e-4)
     assert not np.array_equal(fast, plain)
+
+
+def test_attention_on_two_streams_matches_and_falls_back_under_compile(monkeypatch):
+    """Big attention runs its chunks on two CPU streams (evaluated there); inside mx.compile,
+    where evaluating is not allowed, the same chunks run lazily on one."""
+    monkeypatch.setattr(fastmath, "PARALLEL_SCORES", 100)
+    rng = np.random.default_rng(7)
+    q = mx.array(rng.normal(size=(2, 4, 9, 16)).astype(np.float32))
+    k = mx.array(rng.normal(size=(2, 2, 11, 16)).astype(np.float32))
+    v = mx.array(rng.normal(size=(2, 2, 11, 16)).astype(np.float32))
+    want = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.25, mask="causal")
+    assert np.allclose(fastmath.attention(q, k, v, 0.25, "causal"), want, atol=1e-5)
+    compiled = mx.compile(lambda a, b, c: fastmath.attention(a, b, c, 0.25, "causal"))
+    assert np.allclose(compiled(q, k, v), want, atol=1e-5)
