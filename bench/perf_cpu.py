@@ -100,10 +100,12 @@ def _alternate(args: argparse.Namespace, holders, one_pass, passes: int) -> dict
 
 def _mlx_threads(n: int | None) -> None:
     if n:
-        from pnp_vision.inspect import backend
+        from pnp_vision.inspect import backend, fastmath
 
         if backend._BLAS is not None:
             backend._BLAS.openblas_set_num_threads(n)
+        if n == 1:  # no second stream for big attention either
+            fastmath.PARALLEL_SCORES = 1 << 62
 
 
 def child_tuned(args: argparse.Namespace) -> dict[str, Any]:
