@@ -14,14 +14,15 @@ Inspector's prompt, tokenizer, answer plan and image prep (`train_data`), so the
 the exact inputs it is scored on (tests/evaluation/test_train_parity.py). The loss is the
 cross-entropy over the template's answer tokens: what the Inspector scores.
 
-What made it fast (from >50 min of chained runs to one run well under 15 min on 2 cores):
+What made it fast (from >50 min of chained runs to one run of 14 min on 2 cores: 834 s of
+training, 842 s for the command, on an otherwise idle machine):
 - Each template looks at its part of the frame: the shipped templates' ROIs (`prompts/`) give
-  the nozzle check the camera's full detail and the feeder and tombstone checks 1.6-2x, at the
+  the nozzle check the camera's full detail and the feeder and tombstone checks 2x and 1.3x, at the
   same 12 image tokens. Templates that sat at chance for thousands of steps learn in hundreds.
 - Image features start at the scale of text embeddings (the tiny builder used to draw the
   vision merger's norm scale as a bias, ~0: image tokens reached the language model 60x
   quieter than they should).
-- A step costs ~0.1 s: fast exp on the CPU (`inspect.fastmath`), the shared text before the
+- A step costs ~0.14 s: fast exp on the CPU (`inspect.fastmath`), the shared text before the
   image computed once per batch, frames rendered by helper processes and each batch used twice.
 
 Recipe: fp32 with OpenBLAS, AdamW at 5e-4 with warm-up and cosine decay, every nuisance the
@@ -72,7 +73,7 @@ class TrainConfig:
         default_factory=lambda: {
             "nozzle_tip": 10,
             "part_held": 2,
-            "tombstone": 6,
+            "tombstone": 7,
             "feeder_pocket": 2,
         }
     )
