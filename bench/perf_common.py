@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -297,6 +298,28 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path
+
+
+CHILD_TIMEOUT_S = 4 * 3600  # mlx-vlm's defaults take ~18 min a pass on the 11B shape
+
+
+def report(res: dict[str, Any]) -> None:
+    """A child process's result, for `child_result` in its parent."""
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def child_result(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> dict[str, Any]:
+    """Run one measuring child (its own process, so peers never share a heap or a BLAS) and
+    return what it `report`ed; a child that failed raises with the end of its output."""
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=CHILD_TIMEOUT_S
+    )
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if not line:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(line[0][7:])
 
 
 def free() -> None:

@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -232,11 +231,7 @@ def run_child(impl: str, args: argparse.Namespace, checkpoint: str) -> dict[str,
     env = dict(os.environ)
     if impl == "default":  # nothing of ours in that process; say so explicitly anyway
         env.update(PNP_VISION_BLAS="", PNP_VISION_KEEP_MEMORY="0", PNP_VISION_FASTMATH="0")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if not line:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    res = json.loads(line[0][7:])
+    res = pc.child_result(cmd, env)
     res["full"] = extrapolate(res, args.full)
     each = ", ".join(f"{k}: {pc.med(v['total_ms']):.0f}" for k, v in res["depths"].items())
     print(f"  {impl:7s} {checkpoint:4s} {each} ms -> {res['full']['total_ms']:.0f} ms at "
@@ -366,7 +361,7 @@ def main() -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         res.update(impl=args.impl, checkpoint=args.checkpoint, load=[start, _load()],
                    maxrss_gb=rss)  # fmt: skip
-        print("RESULT " + json.dumps(res), flush=True)
+        pc.report(res)
         return
 
     runs: list[dict[str, Any]] = []

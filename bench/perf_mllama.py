@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -267,7 +265,7 @@ def main() -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         res.update(depth=args.depth, load=[start, [round(x, 2) for x in os.getloadavg()]],
                    maxrss_gb=rss)  # fmt: skip
-        print("RESULT " + json.dumps(res), flush=True)
+        pc.report(res)
         return
 
     runs: list[dict[str, Any]] = []
@@ -278,11 +276,7 @@ def main() -> None:
         env = dict(os.environ)
         if impl == "default":  # nothing of ours in that process; say so explicitly anyway
             env.update(PNP_VISION_BLAS="", PNP_VISION_KEEP_MEMORY="0", PNP_VISION_FASTMATH="0")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if not line:
-            raise RuntimeError(f"{impl} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-2500:]}")
-        res = {**json.loads(line[0][7:]), "round": r}
+        res = {**pc.child_result(cmd, env), "round": r}
         runs.append(res)
         total = pc.med([p["total_ms"] for p in res["passes"]])
         print(f"  {impl:7s} depth {depth}: {total:9.0f} ms, load {res['load']}", flush=True)

@@ -14,7 +14,6 @@ reversed each round. Prints a table (medians, ratios to the first commit), write
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -67,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         res = child(args.child, args.lm_layers, args.vision_layers, args.repeat)
-        print("RESULT " + json.dumps(res), flush=True)
+        pc.report(res)
         return
     base = ROOT / ".cache" / "ab-commits"
     trees = {}
@@ -88,11 +87,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--child", tree, "--lm-layers",
                        str(args.lm_layers), "--vision-layers", str(args.vision_layers),
                        "--repeat", str(args.repeat)]  # fmt: skip
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
-                line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-                if not line:
-                    raise RuntimeError(f"{c} failed:\n{proc.stderr[-3000:]}")
-                res = json.loads(line[0][7:])
+                res = pc.child_result(cmd, cwd=tree)
                 runs[c].append(res)
                 print(f"round {r} {c} ({sha}): wall {pc.med(res['wall_ms']):.0f} ms, "
                       f"cpu {pc.med(res['cpu_ms']):.0f} ms, load {res['load'][0]:.1f}",

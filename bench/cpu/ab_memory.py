@@ -12,10 +12,8 @@ on the next pass). Prints a table, writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,7 +66,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(one(args)), flush=True)
+        pc.report(one(args))
         return
     runs: dict[str, list[dict]] = {"kept": [], "glibc default": []}
     for r in range(args.rounds):
@@ -80,11 +78,7 @@ def main() -> None:
                    "--repeat", str(args.repeat)]  # fmt: skip
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if not line:
-                raise RuntimeError(proc.stderr[-3000:])
-            res = json.loads(line[0][7:])
+            res = pc.child_result(cmd, env)
             runs[arm].append(res)
             print(
                 f"round {r} {arm}: wall {pc.med(res['wall_ms']):.0f} ms, "
