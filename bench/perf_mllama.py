@@ -324,9 +324,9 @@ def main() -> None:
                     row[f"{impl}/tuned"] = full[(impl, depth)] / full[("tuned", depth)]
             ratios.append(row)
     print(pc.table(ratios, ["depth", "round", "torch/tuned", "default/tuned"]))
-    pc.write_result("perf_mllama_cpu_smoke" if SMOKE else "perf_mllama_cpu", {"rows": rows, "ratios": ratios, "runs": runs,
-                                        "depths": DEPTHS, "full_layers": FULL,
-                                        "wall_s": time.time() - t_start})  # fmt: skip
+    name = "perf_mllama_cpu_smoke" if SMOKE else "perf_mllama_cpu"
+    pc.write_result(name, {"rows": rows, "ratios": ratios, "runs": runs, "depths": DEPTHS,
+                           "full_layers": FULL, "wall_s": time.time() - t_start})  # fmt: skip
 
 
 if __name__ == "__main__":
