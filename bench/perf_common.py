@@ -193,6 +193,29 @@ def pixels(p: Prompt, seed: int = 0):
     return rng.standard_normal((t * h * w, 3 * 2 * 14 * 14), dtype=np.float32)
 
 
+def mlx_threads(n: int | None) -> None:
+    """Run this process's MLX work on `n` BLAS threads (None: the library's count); with one,
+    big attention keeps to one stream too (`fastmath` otherwise uses two)."""
+    if n:
+        from pnp_vision.inspect import backend, fastmath
+
+        if backend._BLAS is not None:
+            backend._BLAS.openblas_set_num_threads(n)
+        if n == 1:
+            fastmath.PARALLEL_SCORES = 1 << 62
+
+
+def tuned_3b(lm_layers: int, vision_layers: int):
+    """A 3B-shaped fp32 model at a reduced depth, tuned as the worker tunes it, and its
+    (uncompiled) `FastInspector` with the 448x448 prompt's pixels: (model, inspector, pixels)."""
+    from pnp_vision.inspect.tuning import tune_model
+
+    model = build_mlx(shape("3b", lm_layers, vision_layers), "float32")
+    tune_model(model, "auto")
+    p = prompt(448)
+    return model, FastInspector(model, p, compiled=False), pixels(p)
+
+
 def plain_inspect(model, p: Prompt, px, question: int = 0):
     """What mlx-vlm does for a first decoding step: the whole model on the whole prompt, logits
     for every position, then the YES/NO rows of the last one. Returns probabilities (2,)."""

@@ -97,16 +97,6 @@ def _alternate(args: argparse.Namespace, holders, one_pass, passes: int) -> dict
     return out
 
 
-def _mlx_threads(n: int | None) -> None:
-    if n:
-        from pnp_vision.inspect import backend, fastmath
-
-        if backend._BLAS is not None:
-            backend._BLAS.openblas_set_num_threads(n)
-        if n == 1:  # no second stream for big attention either
-            fastmath.PARALLEL_SCORES = 1 << 62
-
-
 def child_tuned(args: argparse.Namespace) -> dict[str, Any]:
     from pnp_vision.inspect.backend import configure_backend
 
@@ -116,7 +106,7 @@ def child_tuned(args: argparse.Namespace) -> dict[str, Any]:
 
     from pnp_vision.inspect.tuning import tune_model
 
-    _mlx_threads(args.threads)
+    pc.mlx_threads(args.threads)
     t0 = time.perf_counter()
     model = _build(args)
     report = tune_model(model, "auto")

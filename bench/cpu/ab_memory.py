@@ -29,17 +29,8 @@ def one(args: argparse.Namespace) -> dict:
     info = configure_backend()
     import mlx.core as mx
 
-    from pnp_vision.inspect import backend
-    from pnp_vision.inspect.tuning import tune_model
-
-    if args.threads:
-        backend._BLAS.openblas_set_num_threads(args.threads)
-    s = pc.shape("3b", args.lm_layers, args.vision_layers)
-    model = pc.build_mlx(s, "float32")
-    tune_model(model, "auto")
-    p = pc.prompt(448)
-    px = pc.pixels(p)
-    fi = pc.FastInspector(model, p, compiled=False)
+    pc.mlx_threads(args.threads)
+    _, fi, px = pc.tuned_3b(args.lm_layers, args.vision_layers)
     for _ in range(2):
         mx.eval(fi.one(px))
     wall, cpu, faults = [], [], []

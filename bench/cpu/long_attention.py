@@ -10,7 +10,6 @@ Prints a table, writes bench/results/long_attention.json.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,10 +37,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     from pnp_vision.inspect.backend import configure_backend
 
     configure_backend()
+    pc.mlx_threads(args.threads)
     import mlx.core as mx
     import numpy as np
     import torch

@@ -36,22 +36,12 @@ def mlx_profile(args: argparse.Namespace) -> dict:
 
     info = configure_backend()
     import mlx.core as mx
-
-    from pnp_vision.inspect import backend
-
-    if args.threads:
-        backend._BLAS.openblas_set_num_threads(args.threads)
     import mlx.nn as nn
 
     from pnp_vision.inspect import fastmath, vision_fast
-    from pnp_vision.inspect.tuning import tune_model
 
-    s = pc.shape("3b", args.lm_layers, args.vision_layers)
-    model = pc.build_mlx(s, "float32")
-    tune_model(model, "auto")
-    p = pc.prompt(448)
-    px = pc.pixels(p)
-    fi = pc.FastInspector(model, p, compiled=False)
+    pc.mlx_threads(args.threads)
+    model, fi, px = pc.tuned_3b(args.lm_layers, args.vision_layers)
     buckets: dict[str, float] = collections.defaultdict(float)
     flops: dict[str, float] = collections.defaultdict(float)
     state = {"t": 0.0, "part": "vision", "on": False}
