@@ -10,13 +10,14 @@
 # The two parts do not fit one call's 64 MiB, so two calls on the same warm machine:
 #   call 1 (carry .mlxcuda/a):       bash bench/gpu/run.sh part1   -> copies part 1, runs the peer
 #   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/run.sh part2   -> installs, probes, benchmarks
+#   call 3 (optional, same carry):    bash bench/gpu/run.sh probe   -> dispatch_probe.py + ncu
 # Every stage has its own time limit and writes JSON under $OUT (or bench/results).
 # Switches (part 2): PROBE=0 skips the SIGFPE probe (then: fast attention sdpa, plain fix
 # matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs;
 # SKIP3B_AFTER=S skips the 3B peer and bench when part 2 has run S seconds (default: never).
 # Part 1: PEER=0 only copies the bundle (part 2 runs each peer beside its mlx run anyway).
 set -uo pipefail
-stage=${1:?usage: run.sh part1|part2}
+stage=${1:?usage: run.sh part1|part2|probe}
 export PNP_BENCH_OUT=${OUT:-bench/results} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 mkdir -p "$PNP_BENCH_OUT"
 py=python3
@@ -34,13 +35,27 @@ if [ "$stage" = part1 ]; then
   exit 0
 fi
 
-# part 2
+# part 2 (and the probe stage, on the same machine after part 2: the install is kept in /tmp)
 source .mlxcuda/b/install.sh || { echo "mlx bundle install failed ($?)"; exit 3; }
 if ls .whl/*.whl >/dev/null 2>&1; then
   $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PYTHONPATH
 fi
 $py -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device(), mx.device_info())" || exit 4
+
+if [ "$stage" = probe ]; then  # where the time goes: dispatch vs kernels (bench/gpu/dispatch_probe.py)
+  echo "== dispatch probe"
+  timeout 300 $py bench/gpu/dispatch_probe.py --shape 7b \
+    --variants "${VARIANTS:-MLX_MAX_OPS_PER_BUFFER=100,MLX_MAX_OPS_PER_BUFFER=400,MLX_USE_CUDA_GRAPHS=0}" 2>&1 | grep -v Warning | tail -40
+  if [ "${NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
+    echo "== ncu: one vision + language pass"
+    timeout 200 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
+      $py bench/gpu/dispatch_probe.py --shape 7b --ncu-child > "$PNP_BENCH_OUT/ncu.csv" 2> "$PNP_BENCH_OUT/ncu.err"
+    echo "ncu rc=$?"; tail -3 "$PNP_BENCH_OUT/ncu.err"
+    $py bench/gpu/dispatch_probe.py --ncu-summary "$PNP_BENCH_OUT/ncu.csv" --out ncu_summary | head -60
+  fi
+  exit 0
+fi
 
 if [ "${PROBE:-1}" = 0 ]; then
 choice="sdpa matmul"

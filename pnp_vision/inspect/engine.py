@@ -29,9 +29,9 @@ from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.results import InspectionResult, Timings
 from pnp_vision.inspect.scoring import (
     AnswerPlan,
+    packed_answer_logits,
     plan_answers,
     score_answers,
-    score_packed,
     softmax,
 )
 from pnp_vision.inspect.templates import Question, Template, TemplateSet
@@ -188,7 +188,7 @@ class Inspector:
         self._check_thread()
         start = time.perf_counter()
         items = self._validate(questions)
-        pil = imageprep.to_pil(image)
+        source = imageprep.decode(image)
         decode_ms = (time.perf_counter() - start) * 1e3
         groups: dict[tuple[Any, ...], list[_Item]] = {}
         for item in items:
@@ -196,7 +196,7 @@ class Inspector:
             groups.setdefault((t.roi, t.max_pixels, t.system), []).append(item)
         results: list[InspectionResult | None] = [None] * len(items)
         for (template_roi, max_pixels, system), members in groups.items():
-            cost = self._run_group(pil, roi, template_roi, max_pixels, system, members)
+            cost = self._run_group(source, roi, template_roi, max_pixels, system, members)
             n = len(members)
             for item in members:
                 prep = decode_ms / len(items) + cost.prep_ms / n
@@ -249,7 +249,7 @@ class Inspector:
 
     def _run_group(
         self,
-        pil: Image.Image,
+        source: np.ndarray | Image.Image,
         roi: tuple[int, int, int, int] | None,
         template_roi: tuple[float, float, float, float] | None,
         max_pixels: int | None,
@@ -260,32 +260,40 @@ class Inspector:
 
         cost = _GroupCost()
         t0 = time.perf_counter()
-        view = imageprep.prepare(pil, roi=roi, template_roi=template_roi, max_pixels=max_pixels)
+        view = imageprep.prepare(
+            source, roi=roi, template_roi=template_roi, max_pixels=max_pixels, keep_array=True
+        )
         try:
             inputs = self._adapter.preprocess(view, max_pixels)
         except Exception as exc:
+            width, height = imageprep.size_of(view)
             raise ImageError(
-                f"image of {view.width}x{view.height} pixels rejected by the processor: {exc}"
+                f"image of {width}x{height} pixels rejected by the processor: {exc}"
             ) from exc
         cost.prep_ms = (time.perf_counter() - t0) * 1e3
         adapter = self._adapter
         try:
             t0 = time.perf_counter()
             adapter.encode(inputs)
-            mx.eval(inputs.features)
-            cost.vision_ms = (time.perf_counter() - t0) * 1e3
-
-            t0 = time.perf_counter()
+            mx.async_eval(inputs.features)  # the device starts on vision ...
             prefix = self._shared_prefix(system, members, inputs)
             if adapter.packs_questions and all(item.plan.one_pass for item in members):
                 suffixes = [item.ids[len(prefix) :] for item in members]
-                scores = score_packed(adapter, prefix, suffixes, inputs, [m.plan for m in members])
-                for item, logits in zip(members, scores, strict=True):
-                    item.probabilities = softmax(logits)
+                plans = [m.plan for m in members]
+                logits, columns = packed_answer_logits(adapter, prefix, suffixes, inputs, plans)
+                mx.async_eval(logits)  # ... while the host builds and queues the language pass
+                mx.eval(inputs.features)
+                t1 = time.perf_counter()
+                rows = logits.tolist()
+                for item, row, cols in zip(members, rows, columns, strict=True):
+                    item.probabilities = softmax([row[c] for c in cols])
             else:
+                mx.eval(inputs.features)
+                t1 = time.perf_counter()
                 self._score_on_cache(prefix, members, inputs)
+            cost.vision_ms = (t1 - t0) * 1e3
             own_ms = sum(item.language_ms for item in members)
-            cost.language_ms = (time.perf_counter() - t0) * 1e3 - own_ms
+            cost.language_ms = (time.perf_counter() - t1) * 1e3 - own_ms
         except PnpVisionError:
             raise
         except Exception as exc:  # mlx / mlx-vlm failures, translated at this one boundary

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pnp_vision.errors import ImageError
 
@@ -21,6 +21,29 @@ PixelRoi = tuple[int, int, int, int]  # x, y, width, height in pixels
 FractionRoi = tuple[float, float, float, float]  # x, y, width, height as fractions
 
 MAX_INPUT_PIXELS = 64 * 1024 * 1024  # decompression-bomb guard for encoded inputs
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Check an OpenCV-style array and give it as H x W x 3 BGR uint8 (a view where it is one)."""
+    import numpy as np
+
+    if image.dtype != np.uint8:
+        raise ImageError(f"image array must be uint8 (BGR), got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ImageError(f"image array must be HxWx3 BGR (or HxW gray), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError(f"empty image: array of shape {image.shape}")
+    return image[:, :, :3]
+
+
+def decode(image: np.ndarray | Image.Image | bytes) -> np.ndarray | Image.Image:
+    """Check any accepted input once: a BGR array stays an array (view), the rest an RGB PIL
+    image; `prepare` takes either."""
+    import numpy as np
+
+    return to_bgr(image) if isinstance(image, np.ndarray) else to_pil(image)
 
 
 def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> Image.Image:
@@ -50,15 +73,7 @@ def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> 
                 f"cannot decode image bytes ({len(data)} bytes, starting {data[:8]!r}): {exc}"
             ) from exc
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ImageError(f"image array must be uint8 (BGR), got dtype {image.dtype}")
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ImageError(f"image array must be HxWx3 BGR (or HxW gray), got {image.shape}")
-        if image.shape[0] == 0 or image.shape[1] == 0:
-            raise ImageError(f"empty image: array of shape {image.shape}")
-        rgb = np.ascontiguousarray(image[:, :, 2::-1])  # BGR(A) -> RGB
+        rgb = np.ascontiguousarray(to_bgr(image)[:, :, ::-1])
         return Image.fromarray(rgb, mode="RGB")
     raise ImageError(
         f"unsupported image type {type(image).__name__}; expected BGR numpy array, PIL image"
@@ -66,27 +81,41 @@ def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> 
     )
 
 
-def crop_pixels(image: Image.Image, roi: PixelRoi) -> Image.Image:
+def size_of(image: Image.Image | np.ndarray) -> tuple[int, int]:
+    """(width, height) of a PIL image or an H x W x C array."""
+    return (image.shape[1], image.shape[0]) if hasattr(image, "shape") else image.size
+
+
+def _crop(image: Image.Image | np.ndarray, box: tuple[int, int, int, int]) -> Any:
+    """PIL's crop, or the same pixels as an array view."""
+    left, top, right, bottom = box
+    if hasattr(image, "shape"):
+        return image[top:bottom, left:right]
+    return image.crop(box)
+
+
+def crop_pixels(image: Image.Image | np.ndarray, roi: PixelRoi) -> Any:
     """Crop (x, y, w, h) in pixels; the ROI must lie inside the image."""
     try:
         x, y, w, h = (int(v) for v in roi)
     except (TypeError, ValueError) as exc:
         raise ImageError(f"roi {roi!r} must be four integers (x, y, width, height)") from exc
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > image.width or y + h > image.height:
+    width, height = size_of(image)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise ImageError(
-            f"roi {roi!r} (x, y, width, height) is empty or outside the"
-            f" {image.width}x{image.height} image"
+            f"roi {roi!r} (x, y, width, height) is empty or outside the {width}x{height} image"
         )
-    return image.crop((x, y, x + w, y + h))
+    return _crop(image, (x, y, x + w, y + h))
 
 
-def crop_fraction(image: Image.Image, roi: FractionRoi) -> Image.Image:
+def crop_fraction(image: Image.Image | np.ndarray, roi: FractionRoi) -> Any:
     """Crop a template's fractional ROI; at least one pixel each way survives."""
     x, y, w, h = roi
-    left, top = math.floor(x * image.width), math.floor(y * image.height)
-    right = max(left + 1, min(image.width, math.ceil((x + w) * image.width)))
-    bottom = max(top + 1, min(image.height, math.ceil((y + h) * image.height)))
-    return image.crop((left, top, right, bottom))
+    width, height = size_of(image)
+    left, top = math.floor(x * width), math.floor(y * height)
+    right = max(left + 1, min(width, math.ceil((x + w) * width)))
+    bottom = max(top + 1, min(height, math.ceil((y + h) * height)))
+    return _crop(image, (left, top, right, bottom))
 
 
 def fit_pixels(image: Image.Image, max_pixels: int | None) -> Image.Image:
@@ -106,11 +135,21 @@ def prepare(
     roi: PixelRoi | None = None,
     template_roi: FractionRoi | None = None,
     max_pixels: int | None = None,
-) -> Image.Image:
-    """Decode, crop (call ROI in pixels, then the template's fractional ROI), fit the budget."""
-    pil = to_pil(image)
+    keep_array: bool = False,
+) -> Any:
+    """Decode, crop (call ROI in pixels, then the template's fractional ROI), fit the budget:
+    an RGB PIL image. With `keep_array`, a BGR array input that needs no resize comes back as
+    a BGR array view of the same pixels (no PIL round trip: a copy and a channel swap saved)."""
+    import numpy as np
+
+    view = to_bgr(image) if keep_array and isinstance(image, np.ndarray) else to_pil(image)
     if roi is not None:
-        pil = crop_pixels(pil, roi)
+        view = crop_pixels(view, roi)
     if template_roi is not None:
-        pil = crop_fraction(pil, template_roi)
-    return fit_pixels(pil, max_pixels)
+        view = crop_fraction(view, template_roi)
+    if isinstance(view, np.ndarray):
+        width, height = size_of(view)
+        if max_pixels is None or width * height <= max_pixels:
+            return view
+        view = to_pil(view)
+    return fit_pixels(view, max_pixels)

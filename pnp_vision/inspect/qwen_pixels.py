@@ -118,25 +118,53 @@ class QwenPixels:
         """(3 * 256,) float32: entry `c * 256 + byte` is that byte's value in channel c."""
         return self._table
 
-    def indices(
-        self, image: Image.Image, min_pixels: int | None = None, max_pixels: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The image resized and cut into patches, still bytes: (grid_h * grid_w, 3, 1,
-        patch * patch) uint16 positions in `table`, and `image_grid_thw` (1, 3) int64. Rows in
-        merge-block order (block row, block column, row in block, column in block), columns
-        (channel, temporal copy, patch row, patch column): the processor's layout."""
+    def _sized(
+        self, image: Image.Image | np.ndarray, min_pixels: int | None, max_pixels: int | None
+    ) -> tuple[np.ndarray, bool]:
+        """The image at the processor's size as (H, W, 3) uint8, and whether it is BGR. A BGR
+        array (`imageprep.prepare(keep_array=True)`) already at that size is used as it is;
+        anything that needs a resize goes through PIL's bicubic, as the processor does."""
         from PIL import Image
 
+        from pnp_vision.inspect import imageprep
+
+        if isinstance(image, np.ndarray):
+            size = self.size(image.shape[0], image.shape[1], min_pixels, max_pixels)
+            if size == image.shape[:2]:
+                return image, True
+            image = imageprep.to_pil(image)
         if image.mode != "RGB":
             image = image.convert("RGB")
         height, width = self.size(image.height, image.width, min_pixels, max_pixels)
         if (height, width) != (image.height, image.width):
             image = image.resize((width, height), resample=Image.Resampling.BICUBIC)
-        rgb = np.asarray(image)  # (H, W, 3) uint8
+        return np.asarray(image), False
+
+    def _blocks(self, pixels: Any, bgr: bool) -> Any:
+        """(H, W, 3) -> (block row, block column, row in block, column in block, RGB, patch
+        row, patch column): a view, numpy or MLX alike."""
         ps, ms = self.patch_size, self.merge_size
-        gh, gw = height // ps, width // ps
-        blocks = rgb.reshape(gh // ms, ms, ps, gw // ms, ms, ps, 3).transpose(0, 3, 1, 4, 6, 2, 5)
-        index = np.empty((gh // ms, gw // ms, ms, ms, 3, ps, ps), dtype=np.uint16)
+        gh, gw = pixels.shape[0] // ps, pixels.shape[1] // ps
+        blocks = pixels.reshape(gh // ms, ms, ps, gw // ms, ms, ps, 3)
+        blocks = blocks.transpose(0, 3, 1, 4, 6, 2, 5)
+        return blocks[:, :, :, :, ::-1] if bgr else blocks
+
+    def indices(
+        self,
+        image: Image.Image | np.ndarray,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The image resized and cut into patches, still bytes: (grid_h * grid_w, 3, 1,
+        patch * patch) uint16 positions in `table`, and `image_grid_thw` (1, 3) int64. Rows in
+        merge-block order (block row, block column, row in block, column in block), columns
+        (channel, temporal copy, patch row, patch column): the processor's layout. `image`: a
+        PIL image, or a BGR uint8 array."""
+        pixels, bgr = self._sized(image, min_pixels, max_pixels)
+        ps = self.patch_size
+        gh, gw = pixels.shape[0] // ps, pixels.shape[1] // ps
+        blocks = self._blocks(pixels, bgr)
+        index = np.empty(blocks.shape, dtype=np.uint16)
         np.add(blocks, self._offsets, out=index, dtype=np.uint16)  # one pass: gather + offset
         return index.reshape(gh * gw, 3, 1, ps * ps), np.array([[1, gh, gw]], dtype=np.int64)
 
@@ -147,16 +175,26 @@ class QwenPixels:
         np.take(self._table, np.broadcast_to(index, out.shape), out=out, mode="clip")
         return out.reshape(n, -1)
 
-    def expand_mx(self, index: np.ndarray) -> Any:
-        """`expand` in MLX on the default device: only the bytes (as uint16) are copied in,
-        the table lookup and the temporal copies run there. On a GPU that is a quarter of the
-        floats' transfer; on the CPU numpy's `expand` is faster than MLX's gather."""
+    def values_mx(
+        self,
+        image: Image.Image | np.ndarray,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> tuple[Any, np.ndarray]:
+        """`__call__` with the work after the resize done in MLX on the default device: only
+        the image's bytes are copied in (a quarter of the floats' transfer; a BGR frame as it
+        is), patch cutting, channel order and table lookup run there, lazily, as part of the
+        graph that consumes them. On the CPU numpy's `expand` is faster than MLX's gather."""
         import mlx.core as mx
 
-        n, _, _, area = index.shape
-        values = mx.take(mx.array(self._table), mx.array(index).astype(mx.int32))
-        shape = (n, 3, self.temporal_patch_size, area)
-        return mx.broadcast_to(values, shape).reshape(n, -1)
+        pixels, bgr = self._sized(image, min_pixels, max_pixels)
+        ps = self.patch_size
+        gh, gw = pixels.shape[0] // ps, pixels.shape[1] // ps
+        blocks = self._blocks(mx.array(np.ascontiguousarray(pixels)), bgr)
+        index = blocks.astype(mx.int32) + mx.array(self._offsets.astype(np.int32))
+        values = mx.take(mx.array(self._table), index).reshape(gh * gw, 3, 1, ps * ps)
+        values = mx.broadcast_to(values, (gh * gw, 3, self.temporal_patch_size, ps * ps))
+        return values.reshape(gh * gw, -1), np.array([[1, gh, gw]], dtype=np.int64)
 
     def __call__(
         self, image: Image.Image, min_pixels: int | None = None, max_pixels: int | None = None

@@ -81,14 +81,15 @@ def score_answers(
     return mx.stack(totals)
 
 
-def score_packed(
+def packed_answer_logits(
     adapter: Adapter,
     prefix: list[int],
     suffixes: list[list[int]],
     inputs: ImageInputs,
     plans: list[AnswerPlan],
-) -> list[list[float]]:
-    """Answer logits of one-pass questions (prefix + each suffix alone), in one forward pass.
+) -> tuple[Any, list[list[int]]]:
+    """Answer logits of one-pass questions (prefix + each suffix alone), in one forward pass,
+    not yet evaluated: (len(suffixes), k) float32, and each question's answer columns.
 
     Each question's logits equal its answers' log-probabilities up to a constant, which the
     softmax over the answers cancels.
@@ -100,10 +101,7 @@ def score_packed(
     tokens = sorted({t for plan in plans for t in plan.first_tokens})
     column = {t: i for i, t in enumerate(tokens)}
     logits = adapter.packed_logits(prefix, suffixes, inputs, tuple(tokens))
-    rows = logits.astype(mx.float32).tolist()
-    return [
-        [row[column[t]] for t in plan.first_tokens] for row, plan in zip(rows, plans, strict=True)
-    ]
+    return logits.astype(mx.float32), [[column[t] for t in p.first_tokens] for p in plans]
 
 
 def softmax(logprobs: list[float]) -> list[float]:

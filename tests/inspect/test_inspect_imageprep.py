@@ -95,3 +95,26 @@ def test_fraction_roi_and_budget():
     assert imageprep.fit_pixels(pil, 10**6) is pil
     small = imageprep.prepare(pil, roi=(0, 0, 200, 200), template_roi=(0, 0, 0.5, 1), max_pixels=50)
     assert small.width * small.height <= 50 and small.width * 2 == small.height
+
+
+def test_kept_array_is_the_same_view():
+    """`keep_array`: a BGR frame that needs no resize stays an array with exactly the pixels of
+    the PIL path (both ROIs applied); one that needs a resize takes the PIL path."""
+    bgr = np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    for roi, template_roi, budget in [
+        (None, None, None),
+        ((10, 5, 80, 60), None, 80 * 60),
+        ((10, 5, 80, 60), (0.25, 0.1, 0.5, 0.7), None),
+        (None, (0.0, 0.5, 1.0, 0.5), 10**6),
+    ]:
+        kw = {"roi": roi, "template_roi": template_roi, "max_pixels": budget}
+        kept = imageprep.prepare(bgr, keep_array=True, **kw)
+        assert isinstance(kept, np.ndarray)
+        assert np.array_equal(kept[:, :, ::-1], np.asarray(imageprep.prepare(bgr, **kw)))
+        assert imageprep.size_of(kept) == imageprep.prepare(bgr, **kw).size
+    resized = imageprep.prepare(bgr, keep_array=True, max_pixels=60 * 45)
+    assert isinstance(resized, Image.Image)
+    want = imageprep.prepare(bgr, max_pixels=60 * 45)
+    assert np.array_equal(np.asarray(resized), np.asarray(want))
+    with pytest.raises(ImageError, match="outside the 120x90 image"):
+        imageprep.prepare(bgr, roi=(100, 0, 30, 10), keep_array=True)

@@ -66,15 +66,22 @@ def test_pixels_equal_the_processor_settings(settings):
         _assert_same(proc, pixels, _image(height, width))
 
 
-def test_device_lookup_equals_the_processor():
-    """The GPU branch of the adapter (the lookup in MLX), run here on the CPU device."""
+@pytest.mark.parametrize(("height", "width"), [(448, 448), (200, 333), (56, 84)])
+def test_device_lookup_equals_the_processor(height, width):
+    """The GPU branch of the adapter (patches cut and looked up in MLX), run here on the CPU
+    device, from a PIL image and from the BGR frame itself (no PIL where no resize is needed:
+    448x448 and 56x84 are at the processor's size, 200x333 is resized)."""
     proc = Qwen3VLImageProcessor(**QWEN25)
     pixels = QwenPixels.from_processor(proc)
-    for height, width in [(448, 448), (200, 333)]:
-        image = _image(height, width)
-        index, _ = pixels.indices(image, max_pixels=200_704, min_pixels=3136)
-        want = proc(images=[image], max_pixels=200_704, min_pixels=3136)["pixel_values"]
-        assert np.array_equal(np.array(pixels.expand_mx(index)), want)
+    image = _image(height, width)
+    bgr = np.asarray(image)[:, :, ::-1]
+    want = proc(images=[image], max_pixels=200_704, min_pixels=3136)
+    for source in (image, bgr, np.ascontiguousarray(bgr)):
+        values, grid = pixels.values_mx(source, max_pixels=200_704, min_pixels=3136)
+        assert np.array_equal(np.array(values), want["pixel_values"])
+        assert np.array_equal(grid, want["image_grid_thw"])
+        index, grid = pixels.indices(source, max_pixels=200_704, min_pixels=3136)
+        assert np.array_equal(pixels.expand(index), want["pixel_values"])
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])

@@ -13,6 +13,7 @@ class ImageInputs:
     arrays: dict[str, Any]  # processor output as mx arrays (pixel_values, grid, tiles ...)
     features: Any = None  # vision tower output, set by Adapter.encode
     n_image_tokens: int = 1  # placeholder tokens the image takes in the text sequence
+    grids: list[tuple[int, int, int]] = field(default_factory=list)  # (t, h, w) patch grids
 
 
 @dataclass

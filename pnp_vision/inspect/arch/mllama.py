@@ -43,7 +43,9 @@ class MllamaAdapter(Adapter):
         import mlx.core as mx
         import numpy as np
 
-        out = self.processor.image_processor([[image]], max_image_tiles=self.max_tiles)
+        from pnp_vision.inspect.imageprep import to_pil
+
+        out = self.processor.image_processor([[to_pil(image)]], max_image_tiles=self.max_tiles)
         names = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")
         return ImageInputs(arrays={k: mx.array(np.asarray(out[k])) for k in names})
 

@@ -23,6 +23,7 @@ class QwenVLAdapter(Adapter):
 
     def preprocess(self, image: Any, max_pixels: int | None) -> ImageInputs:
         import mlx.core as mx
+        import numpy as np
 
         from pnp_vision.inspect.qwen_pixels import QwenPixels
 
@@ -35,18 +36,20 @@ class QwenVLAdapter(Adapter):
             self._pixels = QwenPixels.from_processor(proc)
         pixels = self._pixels
         if pixels is None:  # a processor whose resampling we do not reproduce
-            out = proc(images=[image], **kwargs)
-            values, grid_thw = mx.array(out["pixel_values"]), out["image_grid_thw"]
+            from pnp_vision.inspect.imageprep import to_pil
+
+            out = proc(images=[to_pil(image)], **kwargs)
+            values, grid_thw = mx.array(out["pixel_values"]), np.asarray(out["image_grid_thw"])
+        elif mx.default_device().type == mx.DeviceType.gpu:  # bytes in, the rest there
+            values, grid_thw = pixels.values_mx(image, **kwargs)
         else:
             index, grid_thw = pixels.indices(image, **kwargs)
-            if mx.default_device().type == mx.DeviceType.gpu:  # bytes in, lookup there
-                values = pixels.expand_mx(index)
-            else:
-                values = mx.array(pixels.expand(index))
-        t, h, w = (int(v) for v in grid_thw[0])
+            values = mx.array(pixels.expand(index))
+        grids = [(int(t), int(h), int(w)) for t, h, w in grid_thw]
         return ImageInputs(
             arrays={"pixel_values": values, "image_grid_thw": mx.array(grid_thw)},
-            n_image_tokens=t * h * w // (self.merge * self.merge),
+            n_image_tokens=sum(t * h * w for t, h, w in grids) // (self.merge * self.merge),
+            grids=grids,
         )
 
     def encode(self, inputs: ImageInputs) -> None:
@@ -56,19 +59,28 @@ class QwenVLAdapter(Adapter):
 
     def _prefix(self, ids: list[int], inputs: ImageInputs) -> tuple[Any, Any, int]:
         """Embeddings (image features spliced in) and positions of a prompt that starts at 0,
-        and the position its continuation starts at."""
+        and the position its continuation starts at. The features go in at the placeholders'
+        known positions, by concatenation: no host sync (mlx-vlm's merge syncs twice)."""
         import mlx.core as mx
 
         from pnp_vision.inspect.prefill_fast import mrope_positions
 
-        tokens = mx.array([ids])
-        embeds = self.model.language_model.model.embed_tokens(tokens)
+        embed = self.model.language_model.model.embed_tokens
         if self.image_token_id in ids:
-            embeds = self.model.merge_input_ids_with_image_features(
-                self.image_token_id, self.video_token_id, inputs.features, embeds, tokens
-            )
-        grids = [tuple(g) for g in inputs.arrays["image_grid_thw"].tolist()]
-        positions, next_position = mrope_positions(ids, grids, self.image_token_id, self.merge)
+            at, n = ids.index(self.image_token_id), inputs.n_image_tokens
+            if ids.count(self.image_token_id) != n or ids[at : at + n] != ids[at : at + 1] * n:
+                raise ValueError(f"expected one run of {n} image placeholders in the prompt")
+            head, tail = ids[:at], ids[at + n :]
+            pieces = [embed(mx.array([head]))] if head else []
+            pieces.append(inputs.features[None])
+            if tail:
+                pieces.append(embed(mx.array([tail])))
+            embeds = mx.concatenate(pieces, axis=1)
+        else:
+            embeds = embed(mx.array([ids]))
+        positions, next_position = mrope_positions(
+            ids, inputs.grids, self.image_token_id, self.merge
+        )
         return embeds, positions, next_position
 
     def forward(self, cache: PromptCache, ids: list[int], inputs: ImageInputs) -> Any:
