@@ -21,6 +21,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx_vlm.models.cache import KVCache
 
+from pnp_vision.inspect.decoder_fast import decoder_pass
+
 
 class _SharedPrefixCache:
     """Read-only KV view of a one-row prefix, handed to a batch of suffixes (duck-types KVCache)."""
@@ -64,10 +66,13 @@ def _logits(lm: Any, hidden: mx.array, token_ids: tuple[int, ...] | None) -> mx.
 
 
 def _layers_pass(lm: Any, compiled: bool) -> Any:
-    """`(embeds, positions, mask) -> hidden` through the decoder layers, no cache. Compiled
-    once per model (mx.compile retraces per new shape by itself)."""
+    """`(embeds, positions, mask) -> hidden` through the decoder layers, no cache: on the fused
+    projections where `decoder_fast.fuse` ran (GPUs), else mlx-vlm's model. Compiled once per
+    model (mx.compile retraces per new shape by itself)."""
 
     def run(embeds: mx.array, positions: mx.array, mask: mx.array | None = None) -> mx.array:
+        if lm.__dict__.get("_pnp_fused"):
+            return decoder_pass(lm, embeds, positions, mask)
         return lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
 
     if not compiled:

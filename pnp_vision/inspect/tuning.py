@@ -19,7 +19,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from pnp_vision.inspect import fastmath, vision_fast
+from pnp_vision.inspect import fastmath, rope, vision_fast
+from pnp_vision.inspect.decoder_fast import fuse
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,14 @@ def tune_model(
         notes.append(f"backend: {configure_backend().summary()}")
     kept = sum(1 for _, m in model.named_modules() if _is_quantized(m))
     installed = fast_vision and vision_fast.install_fast_vision(model)
+    if installed and vision_fast.compile_default() and fuse(model.language_model):
+        notes.append("language q/k/v and gate/up projections fused")
+    if installed:
+        tower = model.vision_tower
+        notes.append(
+            f"vision MLP width {tower.blocks[0].mlp.gate_proj.weight.shape[0]}"
+            + ("; q/k rotated by one CUDA kernel" if rope.enable_kernel() else "")
+        )
     if fast_vision:
         fastmath.patch_mlx_vlm()  # CPU: fast exp in mlx-vlm's SwiGLU and attention
     report = TuningReport(

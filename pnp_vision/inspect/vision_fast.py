@@ -23,9 +23,11 @@ from enum import StrEnum
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
-from pnp_vision.inspect import fastmath
+from pnp_vision.inspect import fastmath, rope
+from pnp_vision.inspect.rope import rope_qkv
 
 ATTENTION_ENV = "PNP_VISION_VISION_ATTENTION"
 COMPILE_ENV = "PNP_VISION_COMPILE"  # "1"/"0": compile whole forward passes (default: on GPUs)
@@ -62,7 +64,7 @@ class Segments:
 class WindowPlan:
     window_index: mx.array  # merge-unit permutation into window order
     reverse_index: mx.array
-    cos: mx.array  # (seq, 1, head_dim) float32, in window order
+    cos: mx.array  # (1, seq, head_dim) float32, in window order
     sin: mx.array
     windows: Segments
     images: Segments  # for the full-attention blocks: one segment per image (and frame)
@@ -132,7 +134,7 @@ def plan_windows(
     window_index = np.concatenate(order)
     angles = _rotary_angles(grid, merge, head_dim)  # (seq, head_dim // 2)
     angles = angles.reshape(-1, unit, angles.shape[-1])[window_index].reshape(-1, angles.shape[-1])
-    angles = np.concatenate([angles, angles], axis=-1)[:, None, :]
+    angles = np.concatenate([angles, angles], axis=-1)[None]
     images = [h * w for t, h, w in grid for _ in range(t)]
     return WindowPlan(
         window_index=mx.array(window_index.astype(np.int32)),
@@ -142,13 +144,6 @@ def plan_windows(
         windows=_segments(lengths),
         images=_segments(images),
     )
-
-
-@mx.compile
-def _rope(x: mx.array, cos: mx.array, sin: mx.array) -> mx.array:
-    half = x.shape[-1] // 2
-    rotated = mx.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return (x * cos + rotated * sin).astype(x.dtype)
 
 
 @mx.compile
@@ -198,13 +193,13 @@ def _segment_attention(
     how: VisionAttention,
     split_eval: bool = False,
 ) -> mx.array:
-    """q, k, v: (seq, heads, head_dim) -> (seq, heads * head_dim), attention within segments."""
-    heads, head_dim = q.shape[1:]
+    """q, k, v: (heads, seq, head_dim) -> (seq, heads * head_dim), attention within segments."""
+    heads, _, head_dim = q.shape
 
     def batch(a: mx.array) -> mx.array:
         if seg.gather is not None:
-            a = a[seg.gather]
-        return a.reshape(seg.count, seg.length, heads, head_dim).transpose(0, 2, 1, 3)
+            a = a[:, seg.gather]
+        return a.reshape(heads, seg.count, seg.length, head_dim).transpose(1, 0, 2, 3)
 
     if seg.count > 1 and split_eval:
         # many tiny GEMMs: evaluate them on one BLAS thread (see backend.blas_threads)
@@ -232,10 +227,10 @@ def _block(
     attn = blk.attn
     seq = x.shape[0]
     h = mx.fast.rms_norm(x, blk.norm1.weight, blk.norm1.eps)
-    qkv = attn.qkv(h).reshape(seq, 3, attn.num_heads, -1)
-    q = _rope(qkv[:, 0], plan.cos, plan.sin)
-    k = _rope(qkv[:, 1], plan.cos, plan.sin)
-    x = x + attn.proj(_segment_attention(q, k, qkv[:, 2], seg, attn.scale, how, split_eval))
+    heads = attn.num_heads
+    qkv = attn.qkv(h)
+    q, k, v = rope_qkv(qkv.reshape(1, seq, -1), plan.cos, plan.sin, heads, heads)
+    x = x + attn.proj(_segment_attention(q[0], k[0], v[0], seg, attn.scale, how, split_eval))
     h = mx.fast.rms_norm(x, blk.norm2.weight, blk.norm2.eps)
     mlp = blk.mlp
     return x + mlp.down_proj(_swiglu(mlp.gate_proj(h), mlp.up_proj(h)))
@@ -317,15 +312,42 @@ def is_qwen25_vision(tower: Any) -> bool:
     return type(tower).__module__.endswith("qwen2_5_vl.vision") and hasattr(tower, "blocks")
 
 
+def pad_mlp(tower: Any, multiple: int = 64) -> int:
+    """Zero-pad every block's MLP hidden width up to a multiple of `multiple`; returns the new
+    width (0: nothing to do, or not plain float Linear layers). Qwen2.5-VL's is 3420, not even
+    a multiple of 8: cuBLAS then takes 2-element-aligned sm80 kernels for gate, up and down, 4.4
+    of the tower's 8.6 ms of kernels on an H200. Padded units are silu(0) * 0 = 0 and meet zero
+    columns of down_proj, so the output is the same, in mlx-vlm's own forward too."""
+    layers = [(b.mlp.gate_proj, b.mlp.up_proj, b.mlp.down_proj) for b in tower.blocks]
+    if not layers or any(type(m) is not nn.Linear for trio in layers for m in trio):
+        return 0
+    width = layers[0][0].weight.shape[0]
+    pad = -width % multiple
+    if not pad:
+        return 0
+    for gate, up, down in layers:
+        for lin in (gate, up):
+            lin.weight = mx.pad(lin.weight, [(0, pad), (0, 0)])
+            if "bias" in lin:
+                lin.bias = mx.pad(lin.bias, [(0, pad)])
+        down.weight = mx.pad(down.weight, [(0, 0), (0, pad)])
+        mx.eval(gate.parameters(), up.parameters(), down.parameters())
+    return width + pad
+
+
 def install_fast_vision(
     model: Any, attention: VisionAttention | None = None, compile: bool | None = None
 ) -> bool:
     """Route `model.vision_tower(...)` through `fast_forward`. False where the model has no
     Qwen2.5-VL vision tower (nothing is changed then). Call after the weights are final: a
-    compiled pass keeps the arrays it was traced with."""
+    compiled pass keeps the arrays it was traced with. On GPUs the MLP widths are padded
+    (`pad_mlp`) and q/k rotated by one CUDA kernel where it builds and agrees (`rope`)."""
     tower = getattr(model, "vision_tower", None)
     if tower is None or not is_qwen25_vision(tower):
         return False
+    if mx.default_device().type == mx.DeviceType.gpu:
+        pad_mlp(tower)
+        rope.enable_kernel()
     # Instance attributes go through object.__setattr__: nn.Module would treat them as children.
     object.__setattr__(tower, "_fast_plans", {})
     object.__setattr__(tower, "_fast_attention", attention or default_attention())

@@ -11,7 +11,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from pnp_vision.inspect import prefill_fast, vision_fast
+from pnp_vision.inspect import decoder_fast, prefill_fast, rope, vision_fast
 from pnp_vision.inspect.loading import load_model
 
 
@@ -147,3 +147,58 @@ def test_suffixes_must_not_be_empty(qwen):
     model, _ = qwen
     with pytest.raises(ValueError, match="at least one token"):
         prefill_fast.suffix_logits(model.language_model, [], [[]], 0)
+
+
+def test_padded_mlp_gives_the_same_tower(tiny_model_dir):
+    """`pad_mlp` (on GPUs: aligned GEMMs) widens every block's MLP with zero units: the same
+    features through mlx-vlm's own tower and through the fast one."""
+    model, _, _ = load_model(tiny_model_dir("qwen2_5_vl"))
+    model.set_dtype(mx.float32)
+    tower = model.vision_tower
+    grid = [[1, 10, 14]]
+    px, g = _pixels(grid, 4), mx.array(grid)
+    before = vision_fast.plain_forward(tower, px, g)
+    width = tower.blocks[0].mlp.gate_proj.weight.shape[0]
+    multiple = width + 7  # whatever the tiny width is, force a pad
+    assert vision_fast.pad_mlp(tower, multiple) == multiple
+    mlp = tower.blocks[-1].mlp
+    assert mlp.up_proj.weight.shape[0] == mlp.down_proj.weight.shape[1] == multiple
+    assert vision_fast.pad_mlp(tower, multiple) == 0  # already aligned: nothing to do
+    assert _rel(vision_fast.plain_forward(tower, px, g), before) < 1e-6
+    assert vision_fast.install_fast_vision(model, compile=False)
+    assert not rope.enable_kernel()  # the CUDA kernel only on GPUs
+    assert _rel(model.vision_tower(px, g), before) < 1e-5
+
+
+def test_fused_decoder_matches_mlx_vlm(tiny_model_dir):
+    """`decoder_fast` (GPUs: one q/k/v matmul, one gate/up matmul, one rotation kernel; here the
+    rotation as ops) equals mlx-vlm's layers, causal and with a packed-style array mask,
+    eager and compiled; mlx-vlm's own forward still works on the re-pointed weights."""
+    model, _, config = load_model(tiny_model_dir("qwen2_5_vl"))
+    model.set_dtype(mx.float32)
+    lm = model.language_model
+    grid = [1, 10, 14]
+    prefix, suffix = _prompt(config, grid, 2)
+    ids = prefix + suffix
+    pos, _ = prefill_fast.mrope_positions(ids, [tuple(grid)], config["image_token_id"], 2)
+    hidden = lm.model.embed_tokens.weight.shape[1]
+    embeds = mx.array(np.random.default_rng(5).standard_normal((1, len(ids), hidden), np.float32))
+    n = len(ids)
+    allowed = np.tri(n, dtype=bool)
+    allowed[n - 2 :, len(prefix) : n - 2] = False  # the last two tokens: a second "question"
+    mask = mx.array(np.where(allowed, 0.0, -np.inf).astype(np.float32))[None, None]
+    want = [lm.model(None, inputs_embeds=embeds, mask=m, position_ids=pos) for m in (None, mask)]
+    q_before = np.array(lm.model.layers[0].self_attn.q_proj.weight)
+
+    assert decoder_fast.fuse(lm) and decoder_fast.fuse(lm)  # idempotent
+    layer = lm.model.layers[-1]
+    fused, _ = layer.self_attn._pnp_qkv
+    assert fused.shape[0] == sum(
+        getattr(layer.self_attn, p).weight.shape[0] for p in ("q_proj", "k_proj", "v_proj")
+    )
+    assert np.array_equal(np.array(lm.model.layers[0].self_attn.q_proj.weight), q_before)
+    compiled = mx.compile(lambda e, p, m=None: decoder_fast.decoder_pass(lm, e, p, m))
+    for m, ref in zip((None, mask), want, strict=True):
+        assert _rel(lm.model(None, inputs_embeds=embeds, mask=m, position_ids=pos), ref) < 1e-6
+        assert _rel(decoder_fast.decoder_pass(lm, embeds, pos, m), ref) < 1e-5
+        assert _rel(compiled(embeds, pos, m), ref) < 1e-5
