@@ -13,7 +13,8 @@
 #   call 3 (optional, same carry):    bash bench/gpu/run.sh probe   -> dispatch_probe.py + ncu
 # Every stage has its own time limit and writes JSON under $OUT (or bench/results).
 # Switches (part 2): PROBE=0 skips the SIGFPE probe (then: fast attention sdpa, plain fix
-# matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs;
+# matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs
+# (PIXELS=1 keeps the pixel table);
 # SKIP3B_AFTER=S skips the 3B peer and bench when part 2 has run S seconds (default: never).
 # Part 1: PEER=0 only copies the bundle (part 2 runs each peer beside its mlx run anyway).
 set -uo pipefail
@@ -81,7 +82,7 @@ bench() {  # limit args...
   timeout "$limit" $py bench/perf_inspect.py --plain-vision-fix "$plainfix" "$@" 2>&1 | grep -v Warning | tail -20
 }
 extra=${EXTRA:-1}
-pixels=$([ "$extra" = 1 ] && echo --pixel-table)
+pixels=$([ "${PIXELS:-$extra}" = 1 ] && echo --pixel-table)
 echo "== transformers peer 7b (same run)"
 peer 7b bfloat16
 echo "== mlx 7b bf16"

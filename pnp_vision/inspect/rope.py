@@ -18,10 +18,10 @@ _SOURCE = """
     unsigned int i = cooperative_groups::this_grid().thread_rank();
     if (i >= B * L * (H + 2 * KV) * D) return;
     unsigned int d = i % D, j = (i / D) % (H + 2 * KV), t = i / (D * (H + 2 * KV));
-    unsigned int l = t % L, b = t / L, half = D / 2;
+    unsigned int half = D / 2;
     const T* row = qkv + (size_t)t * (H + 2 * KV) * D + (size_t)j * D;
     if (j >= H + KV) {
-        v[(((size_t)b * KV + (j - H - KV)) * L + l) * D + d] = row[d];
+        v[((size_t)t * KV + (j - H - KV)) * D + d] = row[d];
         return;
     }
     unsigned int p = d < half ? d + half : d - half;
@@ -29,9 +29,9 @@ _SOURCE = """
     size_t at = (size_t)t * D + d;
     float out = float(row[d]) * float(cos_t[at]) + sign * float(row[p]) * float(sin_t[at]);
     if (j < H) {
-        q[(((size_t)b * H + j) * L + l) * D + d] = T(out);
+        q[((size_t)t * H + j) * D + d] = T(out);
     } else {
-        k[(((size_t)b * KV + (j - H)) * L + l) * D + d] = T(out);
+        k[((size_t)t * KV + (j - H)) * D + d] = T(out);
     }
 """
 
@@ -49,13 +49,15 @@ def rope_qkv_ops(
     qkv: mx.array, cos: mx.array, sin: mx.array, heads: int, kv_heads: int
 ) -> tuple[mx.array, mx.array, mx.array]:
     """qkv (B, L, (heads + 2 kv_heads) * D), cos/sin (B, L, D) -> q (B, heads, L, D), k and v
-    (B, kv_heads, L, D); q and k rotated in the promoted dtype of qkv and cos, cast back."""
+    (B, kv_heads, L, D), laid out token-major (B, L, heads, D) underneath, the layout cuDNN's
+    attention reads without a copy (head-major data behind a batch transpose costs a gather
+    each). q and k rotated in the promoted dtype of qkv and cos, cast back."""
     b, n, width = qkv.shape
     dim = width // (heads + 2 * kv_heads)
-    x = qkv.reshape(b, n, heads + 2 * kv_heads, dim).transpose(0, 2, 1, 3)
-    q, k, v = x[:, :heads], x[:, heads : heads + kv_heads], x[:, heads + kv_heads :]
-    c, s = cos[:, None], sin[:, None]
-    return _rotate(q, c, s), _rotate(k, c, s), v
+    x = qkv.reshape(b, n, heads + 2 * kv_heads, dim)
+    q, k, v = x[:, :, :heads], x[:, :, heads : heads + kv_heads], x[:, :, heads + kv_heads :]
+    c, s = cos[:, :, None], sin[:, :, None]
+    return tuple(a.transpose(0, 2, 1, 3) for a in (_rotate(q, c, s), _rotate(k, c, s), v))
 
 
 def _rope_kernel(
@@ -63,7 +65,7 @@ def _rope_kernel(
 ) -> tuple[mx.array, mx.array, mx.array]:
     b, n, width = qkv.shape
     dim = width // (heads + 2 * kv_heads)
-    shapes = [(b, heads, n, dim), (b, kv_heads, n, dim), (b, kv_heads, n, dim)]
+    shapes = [(b, n, heads, dim), (b, n, kv_heads, dim), (b, n, kv_heads, dim)]
     q, k, v = _KERNEL[0](
         inputs=[qkv, cos, sin],
         template=[
@@ -79,7 +81,7 @@ def _rope_kernel(
         output_shapes=shapes,
         output_dtypes=[qkv.dtype] * 3,
     )
-    return q, k, v
+    return q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
 
 
 def rope_qkv(

@@ -63,6 +63,16 @@ def test_window_plan_is_a_permutation_with_its_inverse():
     assert np.array_equal(order[np.array(plan.reverse_index)], np.arange(units))
     assert plan.windows.mask is not None  # 10x14 patches do not tile into 8x8-patch windows
     assert plan.images.count == 3  # one image and one of two frames
+    assert plan.tiles is None  # two grids: the permutation is a gather
+    for grid in ([(1, 16, 24)], [(2, 8, 8)]):  # windows tile these exactly: a transpose
+        plan = vision_fast.plan_windows(grid, merge=2, patch=14, window=112, head_dim=16)
+        assert plan.tiles is not None
+        units = np.arange(len(np.array(plan.window_index)), dtype=np.float32)[:, None]
+        x = mx.array(np.repeat(units, 4, axis=0))  # 4 patches per merge unit
+        moved = np.array(vision_fast._to_windows(x, plan, 4))[::4, 0]
+        assert np.array_equal(moved, np.array(plan.window_index))
+        back = vision_fast._from_windows(mx.array(moved[:, None]), plan)
+        assert np.array_equal(np.array(back)[:, 0], units[:, 0])
 
 
 def test_install_routes_the_tower_and_uninstall_restores_it(qwen):
