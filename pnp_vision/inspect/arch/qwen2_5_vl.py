@@ -159,4 +159,5 @@ def _one_question(
     text = mx.broadcast_to(mx.arange(next_position, next_position + n), (3, 1, n))
     positions = mx.concatenate([positions, text.astype(positions.dtype)], axis=2)
     hidden = _layers_pass(lm, True)(embeds, positions)
-    return _logits(lm, hidden[0, -(pad + 1) :][:1], token_ids)
+    end = hidden.shape[1] - pad  # slices only: an integer index would be a gather
+    return _logits(lm, hidden[:, end - 1 : end].reshape(1, -1), token_ids)
