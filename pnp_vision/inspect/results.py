@@ -12,7 +12,9 @@ class Timings(StrictModel):
 
     Work shared by the questions asked about one image in one call (image prep, the vision
     tower, the system + image prefix) is split evenly between them, so the `total_ms` of the
-    results of one call add up to the call's own time.
+    results of one call add up to the call's own time. On GPUs the language pass is queued
+    while the vision tower runs, so `vision_ms` lasts until the host has queued it and found
+    the image features ready, and `language_ms` is what runs after; their sum is the model time.
     """
 
     prep_ms: float = Field(ge=0, description="Decode, crop, resize, processor.")

@@ -1,4 +1,4 @@
-"""Rotary embedding of q and k straight out of a fused q/k/v projection, head-major.
+"""Rotary embedding of q and k straight out of a fused q/k/v projection.
 
 The vision tower and the language model both project q, k and v in one matmul, rotate q and k
 (rotate-half pairing: dimension i with i + D/2) and hand (batch, heads, length, D) arrays to
@@ -49,9 +49,9 @@ def rope_qkv_ops(
     qkv: mx.array, cos: mx.array, sin: mx.array, heads: int, kv_heads: int
 ) -> tuple[mx.array, mx.array, mx.array]:
     """qkv (B, L, (heads + 2 kv_heads) * D), cos/sin (B, L, D) -> q (B, heads, L, D), k and v
-    (B, kv_heads, L, D), laid out token-major (B, L, heads, D) underneath, the layout cuDNN's
-    attention reads without a copy (head-major data behind a batch transpose costs a gather
-    each). q and k rotated in the promoted dtype of qkv and cos, cast back."""
+    (B, kv_heads, L, D): transposed views of token-major (B, L, heads, D) data, the layout the
+    projection writes and attention reads as it is. q and k rotated in the promoted dtype of
+    qkv and cos, cast back."""
     b, n, width = qkv.shape
     dim = width // (heads + 2 * kv_heads)
     x = qkv.reshape(b, n, heads + 2 * kv_heads, dim)
