@@ -140,14 +140,15 @@ class QwenPixels:
             image = image.resize((width, height), resample=Image.Resampling.BICUBIC)
         return np.asarray(image), False
 
-    def _blocks(self, pixels: Any, bgr: bool) -> Any:
+    def _blocks(self, pixels: Any, bgr: bool) -> tuple[Any, np.ndarray]:
         """(H, W, 3) -> (block row, block column, row in block, column in block, RGB, patch
-        row, patch column): a view, numpy or MLX alike."""
+        row, patch column), a view, numpy or MLX alike; and `image_grid_thw` (1, 3) int64."""
         ps, ms = self.patch_size, self.merge_size
         gh, gw = pixels.shape[0] // ps, pixels.shape[1] // ps
         blocks = pixels.reshape(gh // ms, ms, ps, gw // ms, ms, ps, 3)
         blocks = blocks.transpose(0, 3, 1, 4, 6, 2, 5)
-        return blocks[:, :, :, :, ::-1] if bgr else blocks
+        grid = np.array([[1, gh, gw]], dtype=np.int64)
+        return (blocks[:, :, :, :, ::-1] if bgr else blocks), grid
 
     def indices(
         self,
@@ -160,13 +161,10 @@ class QwenPixels:
         merge-block order (block row, block column, row in block, column in block), columns
         (channel, temporal copy, patch row, patch column): the processor's layout. `image`: a
         PIL image, or a BGR uint8 array."""
-        pixels, bgr = self._sized(image, min_pixels, max_pixels)
-        ps = self.patch_size
-        gh, gw = pixels.shape[0] // ps, pixels.shape[1] // ps
-        blocks = self._blocks(pixels, bgr)
+        blocks, grid = self._blocks(*self._sized(image, min_pixels, max_pixels))
         index = np.empty(blocks.shape, dtype=np.uint16)
         np.add(blocks, self._offsets, out=index, dtype=np.uint16)  # one pass: gather + offset
-        return index.reshape(gh * gw, 3, 1, ps * ps), np.array([[1, gh, gw]], dtype=np.int64)
+        return index.reshape(-1, 3, 1, self.patch_size**2), grid
 
     def expand(self, index: np.ndarray) -> np.ndarray:
         """`pixel_values` (rows, 3 * temporal * patch * patch) float32 from `indices`."""
@@ -188,13 +186,12 @@ class QwenPixels:
         import mlx.core as mx
 
         pixels, bgr = self._sized(image, min_pixels, max_pixels)
-        ps = self.patch_size
-        gh, gw = pixels.shape[0] // ps, pixels.shape[1] // ps
-        blocks = self._blocks(mx.array(np.ascontiguousarray(pixels)), bgr)
+        blocks, grid = self._blocks(mx.array(np.ascontiguousarray(pixels)), bgr)
         index = blocks.astype(mx.int32) + mx.array(self._offsets.astype(np.int32))
-        values = mx.take(mx.array(self._table), index).reshape(gh * gw, 3, 1, ps * ps)
-        values = mx.broadcast_to(values, (gh * gw, 3, self.temporal_patch_size, ps * ps))
-        return values.reshape(gh * gw, -1), np.array([[1, gh, gw]], dtype=np.int64)
+        area = self.patch_size**2
+        values = mx.take(mx.array(self._table), index).reshape(-1, 3, 1, area)
+        values = mx.broadcast_to(values, (values.shape[0], 3, self.temporal_patch_size, area))
+        return values.reshape(values.shape[0], -1), grid
 
     def __call__(
         self, image: Image.Image, min_pixels: int | None = None, max_pixels: int | None = None
