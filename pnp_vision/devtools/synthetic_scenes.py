@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pnp_vision.devtools.glyphs import draw_text
+
 Question = dict[str, Any]
 Scene = Callable[[np.ndarray, np.random.Generator, float, bool], list[Question]]
 
@@ -131,7 +133,8 @@ def _board(img: np.ndarray, rng: np.random.Generator, u: float) -> None:
     trace = tuple(min(255, v + 35) for v in mask)
     for _ in range(int(rng.integers(2, 6))):
         y = rng.uniform(0, h)
-        cv2.line(img, _pt(0, y), _pt(w, y + rng.uniform(-40, 40) * u), trace, max(1, round(3 * u)))
+        y2 = y + rng.uniform(-40, 40) * u
+        cv2.line(img, _pt(0, y), _pt(w, y2), trace, max(1, round(3 * u)), _AA, _SHIFT)
 
 
 def random_marking(rng: np.random.Generator) -> str:
@@ -155,12 +158,7 @@ def chip(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list
     _box(img, (cx, cy), w, h, 0, _color(rng, (15, 15, 15), (55, 55, 55)))
     ink = _color(rng, (150, 150, 150), (235, 235, 235))
     marking = random_marking(rng)
-    scale = (w * 0.8) / cv2.getTextSize(marking, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)[0][0]
-    (tw, th), _ = cv2.getTextSize(marking, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-    cv2.putText(
-        img, marking, (round(cx - tw / 2), round(cy + th / 2)), cv2.FONT_HERSHEY_SIMPLEX,
-        scale, ink, max(1, round(scale * 2)), _AA,
-    )  # fmt: skip
+    draw_text(img, marking, (cx, cy), w * 0.8, ink)
     corner = CORNERS[rng.integers(4)]
     inset, r = rng.uniform(13, 18) * u, rng.uniform(6.5, 9) * u
     dx = x0 + inset if corner.endswith("left") else x0 + w - inset

@@ -19,6 +19,7 @@ def _eval_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dic
     return code, json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recording", ["heldout_recording", "even_light_recording"])
 def test_trained_model_is_at_least_95_percent_right_on_every_learned_template(
     trained_model: Path,

@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.evaluation.labels import load_labels
@@ -36,6 +38,7 @@ def _questions(learned: list[str]) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_replayed_recording_gets_the_labelled_answers(
     trained_model: Path, learned: list[str]
 ) -> None:

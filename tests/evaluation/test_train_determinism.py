@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from pnp_vision.devtools import train
 
 
@@ -18,6 +20,7 @@ def _weights_digest(folder: Path) -> str:
     return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None:
     # reuse_gap=2: steps 3 and 5 re-use earlier batches, as the full run does every odd step.
     cfg = replace(train.TrainConfig(), steps=6, heldout_frames=5, reuse_gap=2)

@@ -137,6 +137,7 @@ def _limit_file_size() -> None:  # runs in the child: writes past 20 kB fail lik
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
 
+@pytest.mark.slow
 def test_disk_full_while_recording_stops_recording_and_daemon_keeps_publishing(
     run_dir: Path,
 ) -> None:

@@ -58,6 +58,7 @@ _message = st.one_of(
 @settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+@pytest.mark.slow
 @given(_message)
 def test_every_message_gets_exactly_one_valid_reply(
     connect: Callable[[], zmq.Socket], stack: ServiceStack, message: list[bytes]

@@ -32,6 +32,7 @@ def run_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_curve_everywhere(run_dir: Path, tiny_model_dir: Callable[[str], Path]) -> None:
     keys = run_dir / "keys"
     for name in ("server", "client"):
