@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "pnp_vision.service.commands",
     "pnp_vision.transport.commands",
     "pnp_vision.evaluation.commands",
+    "pnp_vision.teach.commands",
     "pnp_vision.devtools.commands",
 )
 

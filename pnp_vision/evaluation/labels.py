@@ -50,3 +50,47 @@ def load_labels(recording: Path) -> list[LabelledFrame]:
     if not frames:
         raise ConfigError(f"{path}: no labelled frames")
     return frames
+
+
+def load_labels_if_any(recording: Path) -> list[LabelledFrame]:
+    """The recording's labels, or none yet (a folder being labelled for the first time)."""
+    if not (Path(recording) / LABELS_FILE).is_file():
+        return []
+    return load_labels(recording)
+
+
+def with_answer(
+    frames: list[LabelledFrame],
+    *,
+    seq: int,
+    file: str,
+    template: str,
+    params: dict[str, str],
+    answer: str,
+) -> list[LabelledFrame]:
+    """`frames` with one question's answer set (replacing an earlier answer to the same
+    question), kept in seq order: the one rule for every labeller (CLI, console, controller)."""
+    by_seq = {f.seq: f for f in frames}
+    frame = by_seq.get(seq) or LabelledFrame(seq=seq, file=file)
+    questions = [q for q in frame.questions if (q.template, q.params) != (template, params)]
+    questions.append(LabelledQuestion(template=template, params=params, answer=answer))
+    by_seq[seq] = frame.model_copy(update={"questions": questions})
+    return [by_seq[s] for s in sorted(by_seq)]
+
+
+def save_labels(recording: Path, frames: list[LabelledFrame]) -> Path:
+    """Write labels.jsonl atomically (temp file + rename): a crash or Ctrl-C mid-write leaves
+    the previous file whole, so labelling is resumable and nothing already labelled is lost."""
+    path = Path(recording) / LABELS_FILE
+    tmp = path.with_name(f".{LABELS_FILE}.tmp")
+    tmp.write_text("".join(f.model_dump_json() + "\n" for f in frames))
+    tmp.replace(path)
+    return path
+
+
+def answer_of(frame: LabelledFrame | None, template: str, params: dict[str, str]) -> str | None:
+    """The labelled answer to one question about a frame, if there is one."""
+    for q in frame.questions if frame else ():
+        if q.template == template and q.params == params:
+            return q.answer
+    return None

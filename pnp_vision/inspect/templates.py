@@ -212,3 +212,14 @@ class TemplateSet:
 
     def __len__(self) -> int:
         return len(self._templates)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """`--param key=value` options as a dict (values are checked later, by the template)."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadParams(f"--param {pair!r}: expected KEY=VALUE")
+        params[key] = value
+    return params

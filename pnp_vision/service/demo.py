@@ -72,8 +72,9 @@ def load_labels(cameras_dir: Path) -> dict[int, list[Labelled]]:
     return labels
 
 
-def example_params(template: dict[str, Any]) -> dict[str, str]:
-    """A valid parameter set for a template listing (as `templates` returns it)."""
+def example_params(template: dict[str, Any]) -> dict[str, str] | None:
+    """A valid parameter set for a template listing (as `templates` returns it), or None when
+    a parameter has neither choices nor a known example (a user's own template)."""
     params: dict[str, str] = {}
     for name, spec in (template.get("params") or {}).items():
         if spec.get("choices"):
@@ -81,9 +82,7 @@ def example_params(template: dict[str, Any]) -> dict[str, str]:
         elif name in _EXAMPLE_VALUES:
             params[name] = _EXAMPLE_VALUES[name]
         else:
-            raise PnpVisionError(
-                f"demo has no example value for parameter {name!r} of {template.get('name')}"
-            )
+            return None
     return params
 
 
@@ -129,7 +128,7 @@ def run_demo(
             templates = client.templates()
             for _ in range(rounds):
                 for template in templates:
-                    for row in _ask(client, frames, template, labels, failures):
+                    for row in _ask(client, frames, template, labels, failures, out):
                         rows.append(row)
                         print(_row(row), file=out, flush=True)
         codes = stack.stop()
@@ -185,12 +184,18 @@ def _ask(
     template: dict[str, Any],
     labels: dict[int, list[Labelled]],
     failures: list[str],
+    out: TextIO,
 ) -> list[dict[str, Any]]:
     name = template["name"]
     try:
         frame = _labelled_frame(frames, name, labels)
         if frame is None:  # no label for it: any fresh frame, example parameters
-            asked = [Labelled(name, example_params(template), "-")]
+            params = example_params(template)
+            if params is None:
+                print(f"skipped {name}: no labelled frame and no example value for its"
+                      f" parameters (try `pnp-vision ask {CAMERA} {name} --param ...`)", file=out)
+                return []
+            asked = [Labelled(name, params, "-")]
             result = client.inspect(CAMERA, name, asked[0].params, frame="fresh", deadline=20.0)
         else:
             asked = [q for q in labels[frame.header.source_seq] if q.template == name]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -38,3 +40,25 @@ def test_demo_answers_every_template_on_live_frames_and_exits_zero() -> None:
     assert answered and answered.group(1) == answered.group(2) == str(len(rows)), out
     assert "exit codes 0, 0" in out
     assert "FAILED" not in out
+
+
+def test_demo_skips_a_users_template_it_cannot_fill_and_says_so(tmp_path) -> None:
+    prompts = tmp_path / "prompts"
+    shutil.copytree(PROJECT_ROOT / "prompts", prompts)
+    (prompts / "reel_lot.toml").write_text(
+        'name = "reel_lot"\ndescription = "Does the reel label show lot {lot}?"\n'
+        'question = "Does the reel label show lot {lot}? Answer YES or NO."\n'
+        '[params.lot]\ntype = "string"\npattern = "^[0-9]{6}$"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pnp_vision.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PNP_VISION_PROMPTS_DIR": str(prompts)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped reel_lot: no labelled frame and no example value" in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("demo ")]
+    assert {row[3] for row in rows} == set(TEMPLATES)
