@@ -17,6 +17,7 @@ no reply after every try is a `ServiceTimeout`. One client is meant for one thre
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,8 @@ import zmq
 from pnp_vision.config import StrictModel, load_settings
 from pnp_vision.errors import BadRequest, ErrorCode, PnpVisionError, error_for_code
 from pnp_vision.protocol.requests import (
+    CropRequest,
+    CropResult,
     FrameChoice,
     FrameUsed,
     InspectRequest,
@@ -36,7 +39,10 @@ from pnp_vision.protocol.requests import (
     PingResult,
     QuestionResult,
     QuestionSpec,
+    RecentRequest,
+    RecentResult,
     Reply,
+    SeenInspection,
     ServiceTimings,
     StatusRequest,
     StatusResult,
@@ -225,6 +231,16 @@ class VisionClient:
     def templates(self) -> list[dict[str, Any]]:
         reply, _ = self.request(TemplatesRequest(id=_new_id()))
         return TemplatesResult.model_validate(reply.result).templates
+
+    def recent(self, limit: int = 20, after: float | None = None) -> list[SeenInspection]:
+        """The worker's latest answered inspections, from any controller, newest first."""
+        reply, _ = self.request(RecentRequest(id=_new_id(), limit=limit, after=after))
+        return RecentResult.model_validate(reply.result).inspections
+
+    def crop(self, request_id: str, question: int = 0) -> bytes:
+        """PNG bytes of the image the model saw for one question of a recent inspection."""
+        got = self.request(CropRequest(id=_new_id(), request=request_id, question=question))[0]
+        return base64.b64decode(CropResult.model_validate(got.result).png_base64)
 
     def inspect(
         self,

@@ -89,6 +89,13 @@ class Settings(StrictModel):
         None, description="CurveZMQ key folder (pnp-vision keys generate); unset = no CURVE."
     )
     client_key: str = Field("client", description="Name of this client's key pair in keys_dir.")
+    history_size: int = Field(
+        32,
+        ge=0,
+        le=256,
+        description="Answered inspections the worker keeps (with their frame) for `recent` and "
+        "`crop`: what a console shows. 0 keeps none.",
+    )
 
 
 def _read_toml_dir(config_dir: Path) -> dict[str, Any]:

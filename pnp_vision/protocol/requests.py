@@ -25,6 +25,7 @@ from pnp_vision.protocol.frames import PROTOCOL_VERSION
 
 MAX_QUESTIONS = 16
 MAX_JSON_BYTES = 64 * 1024
+MAX_RECENT = 256  # inspections a worker keeps for `recent` and `crop`
 _NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -38,6 +39,8 @@ class RequestKind(StrEnum):
     STATUS = "status"
     TEMPLATES = "templates"
     PING = "ping"
+    RECENT = "recent"
+    CROP = "crop"
 
 
 class FrameChoice(StrEnum):
@@ -132,9 +135,26 @@ class PingRequest(_Request):
     kind: Literal["ping"] = "ping"
 
 
-Request = Annotated[
-    InspectRequest | StatusRequest | TemplatesRequest | PingRequest, Field(discriminator="kind")
-]
+class RecentRequest(_Request):
+    """The worker's latest answered inspections (newest first), from any controller."""
+
+    kind: Literal["recent"] = "recent"
+    limit: int = Field(20, ge=1, le=MAX_RECENT, description="At most this many inspections.")
+    after: float | None = Field(None, description="Only those answered after this Unix time.")
+
+
+class CropRequest(_Request):
+    """The exact image the model saw for one question of a recent inspection."""
+
+    kind: Literal["crop"] = "crop"
+    request: RequestId = Field(description="The id of the inspect request.")
+    question: int = Field(0, ge=0, lt=MAX_QUESTIONS, description="Index in its questions.")
+
+
+AnyRequest = (
+    InspectRequest | StatusRequest | TemplatesRequest | PingRequest | RecentRequest | CropRequest
+)
+Request = Annotated[AnyRequest, Field(discriminator="kind")]
 _REQUEST = TypeAdapter(Request)
 
 
@@ -254,6 +274,38 @@ class PingResult(StrictModel):
     uptime_s: float
 
 
+class SeenAnswer(StrictModel):
+    template: str
+    params: dict[str, str]
+    answer: str
+    probability: float = Field(description="Probability of `answer`.")
+    confident: bool
+
+
+class SeenInspection(StrictModel):
+    """One answered inspection as the worker saw it: what a console shows."""
+
+    id: str
+    time: float = Field(description="Unix time the reply was sent.")
+    camera: str | None
+    frame: FrameUsed | None
+    answers: list[SeenAnswer]
+    total_ms: float
+
+
+class RecentResult(StrictModel):
+    inspections: list[SeenInspection]
+
+
+class CropResult(StrictModel):
+    request: str
+    question: int
+    template: str
+    width: int
+    height: int
+    png_base64: str = Field(description="The crop as PNG, base64 (RFC 4648).")
+
+
 # ---------------------------------------------------------------------------------------------
 # Framing
 
@@ -294,7 +346,7 @@ def describe_validation(exc: ValidationError, limit: int = 3) -> str:
 
 def decode_request(
     body: list[bytes], max_json_bytes: int = MAX_JSON_BYTES
-) -> tuple[InspectRequest | StatusRequest | TemplatesRequest | PingRequest, bytes | None]:
+) -> tuple[AnyRequest, bytes | None]:
     """Parse the frames after the envelope. Raises BadRequest naming what is wrong."""
     if not body:
         raise BadRequest("empty message: expected a request JSON frame")

@@ -38,6 +38,7 @@ from pnp_vision.errors import (
 from pnp_vision.logs import kv
 from pnp_vision.protocol.requests import (
     MAX_JSON_BYTES,
+    CropRequest,
     FrameUsed,
     InspectRequest,
     InspectResult,
@@ -45,6 +46,8 @@ from pnp_vision.protocol.requests import (
     PingRequest,
     PingResult,
     QueueStatus,
+    RecentRequest,
+    RecentResult,
     Reply,
     ServiceTimings,
     StatusRequest,
@@ -57,6 +60,7 @@ from pnp_vision.protocol.requests import (
     peek_id,
 )
 from pnp_vision.service.framestore import FrameStore, frame_used
+from pnp_vision.service.history import History
 from pnp_vision.service.jobs import Job, RequestQueue
 from pnp_vision.service.model_thread import Completion, ModelThread
 from pnp_vision.transport.security import security_from_settings
@@ -84,12 +88,15 @@ class Worker:
         self.waiting: list[Job] = []  # admitted, waiting for their frame
         self.pending: dict[tuple[str, bytes], Job] = {}  # admitted and not yet answered
         self.recent: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self.history = History(settings.history_size)
         self.counters: dict[str, int] = {
             "received": 0,
             "inspect": 0,
             "status": 0,
             "templates": 0,
             "ping": 0,
+            "recent": 0,
+            "crop": 0,
             "replies": 0,
             "ok_replies": 0,
             "inferences": 0,
@@ -335,6 +342,17 @@ class Worker:
             self._send(envelope, ok_reply(request.id, self.status()))
         elif isinstance(request, InspectRequest):
             self._admit(envelope, body, request, image)
+        elif isinstance(request, RecentRequest):
+            found = self.history.recent(request.limit, request.after)
+            self._send(envelope, ok_reply(request.id, RecentResult(inspections=found)))
+        elif isinstance(request, CropRequest):
+            assert self.templates is not None
+            try:
+                crop = self.history.crop(request.request, request.question, self.templates)
+            except PnpVisionError as exc:
+                self._send(envelope, error_reply(request.id, exc))
+            else:
+                self._send(envelope, ok_reply(request.id, crop))
         else:
             assert self.templates is not None
             listing = [t.model_dump(mode="json") for t in self.templates]
@@ -437,6 +455,7 @@ class Worker:
             total_ms=round((time.monotonic() - job.arrival) * 1000, 3),
         )
         result = InspectResult(results=done.results, timings=timings)
+        self.history.add(job, done.results, timings.total_ms)
         reply = ok_reply(job.id, result, frame=job.frame_used)
         self._finish(job, reply, cache=True)
 
