@@ -8,7 +8,7 @@ LOCK := requirements.lock
 # The lock covers Linux and macOS, Python 3.11-3.13, the run-time and `dev` dependencies.
 LOCK_ARGS := --extra dev --universal --python-version 3.11 --generate-hashes
 
-.PHONY: demo test test-fast test-latest install versions lint lock clean
+.PHONY: demo test test-fast test-latest install versions lint lock clean browser
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,20 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check pnp_vision tests bench
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
+# The console tests drive a real Chromium: Debian's package, never a downloaded browser.
+# PNP_VISION_CHROMIUM=/path/to/chrome points them at another one (macOS).
+browser:
+	@if [ -z "$$PNP_VISION_CHROMIUM" ] && ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no chromium: install it or set PNP_VISION_CHROMIUM" >&2; exit 1; fi; fi
+
 # Everything but the tests marked slow: the inner loop (under a minute on 2 cores).
-test-fast: lint
+test-fast: lint browser
 	$(BIN)/pytest -m "not slow" -q
 
 lock: $(BIN)/.installed

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "pnp_vision.transport.commands",
     "pnp_vision.evaluation.commands",
     "pnp_vision.teach.commands",
+    "pnp_vision.console.commands",
     "pnp_vision.devtools.commands",
 )
 

@@ -1,0 +1,1 @@
+"""The operator console in the browser (`pnp-vision console`)."""
