@@ -12,18 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from pnp_vision.errors import ConfigError
+from pnp_vision.protocol.base import StrictModel
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "PNP_VISION_"
 
-
-class StrictModel(BaseModel):
-    """Base of every config and wire model: unknown fields are an error, not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["ENV_PREFIX", "PROJECT_ROOT", "Settings", "StrictModel", "load_settings"]
 
 
 class Settings(StrictModel):

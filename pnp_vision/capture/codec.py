@@ -60,8 +60,38 @@ def encode(image: np.ndarray, encoding: Encoding, *, jpeg_quality: int = 90, png
     return buf
 
 
-def decode(header: FrameHeader, payload: Buffer) -> np.ndarray:
-    """BGR uint8 pixels of a received frame; raw payloads are wrapped, not copied (read-only)."""
+def encoded_size(payload: Buffer) -> tuple[int, int] | None:
+    """Width and height a JPEG/PNG payload's header promises (no pixels decoded), or None."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(bytes(payload))) as opened:
+            return opened.size
+    except Exception:  # unreadable header, or PIL's own bomb guard: the caller rejects it
+        return None
+
+
+def decode(header: FrameHeader, payload: Buffer, max_pixels: int | None = None) -> np.ndarray:
+    """BGR uint8 pixels of a received frame; raw payloads are wrapped, not copied (read-only).
+
+    An encoded payload is checked against the header (and `max_pixels`) from its own header
+    first: a small file can promise gigapixels, and decoding it would take the memory first.
+    """
+    if max_pixels is not None and header.width * header.height > max_pixels:
+        raise ImageError(
+            f"camera {header.camera!r} seq {header.seq}: {header.width}x{header.height} is more "
+            f"than {max_pixels} pixels"
+        )
+    if header.encoding is not Encoding.RAW_BGR8:
+        size = encoded_size(payload)
+        if size != (header.width, header.height):
+            promised = "an unreadable header" if size is None else f"{size[0]}x{size[1]}"
+            raise ImageError(
+                f"camera {header.camera!r} seq {header.seq}: {header.encoding.value} payload has "
+                f"{promised}, header says {header.width}x{header.height}"
+            )
     if header.encoding is Encoding.RAW_BGR8:
         shape = (header.height, header.width, header.channels)
         image = np.frombuffer(payload, dtype=np.uint8).reshape(shape)

@@ -7,11 +7,17 @@ for a camera (daemon restart) drops that camera's older frames, so a frame from 
 is never served as "latest".
 
 Raw frames are wrapped without a copy and are read-only; copy one before drawing on it.
+
+A message above ``max_message_bytes`` makes ZeroMQ drop the connection as a protocol error,
+and a connecting socket never reconnects after one: the frames would stop for good. A monitor
+on the socket reports the disconnect; the thread counts it (``link_drops``), logs it and opens a
+fresh socket, so one oversized (or hostile) message costs a few frames, not the camera.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from pnp_vision.capture.codec import decode
 from pnp_vision.errors import ConfigError, NoFrame, PnpVisionError
@@ -36,6 +43,14 @@ from pnp_vision.protocol.frames import (
 from pnp_vision.transport.security import Security, secure_connect
 
 log = logging.getLogger(__name__)
+
+_MONITORED = (
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 @dataclass(frozen=True)
@@ -92,28 +107,49 @@ class FrameSubscriber:
         self._stop = threading.Event()
         self.errors = 0  # messages that failed to parse or decode
         self.skipped = 0  # frames superseded by a newer one before they were decoded
-        ctx = context or zmq.Context.instance()
-        sock = ctx.socket(zmq.SUB)
-        sock.linger = 0
-        sock.rcvhwm = rcvhwm
-        sock.maxmsgsize = max_message_bytes  # before connect: a huge message drops the peer
-        secure_connect(sock, security)  # CURVE keys, before connect
-        if self._only is None:
-            sock.subscribe(b"")
-        else:
-            for name in self._only:
-                sock.subscribe(frame_topic(name))
-                sock.subscribe(status_topic(name))
-        try:
-            sock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            sock.close()
-            raise ConfigError(f"cannot connect to frames endpoint {endpoint!r}: {exc}") from exc
-        # The socket moves to the receive thread now and is never touched here again.
+        self.link_drops = 0  # connections dropped (oversized message, publisher gone): reopened
+        self.refusals = 0  # handshakes the publisher refused (CURVE key, mechanism)
+        self.handshakes = 0  # connections that completed the ZMTP (and CURVE) handshake
+        self._context = context or zmq.Context.instance()
+        self._max_message_bytes = max_message_bytes
+        self._rcvhwm = rcvhwm
+        self._security = security
+        # The first socket is opened here, so a bad endpoint or key fails in the caller.
+        sockets = self._open()
+        # The sockets move to the receive thread now and are never touched here again.
         self._thread = threading.Thread(
-            target=self._run, args=(sock,), name="frame-subscriber", daemon=True
+            target=self._run, args=(sockets,), name="frame-subscriber", daemon=True
         )
         self._thread.start()
+
+    def _open(self) -> tuple[zmq.Socket, zmq.Socket]:
+        """A connected SUB socket and its monitor; both closed again if anything fails."""
+        sock = self._context.socket(zmq.SUB)
+        monitor: zmq.Socket | None = None
+        try:
+            sock.linger = 0
+            sock.rcvhwm = self._rcvhwm
+            sock.maxmsgsize = self._max_message_bytes  # before connect
+            secure_connect(sock, self._security)  # CURVE keys, before connect
+            if self._only is None:
+                sock.subscribe(b"")
+            else:
+                for name in self._only:
+                    sock.subscribe(frame_topic(name))
+                    sock.subscribe(status_topic(name))
+            monitor = sock.get_monitor_socket(_MONITORED)
+            monitor.linger = 0
+            sock.connect(self.endpoint)
+        except (zmq.ZMQError, PnpVisionError) as exc:
+            if monitor is not None:
+                monitor.close(linger=0)
+            sock.close(linger=0)
+            if isinstance(exc, PnpVisionError):
+                raise
+            raise ConfigError(
+                f"cannot connect to frames endpoint {self.endpoint!r}: {exc}"
+            ) from exc
+        return sock, monitor
 
     # -- consumer API ---------------------------------------------------------------------------
 
@@ -190,34 +226,89 @@ class FrameSubscriber:
             ring = self._rings[camera] = _CameraRing(self._ring_size)
         return ring
 
-    def _run(self, sock: zmq.Socket) -> None:
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
+    def _run(self, sockets: tuple[zmq.Socket, zmq.Socket]) -> None:
+        sock, monitor = sockets
         try:
             while not self._stop.is_set():
-                if not poller.poll(100):
+                if self._link_dropped(monitor):
+                    sock, monitor = self._reopen(sock, monitor)
                     continue
-                # Take what is queued (up to a bound), then decode only each camera's newest
-                # encoded frame: when decoding falls behind, superseded frames are skipped.
-                newest: dict[str, tuple[FrameHeader, Buffer]] = {}
-                for _ in range(64):
-                    try:
-                        parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    frame = self._parse(parts)
-                    if frame is None:
-                        continue
-                    if self._every_frame or frame[0].encoding is Encoding.RAW_BGR8:
-                        self._accept(*frame)  # raw frames are wrapped, not decoded: keep all
-                        continue
-                    if frame[0].camera in newest:
-                        self.skipped += 1
-                    newest[frame[0].camera] = frame
-                for frame in newest.values():
-                    self._accept(*frame)
+                if not sock.poll(100):
+                    continue
+                self._drain(sock)
         finally:
-            sock.close(linger=0)
+            _close_pair(sock, monitor)
+
+    def _link_dropped(self, monitor: zmq.Socket) -> bool:
+        """Read the monitor's events; True when the connection to the publisher was dropped."""
+        dropped = False
+        while monitor.poll(0):
+            event = parse_monitor_message(monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshakes += 1
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self.refusals += 1
+                if not _worth_logging(self.refusals):
+                    continue
+                log.error(
+                    "frames publisher refused this subscriber %s",
+                    kv(endpoint=self.endpoint, reason="CURVE key not authorized", n=self.refusals),
+                )
+            elif event in (
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+            ):
+                self.refusals += 1
+                if not _worth_logging(self.refusals):
+                    continue
+                log.error(
+                    "frames handshake failed %s",
+                    kv(
+                        endpoint=self.endpoint,
+                        reason="CURVE on one side only, or not ZeroMQ",
+                        n=self.refusals,
+                    ),
+                )
+            elif event == zmq.EVENT_DISCONNECTED:
+                dropped = True
+        return dropped
+
+    def _reopen(self, sock: zmq.Socket, monitor: zmq.Socket) -> tuple[zmq.Socket, zmq.Socket]:
+        self.link_drops += 1
+        _close_pair(sock, monitor)
+        if not _worth_logging(self.link_drops):
+            return self._open()
+        log.warning(
+            "frames link dropped, reconnecting %s",
+            kv(
+                endpoint=self.endpoint,
+                drops=self.link_drops,
+                why="publisher gone, or a message over max_message_bytes "
+                f"({self._max_message_bytes})",
+            ),
+        )
+        return self._open()
+
+    def _drain(self, sock: zmq.Socket) -> None:
+        """Take what is queued (up to a bound), then decode only each camera's newest encoded
+        frame: when decoding falls behind, superseded frames are skipped."""
+        newest: dict[str, tuple[FrameHeader, Buffer]] = {}
+        for _ in range(64):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            frame = self._parse(parts)
+            if frame is None:
+                continue
+            if self._every_frame or frame[0].encoding is Encoding.RAW_BGR8:
+                self._accept(*frame)  # raw frames are wrapped, not decoded: keep all
+                continue
+            if frame[0].camera in newest:
+                self.skipped += 1
+            newest[frame[0].camera] = frame
+        for frame in newest.values():
+            self._accept(*frame)
 
     def _parse(self, parts: list[zmq.Frame]) -> tuple[FrameHeader, Buffer] | None:
         """A frame message of a wanted camera; statuses are applied here and give None."""
@@ -241,7 +332,8 @@ class FrameSubscriber:
 
     def _accept(self, header: FrameHeader, payload: Buffer) -> None:
         try:
-            frame = Frame(header, decode(header, payload))
+            max_pixels = self._max_message_bytes // 3  # what a raw frame could carry
+            frame = Frame(header, decode(header, payload, max_pixels=max_pixels))
         except PnpVisionError as exc:
             self._bad(exc)
             return
@@ -255,5 +347,17 @@ class FrameSubscriber:
 
     def _bad(self, exc: PnpVisionError) -> None:
         self.errors += 1
-        if self.errors <= 5 or self.errors % 100 == 0:
+        if _worth_logging(self.errors):
             log.warning("bad message %s", kv(errors=self.errors, error=str(exc)))
+
+
+def _close_pair(sock: zmq.Socket, monitor: zmq.Socket) -> None:
+    with contextlib.suppress(zmq.ZMQError):
+        sock.disable_monitor()
+    monitor.close(linger=0)
+    sock.close(linger=0)
+
+
+def _worth_logging(count: int) -> bool:
+    """The first few of a repeated event, then every 100th: a flood cannot flood the log."""
+    return count <= 5 or count % 100 == 0

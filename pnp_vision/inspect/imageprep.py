@@ -46,6 +46,30 @@ def decode(image: np.ndarray | Image.Image | bytes) -> np.ndarray | Image.Image:
     return to_bgr(image) if isinstance(image, np.ndarray) else to_pil(image)
 
 
+def check_encoded_size(data: bytes, max_pixels: int = MAX_INPUT_PIXELS) -> tuple[int, int]:
+    """Width and height from a PNG/JPEG header, without decoding the pixels; ImageError if the
+    header is unreadable or promises more than `max_pixels` (a small file can decode to a
+    decompression bomb, so this runs before a request is admitted)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageError("empty image: 0 bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:  # reads the header only
+            width, height = opened.size
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image too large: {exc} (max {max_pixels} pixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(
+            f"cannot decode image bytes ({len(data)} bytes, starting {data[:8]!r}): {exc}"
+        ) from None
+    if width * height > max_pixels:
+        raise ImageError(f"image too large: {width}x{height} pixels (max {max_pixels})")
+    if width == 0 or height == 0:
+        raise ImageError(f"empty image: {width}x{height} pixels")
+    return width, height
+
+
 def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> Image.Image:
     """Decode any accepted image input to an RGB PIL image."""
     import numpy as np
@@ -57,15 +81,9 @@ def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> 
         return image.convert("RGB") if image.mode != "RGB" else image
     if isinstance(image, bytes | bytearray | memoryview):
         data = bytes(image)
-        if not data:
-            raise ImageError("empty image: 0 bytes")
+        check_encoded_size(data)
         try:
             with Image.open(io.BytesIO(data)) as opened:
-                if opened.width * opened.height > MAX_INPUT_PIXELS:
-                    raise ImageError(
-                        f"image too large: {opened.width}x{opened.height} pixels"
-                        f" (max {MAX_INPUT_PIXELS})"
-                    )
                 opened.load()
                 return opened.convert("RGB")
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

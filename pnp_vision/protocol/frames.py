@@ -20,10 +20,15 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
-from pnp_vision.config import StrictModel
 from pnp_vision.errors import BadRequest
+from pnp_vision.protocol.base import StrictModel
+from pnp_vision.protocol.wire_json import load_json
 
 PROTOCOL_VERSION = 1
+MAX_HEADER_BYTES = 16 * 1024
+MAX_SEQ = (
+    2**63 - 1
+)  # fits a signed 64-bit integer in every language  # a frame header or camera status JSON frame
 FRAME_TOPIC = "frame."
 STATUS_TOPIC = "status."
 CAMERA_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -52,14 +57,14 @@ class FrameHeader(StrictModel):
     session: str = Field(
         min_length=1, max_length=64, description="Capture session id; changes on daemon restart."
     )
-    seq: int = Field(ge=0, description="Per-camera frame number within the session.")
+    seq: int = Field(ge=0, le=MAX_SEQ, description="Per-camera frame number within the session.")
     capture_time: float = Field(description="Unix time (s) the frame was grabbed.")
     width: int = Field(ge=1, le=16384)
     height: int = Field(ge=1, le=16384)
     channels: int = Field(3, ge=1, le=4)
     encoding: Encoding = Encoding.RAW_BGR8
     source_seq: int | None = Field(
-        None, ge=0, description="Replay only: the frame's seq in the recording it came from."
+        None, ge=0, le=MAX_SEQ, description="Replay only: the frame's seq in the recording."
     )
     source_time: float | None = Field(
         None, description="Replay only: the frame's capture time in the recording."
@@ -108,6 +113,10 @@ def pack_status(status: CameraStatus) -> list[bytes]:
 
 
 def _parse(model: type[StrictModel], raw: Buffer, what: str) -> StrictModel:
+    try:
+        load_json(raw, what="JSON", max_bytes=MAX_HEADER_BYTES)  # depth, UTF-8, finite numbers
+    except BadRequest as exc:
+        raise BadRequest(f"invalid {what}: {exc}") from None
     try:
         return model.model_validate_json(bytes(raw))
     except ValidationError as exc:

@@ -13,22 +13,26 @@ an unknown field is an error, so a controller's typo is reported instead of sile
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from pnp_vision.config import StrictModel
 from pnp_vision.errors import BadRequest, ErrorCode, Internal, PnpVisionError
+from pnp_vision.protocol.base import StrictModel
 from pnp_vision.protocol.frames import PROTOCOL_VERSION
+from pnp_vision.protocol.wire_json import load_json, printable
 
 MAX_QUESTIONS = 16
-MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_BYTES = 64 * 1024  # the request JSON frame; the image frame has max_request_bytes
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+MAX_DEADLINE_MS = 3_600_000
 MAX_RECENT = 256  # inspections a worker keeps for `recent` and `crop`
 _NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
-RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+MAX_SEQ = 2**63 - 1  # sequence numbers fit a signed 64-bit integer in every language
+# Printable: an id is echoed in one-line logs, where a newline or NUL would forge or cut a line.
+RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 CameraName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
 TemplateName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
 Params = Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)]
@@ -85,13 +89,15 @@ class InspectRequest(_Request):
     ) = Field(None, description="Several questions answered on the same frame.")
     frame: FrameChoice = FrameChoice.LATEST
     max_age_ms: float | None = Field(
-        None, gt=0, le=3_600_000, description="For frame=latest; default max_frame_age_s."
+        None, gt=0, le=MAX_DEADLINE_MS, description="For frame=latest; default max_frame_age_s."
     )
-    seq: int | None = Field(None, ge=0, description="For frame=seq: the sequence number.")
+    seq: int | None = Field(
+        None, ge=0, le=MAX_SEQ, description="For frame=seq: the sequence number."
+    )
     deadline_ms: float | None = Field(
         None,
         gt=0,
-        le=3_600_000,
+        le=MAX_DEADLINE_MS,
         description="Time from arrival after which the request is answered deadline_exceeded.",
     )
     roi: tuple[int, int, int, int] | None = Field(
@@ -318,14 +324,19 @@ def encode_request(request: _Request, image: bytes | None = None) -> list[bytes]
 
 
 def peek_id(raw: bytes) -> str | None:
-    """Best-effort id of a message that failed validation, so its error reply can name it."""
+    """Best-effort id of a message that failed validation, so its error reply can name it.
+
+    Only an id that passed the safe parser (valid UTF-8, no lone surrogates) is echoed: the
+    reply must itself encode.
+    """
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        obj = load_json(raw, what="request", max_bytes=MAX_JSON_BYTES)
+    except BadRequest:
         return None
     if isinstance(obj, dict):
         value = obj.get("id")
-        if isinstance(value, str) and 0 < len(value) <= 128:
+        printable = isinstance(value, str) and value.isprintable()
+        if printable and 0 < len(value) <= 128:
             return value
     return None
 
@@ -351,19 +362,14 @@ def decode_request(
     if not body:
         raise BadRequest("empty message: expected a request JSON frame")
     raw = body[0]
-    if len(raw) > max_json_bytes:
-        raise BadRequest(f"request JSON is {len(raw)} bytes; the limit is {max_json_bytes}")
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request is not JSON: {exc}") from exc
+    obj = load_json(raw, what="request JSON", max_bytes=max_json_bytes)
     if not isinstance(obj, dict):
         raise BadRequest(f"request must be a JSON object, got {type(obj).__name__}")
     try:
         request = _REQUEST.validate_json(raw, strict=True)
     except ValidationError as exc:
-        what = str(obj.get("kind", "request"))[:32]
-        raise BadRequest(f"invalid {what}: {describe_validation(exc)}") from exc
+        what = printable(str(obj.get("kind", "request")), 32)
+        raise BadRequest(printable(f"invalid {what}: {describe_validation(exc)}", 1000)) from None
     wants_image = isinstance(request, InspectRequest) and request.image
     if len(body) > 2 or (len(body) == 2 and not wants_image):
         raise BadRequest(
@@ -399,6 +405,9 @@ def encode_reply(reply: Reply) -> bytes:
 def decode_reply(raw: bytes) -> Reply:
     """Client side. Raises Internal if the worker's reply is not a protocol message."""
     try:
+        load_json(raw, what="reply", max_bytes=MAX_REPLY_BYTES, max_string_chars=MAX_REPLY_BYTES)
         return Reply.model_validate_json(raw)
+    except BadRequest as exc:
+        raise Internal(f"malformed reply from the worker: {exc}") from exc
     except ValidationError as exc:
         raise Internal(f"malformed reply from the worker: {describe_validation(exc)}") from exc

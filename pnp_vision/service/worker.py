@@ -261,7 +261,7 @@ class Worker:
                         frames = self.router.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    self._on_message(frames)
+                    self._on_message_safely(frames)
             self._deliver_completions()
             now = time.monotonic()
             self._service_waiting(now)
@@ -308,6 +308,18 @@ class Worker:
 
     # -- requests -------------------------------------------------------------------------
 
+    def _on_message_safely(self, frames: list[bytes]) -> None:
+        """No message may end the loop: a bug met while handling one is answered `internal`."""
+        try:
+            self._on_message(frames)
+        except Exception as exc:
+            log.exception("internal error on a message %s", kv(parts=len(frames)))
+            envelope = frames[:2] if len(frames) > 1 and frames[1] == b"" else frames[:1]
+            try:
+                self._send(envelope, error_reply(None, Internal(f"worker bug: {exc!r}"[:300])))
+            except Exception:
+                log.exception("cannot answer the message either")
+
     def _on_message(self, frames: list[bytes]) -> None:
         self.counters["received"] += 1
         # DEALER: [identity, body...]; REQ (or a DEALER mimicking it): [identity, b"", body...]
@@ -331,7 +343,7 @@ class Worker:
             request, image = decode_request(body)
         except BadRequest as exc:
             request_id = peek_id(body[0]) if body else None
-            log.info("bad request %s", kv(id=request_id, error=exc))
+            log.info("bad request %s", kv(peer=_peer(envelope), id=request_id, error=exc))
             self._send(envelope, error_reply(request_id, exc))
             return
         self.counters[request.kind] += 1
@@ -377,8 +389,11 @@ class Worker:
         try:
             if self.draining:
                 raise ShuttingDown("the worker is shutting down")
+            from pnp_vision.inspect.imageprep import check_encoded_size
             from pnp_vision.inspect.templates import Question
 
+            if image is not None:
+                check_encoded_size(image)  # a pixel bomb is bad_request, before admission
             for spec in request.question_list():
                 self.templates.render(Question(template=spec.template, params=spec.params))
             if len(self.jobs) + len(self.waiting) >= self.jobs.capacity:
@@ -526,13 +541,22 @@ class Worker:
                 in_flight=1 if model.in_flight is not None else 0,
             ),
             cameras=self.store.views(),
-            counters=dict(self.counters),
+            counters={
+                **self.counters,
+                "frame_errors": self.store.subscriber.errors,
+                "frame_link_drops": self.store.subscriber.link_drops,
+            },
             errors={code: n for code, n in self.errors.items() if n},
             endpoints={
                 "requests": self.settings.requests_endpoint,
                 "frames": self.settings.frames_endpoint,
             },
         )
+
+
+def _peer(envelope: list[bytes]) -> str:
+    """The ROUTER's routing id of a peer, for log lines (its address is not known here)."""
+    return envelope[0].hex() if envelope else "-"
 
 
 def _nothing() -> None:

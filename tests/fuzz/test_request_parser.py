@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from pnp_vision.protocol.requests import (
     encode_reply,
     encode_request,
     error_reply,
+    peek_id,
 )
 
 _json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
@@ -128,3 +130,104 @@ def test_every_error_reply_is_a_valid_message(
 ) -> None:
     reply = decode_reply(encode_reply(error_reply(rid, code, message)))
     assert isinstance(reply, Reply) and reply.error is not None and reply.error.code is code
+
+
+# ---------------------------------------------------------------------------------------------
+# The classes that once killed the worker: depth, surrogates, invalid UTF-8, non-finite numbers
+
+
+def test_hostile_corpus_is_rejected_by_the_parser_itself() -> None:
+    from .hostile import hostile_requests
+
+    needs_worker = {"image_garbage", "image_bomb", "image_bomb_wide", "request_over_limit"}
+    for hostile in hostile_requests(1 << 20, 4 << 20):
+        body = hostile.frames[1:] if hostile.frames[0] == b"" else hostile.frames
+        if hostile.name.removeprefix("shape/") in needs_worker or not hostile.reply:
+            continue  # image content and sizes are the worker's checks (test_hostile_live)
+        try:
+            decode_request(body)
+        except BadRequest as exc:
+            assert "\n" not in str(exc)
+            encode_reply(error_reply(peek_id(body[0]) if body else None, exc))  # must encode
+        else:
+            raise AssertionError(f"{hostile.name} was accepted")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(17, 20_000), st.sampled_from(["[", '{"a":']), st.sampled_from(["id", "x"]))
+def test_any_depth_is_a_bad_request(depth: int, opener: str, where: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    value = opener * depth + ("1" if opener != "[" else "") + closer * depth
+    raw = f'{{"kind": "ping", "id": "d", "{where}": {value}}}'.encode()
+    try:
+        decode_request([raw])
+    except BadRequest as exc:
+        assert "levels deep" in str(exc) or "the limit is 65536" in str(exc)
+    else:
+        raise AssertionError("accepted")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0xD800, 0xDFFF), st.text(max_size=4))
+def test_lone_surrogates_never_reach_an_id(code: int, around: str) -> None:
+    text = json.dumps(around)[1:-1]
+    raw = f'{{"kind": "ping", "id": "{text}\\u{code:04x}"}}'.encode()
+    try:
+        decode_request([raw])
+    except BadRequest as exc:
+        assert peek_id(raw) is None
+        encode_reply(error_reply(peek_id(raw), exc))
+    else:
+        raise AssertionError("a lone surrogate was accepted")
+
+
+def test_valid_surrogate_pairs_and_unicode_still_pass() -> None:
+    request, _ = decode_request([b'{"kind": "ping", "id": "\\ud83d\\ude00-\xc3\xa9"}'])
+    assert request.id == "\U0001f600-é"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=8).filter(lambda b: not _is_utf8(b)))
+def test_invalid_utf8_is_a_bad_request(junk: bytes) -> None:
+    raw = b'{"kind": "ping", "id": "' + junk + b'"}'
+    try:
+        decode_request([raw])
+    except BadRequest as exc:
+        assert "UTF-8" in str(exc) or "JSON" in str(exc)
+    else:
+        raise AssertionError("accepted")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_non_finite_numbers_are_rejected_everywhere() -> None:
+    from pnp_vision.protocol.frames import unpack_frame, unpack_status
+
+    for number in ("NaN", "Infinity", "-Infinity", "1e999"):
+        raw = (
+            '{"kind": "inspect", "id": "n", "camera": "c", "template": "t", '
+            f'"deadline_ms": {number}}}'
+        ).encode()
+        with pytest.raises(BadRequest):
+            decode_request([raw])
+        header = (
+            '{"version": 1, "camera": "c", "session": "s", "seq": 1, '
+            f'"capture_time": {number}, "width": 1, "height": 1}}'
+        ).encode()
+        with pytest.raises(BadRequest, match="invalid frame header"):
+            unpack_frame([b"frame.c", header, b"\0\0\0"])
+        status = (
+            '{"version": 1, "camera": "c", "session": "s", "state": "streaming", '
+            f'"time": {number}}}'
+        ).encode()
+        with pytest.raises(BadRequest, match="invalid camera status"):
+            unpack_status([b"status.c", status])
+    # and a model built in Python refuses them too (the base config, not only the parser)
+    with pytest.raises(ValueError, match="finite"):
+        InspectRequest(id="x", camera="c", template="t", deadline_ms=float("nan"))

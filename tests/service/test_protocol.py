@@ -53,7 +53,7 @@ def test_inline_image_travels_as_second_frame() -> None:
 @pytest.mark.parametrize(
     ("frames", "needle"),
     [
-        ([b"\xff\xfe not json"], "not JSON"),
+        ([b"\xff\xfe not json"], "not valid UTF-8"),
         ([b"[1, 2]"], "JSON object"),
         ([_raw(kind="inspect", id="a", camera="c", template=5)], "template"),
         ([_raw(kind="inspect", id="a", camera="c", template="t", seq="5")], "seq"),
