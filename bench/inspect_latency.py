@@ -225,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    backend = configure_backend()
+    backend = setup_runtime().backend
     from pnp_vision.devtools.tiny_models import ensure_model, ensure_tiny_model, qwen_3b
 
     results: dict[str, Any] = {}

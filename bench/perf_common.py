@@ -197,21 +197,31 @@ def mlx_threads(n: int | None) -> None:
     """Run this process's MLX work on `n` BLAS threads (None: the library's count); with one,
     big attention keeps to one stream too (`fastmath` otherwise uses two)."""
     if n:
-        from pnp_vision.inspect import backend, fastmath
+        from pnp_vision.inspect import fastmath, runtime
 
-        if backend._BLAS is not None:
-            backend._BLAS.openblas_set_num_threads(n)
+        if runtime._BLAS is not None:
+            runtime._BLAS.openblas_set_num_threads(n)
         if n == 1:
             fastmath.PARALLEL_SCORES = 1 << 62
+
+
+def tune(model, compute_dtype: str = "auto", model_type: str = "qwen2_5_vl"):
+    """What the engine does after loading: the dtype (`tune_model`), then the fast paths
+    (`patching.patch_model`). Returns the tuning report."""
+    from pnp_vision.inspect.models import patching
+    from pnp_vision.inspect.runtime import setup_runtime
+    from pnp_vision.inspect.tuning import tune_model
+
+    report = tune_model(model, compute_dtype)
+    patching.patch_model(model, model_type, setup_runtime())
+    return report
 
 
 def tuned_3b(lm_layers: int, vision_layers: int):
     """A 3B-shaped fp32 model at a reduced depth, tuned as the worker tunes it, and its
     (uncompiled) `FastInspector` with the 448x448 prompt's pixels: (model, inspector, pixels)."""
-    from pnp_vision.inspect.tuning import tune_model
-
     model = build_mlx(shape("3b", lm_layers, vision_layers), "float32")
-    tune_model(model, "auto")
+    tune(model, "auto")
     p = prompt(448)
     return model, FastInspector(model, p, compiled=False), pixels(p)
 
@@ -232,14 +242,14 @@ def plain_inspect(model, p: Prompt, px, question: int = 0):
 
 class FastInspector:
     """The optimized path, with what a resident engine keeps between calls (the positions plan).
-    `model` must have been through `tune_model` (fast vision installed)."""
+    `model` must have been through `tune` (fast vision installed)."""
 
     def __init__(self, model, p: Prompt, compiled: bool | None = None) -> None:
-        from pnp_vision.inspect.prefill_fast import mrope_positions
-        from pnp_vision.inspect.vision_fast import compile_default
+        from pnp_vision.inspect.models.qwen2_5_vl.language import mrope_positions
+        from pnp_vision.inspect.runtime import setup_runtime
 
         self.model, self.p = model, p
-        self.compiled = compile_default() if compiled is None else compiled
+        self.compiled = setup_runtime().compile if compiled is None else compiled
         merge = model.config.vision_config.spatial_merge_size
         self.positions = {}
         for q in range(len(p.suffixes)):
@@ -263,7 +273,7 @@ class FastInspector:
         """One question: one forward over the whole prompt, head on the last position only."""
         import mlx.core as mx
 
-        from pnp_vision.inspect.prefill_fast import last_position_logits
+        from pnp_vision.inspect.models.qwen2_5_vl.language import last_position_logits
 
         ids = self.p.ids(question)
         lm = self.model.language_model
@@ -276,7 +286,7 @@ class FastInspector:
         """All questions in one forward: image once, prefix and every suffix in one sequence."""
         import mlx.core as mx
 
-        from pnp_vision.inspect.prefill_fast import packed_logits
+        from pnp_vision.inspect.models.qwen2_5_vl.language import packed_logits
 
         lm = self.model.language_model
         embeds = self._embeds(self.p.prefix, px)
@@ -287,7 +297,7 @@ class FastInspector:
         """All questions: the image and the shared prefix once, the suffixes in one batch."""
         import mlx.core as mx
 
-        from pnp_vision.inspect.prefill_fast import prefill, suffix_logits
+        from pnp_vision.inspect.models.qwen2_5_vl.language import prefill, suffix_logits
 
         lm = self.model.language_model
         cache = prefill(lm, self._embeds(self.p.prefix, px), self.prefix_pos)

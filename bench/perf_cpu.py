@@ -9,7 +9,7 @@ Every measurement is its own process (`--impl`), and the processes alternate (tu
 then torch, tuned in the next round), so the load of a shared machine falls on both peers;
 each child records the load average it ran under. The paths:
 
-  tuned    what the worker runs: `configure_backend()` (OpenBLAS preloaded, freed memory kept),
+  tuned    what the worker runs: `setup_runtime()` (OpenBLAS preloaded, freed memory kept),
            the checkpoint built in its dtype (bf16, or 4-bit like mlx-community folders), then
            `tune_model` (fp32 on the CPU, fast vision tower, fast math), head on the answer rows
            of the last position only (`perf_common.FastInspector`).
@@ -98,18 +98,16 @@ def _alternate(args: argparse.Namespace, holders, one_pass, passes: int) -> dict
 
 
 def child_tuned(args: argparse.Namespace) -> dict[str, Any]:
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    info = configure_backend()
+    info = setup_runtime().backend
     import mlx.core as mx
     import numpy as np
-
-    from pnp_vision.inspect.tuning import tune_model
 
     pc.mlx_threads(args.threads)
     t0 = time.perf_counter()
     model = _build(args)
-    report = tune_model(model, "auto")
+    report = pc.tune(model, "auto")
     build_s = time.perf_counter() - t0
     p = pc.prompt(448)
     px = pc.pixels(p)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import perf_common as pc
 
-from pnp_vision.inspect.backend import configure_backend
+from pnp_vision.inspect.runtime import setup_runtime
 
 FRAME = (1280, 960)
 ROIS = {"frame 1280x960": (1280, 960), "roi 640x480": (640, 480), "roi 320x240": (320, 240),
@@ -120,7 +120,8 @@ def engine_phases(insp: Any, frame: Any, qs: list[Any], repeat: int) -> dict[str
     import mlx.core as mx
     import numpy as np
 
-    from pnp_vision.inspect import imageprep, prefill_fast
+    from pnp_vision.inspect import imageprep
+    from pnp_vision.inspect.models.qwen2_5_vl import language
 
     ad, t = insp._adapter, insp.templates.get(qs[0].template)
     times: dict[str, float] = {}
@@ -161,7 +162,7 @@ def engine_phases(insp: Any, frame: Any, qs: list[Any], repeat: int) -> dict[str
     mask = mx.array(causal).astype(embeds.dtype)[None, None]
     lm = insp.model.language_model
     for compiled in (True, False):
-        run = prefill_fast._layers_pass(lm, compiled)
+        run = language.layers_pass(lm, compiled)
         tag = "compiled" if compiled else "eager"
         tm(f"layers_{n}_nomask_{tag}", lambda run=run: mx.eval(run(embeds, pos)))
         tm(f"layers_{n}_arraymask_{tag}", lambda run=run: mx.eval(run(embeds, pos, mask)))
@@ -174,7 +175,8 @@ def bench_engine(model: Any, vocab_size: int, args: argparse.Namespace) -> dict[
     import mlx.core as mx
     import numpy as np
 
-    from pnp_vision.inspect import Question, imageprep, vision_fast
+    from pnp_vision.inspect import Question, imageprep
+    from pnp_vision.inspect.models.qwen2_5_vl import vision
 
     insp = engine_inspector(model, vocab_size, args.side, args.compute_dtype)
     frame = np.random.default_rng(0).integers(0, 256, (args.side, args.side, 3), dtype=np.uint8)
@@ -208,7 +210,7 @@ def bench_engine(model: Any, vocab_size: int, args: argparse.Namespace) -> dict[
     except Exception as exc:  # diagnostics only: never lose the run for them
         print(f"engine phases failed: {type(exc).__name__}: {exc}", flush=True)
 
-    vision_fast.uninstall_fast_vision(model)  # the reference: mlx-vlm as shipped
+    vision.uninstall(model)  # the reference: mlx-vlm as shipped
     pil, lm = imageprep.to_pil(frame), model.language_model
     plain = []
     for q in qs:
@@ -269,15 +271,14 @@ def main() -> None:
     ap.add_argument("--out")
     args = ap.parse_args()
 
-    configure_backend()
+    setup_runtime()
     import mlx.core as mx
     import numpy as np
 
-    from pnp_vision.inspect import vision_fast
-    from pnp_vision.inspect.tuning import tune_model
+    from pnp_vision.inspect.models.qwen2_5_vl import vision
 
     patch_plain_vision(args.plain_vision_fix)
-    device = "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
+    device = setup_runtime().device
     s = pc.shape(args.shape, args.lm_layers, args.vision_layers)
     bits = 4 if args.checkpoint == "4bit" else None
     dtype = "float32" if args.checkpoint == "fp32" else "bfloat16"
@@ -302,7 +303,7 @@ def main() -> None:
 
     def plain_vision():
         vt = model.vision_tower
-        return vision_fast.plain_forward(vt, pxa.astype(vt.patch_embed.proj.weight.dtype), grid)
+        return vision.plain_forward(vt, pxa.astype(vt.patch_embed.proj.weight.dtype), grid)
 
     if not args.skip_plain:
         t = pc.timeit(
@@ -313,7 +314,7 @@ def main() -> None:
         res["plain_vision_ms"] = pc.timeit(plain_vision, args.plain_repeat, args.plain_warmup, ev)
         print(f"plain {pc.med(t):.1f} ms  probs {res['plain_probs']}", flush=True)
 
-    report = tune_model(model, args.compute_dtype)
+    report = pc.tune(model, args.compute_dtype)
     res["tuning"] = report.summary()
     print(report.summary(), flush=True)
     fi = pc.FastInspector(model, p)
@@ -328,12 +329,12 @@ def main() -> None:
     res["compiled"] = fi.compiled
     print(f"fast {pc.med(res['fast_ms']):.1f} ms  probs {res['fast_probs']}", flush=True)
     if fi.compiled:  # what compiling pays: the same path op by op
-        vt = model.vision_tower
-        object.__setattr__(vt, "_fast_compile", False)
+        fast = vision.FastVision.of(model.vision_tower)
+        fast.compiled = False
         eager = pc.FastInspector(model, p, compiled=False)
         res["fast_eager_ms"] = pc.timeit(lambda: eager.one(px), args.repeat, 1, ev)
         res["fast_eager_vision_ms"] = pc.timeit(fast_vision, args.repeat, 1, ev)
-        object.__setattr__(vt, "_fast_compile", True)
+        fast.compiled = True
         print(f"fast, not compiled {pc.med(res['fast_eager_ms']):.1f} ms", flush=True)
     if "plain_probs" in res:
         res["max_prob_diff"] = float(

@@ -106,9 +106,9 @@ def _mlx_timers(model: Any, sink: dict[str, list[float]]) -> None:
 
 def run_mlx(depth: str, repeat: int, default: bool) -> dict:
     if not default:
-        from pnp_vision.inspect.backend import configure_backend
+        from pnp_vision.inspect.runtime import setup_runtime
 
-        configure_backend()
+        setup_runtime()
     import mlx.core as mx
     import mlx.nn as nn
     import numpy as np
@@ -135,9 +135,7 @@ def run_mlx(depth: str, repeat: int, default: bool) -> dict:
     mx.eval(model.parameters())
     res: dict[str, Any] = {"impl": "default" if default else "tuned"}
     if not default:
-        from pnp_vision.inspect.tuning import tune_model
-
-        res["tuning"] = tune_model(model, "auto").summary()
+        res["tuning"] = pc.tune(model, "auto", "mllama").summary()
     res["build_s"] = time.perf_counter() - t0
     ids, px, ar_ids, ar_mask, cross = inputs()
     kw = dict(pixel_values=mx.array(px), aspect_ratio_ids=mx.array(ar_ids),

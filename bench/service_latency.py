@@ -159,9 +159,9 @@ def throughput(endpoint: str, clients: int, seconds: float) -> dict[str, Any]:
 
 def in_process_peer(model_dir: Path, frame_png: bytes) -> Any:
     """The engine alone: a callable asking the same question through an in-process Inspector."""
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
     import cv2
     import numpy as np
 

@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -82,6 +82,23 @@ class Settings(StrictModel):
         description="auto (fp32 on CPU, checkpoint dtype on GPU), float32, bfloat16, float16.",
     )
     log_level: str = Field("INFO", description="Python logging level name.")
+    blas: str | None = Field(
+        None,
+        description="OpenBLAS library preloaded for MLX's CPU matmuls; unset: opencv's bundled "
+        "one, else the system's; empty: no preload.",
+    )
+    keep_memory: bool = Field(
+        True, description="Keep freed memory in the process (glibc mallopt) instead of trimming."
+    )
+    fastmath: bool | None = Field(
+        None, description="Fast exp/SiLU/GELU/attention routes; unset: on the CPU only."
+    )
+    compile: bool | None = Field(
+        None, description="mx.compile whole forward passes; unset: on GPUs only."
+    )
+    vision_attention: Literal["sdpa", "padded", "matmul"] | None = Field(
+        None, description="Qwen2.5-VL vision attention; unset: matmul with fastmath, else sdpa."
+    )
     keys_dir: Path | None = Field(
         None, description="CurveZMQ key folder (pnp-vision keys generate); unset = no CURVE."
     )

@@ -14,9 +14,9 @@ from pnp_vision.config import PROJECT_ROOT
 def pytest_configure(config: pytest.Config) -> None:
     """Before any test module imports mlx: OpenBLAS for MLX on the CPU, and no hub access."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
 
 
 @pytest.fixture(scope="session")

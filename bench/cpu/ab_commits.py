@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def child(tree: str, lm: int, vision: int, repeat: int) -> dict:
     sys.path.insert(0, tree)  # that commit's pnp_vision, ahead of this checkout's
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    info = configure_backend()
+    info = setup_runtime().backend
     import mlx.core as mx
 
     import pnp_vision
@@ -41,6 +41,13 @@ def child(tree: str, lm: int, vision: int, repeat: int) -> dict:
     s = pc.shape("3b", lm, vision)
     model = pc.build_mlx(s, "float32")
     tune_model(model, "auto")
+    try:  # trees since the renovation: the fast paths are installed by patching, not tune_model
+        from pnp_vision.inspect.models import patching
+        from pnp_vision.inspect.runtime import setup_runtime
+
+        patching.patch_model(model, "qwen2_5_vl", setup_runtime())
+    except ImportError:
+        pass
     p = pc.prompt(448)
     px = pc.pixels(p)
     fi = pc.FastInspector(model, p)

@@ -1,4 +1,4 @@
-"""A/B of `configure_backend`'s glibc settings (freed memory kept in the process) on the tuned
+"""A/B of `setup_runtime`'s glibc settings (freed memory kept in the process) on the tuned
 3B-shaped CPU inspection: the two settings alternate process by process.
 
     python bench/cpu/ab_memory.py --lm-layers 2 --vision-layers 8 --rounds 3
@@ -24,9 +24,9 @@ import perf_common as pc
 
 
 def one(args: argparse.Namespace) -> dict:
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    info = configure_backend()
+    info = setup_runtime().backend
     import mlx.core as mx
 
     pc.mlx_threads(args.threads)

@@ -37,9 +37,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
     pc.mlx_threads(args.threads)
     import mlx.core as mx
     import numpy as np
@@ -62,8 +62,7 @@ def main() -> None:
     rows = []
 
     def row(case: str, gflop: float, ours: Callable[[], object], theirs: Callable[[], object]):
-        with fastmath.forced(True):
-            a = best_ms(ours, args.repeat)
+        a = best_ms(ours, args.repeat)
         b = best_ms(theirs, args.repeat)
         rows.append({"case": case, "mlx ms": a, "torch ms": b, "torch/mlx": b / a,
                      "mlx GFLOP/s": gflop / a * 1e3, "torch GFLOP/s": gflop / b * 1e3})  # fmt: skip

@@ -32,13 +32,14 @@ CPU_TIME = False
 
 
 def mlx_profile(args: argparse.Namespace) -> dict:
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    info = configure_backend()
+    info = setup_runtime().backend
     import mlx.core as mx
     import mlx.nn as nn
 
-    from pnp_vision.inspect import fastmath, vision_fast
+    from pnp_vision.inspect import fastmath
+    from pnp_vision.inspect.models.qwen2_5_vl import vision as vision_fast
 
     pc.mlx_threads(args.threads)
     model, fi, px = pc.tuned_3b(args.lm_layers, args.vision_layers)
@@ -67,9 +68,9 @@ def mlx_profile(args: argparse.Namespace) -> dict:
     nn.Linear.__call__ = linear
     attend = vision_fast._attend
 
-    def vattend(q, k, v, mask, scale, how):
+    def vattend(q, k, v, mask, scale, how, fast_exp):
         barrier("other", q, k, v)
-        out = attend(q, k, v, mask, scale, how)
+        out = attend(q, k, v, mask, scale, how, fast_exp)
         barrier("attention full" if q.shape[0] == 1 else "attention windows", out)
         return out
 

@@ -33,12 +33,10 @@ import perf_common as pc
 def _model(shape: str):
     import mlx.core as mx
 
-    from pnp_vision.inspect.prefill_fast import _layers_pass, mrope_positions
-    from pnp_vision.inspect.tuning import tune_model
-
+    from pnp_vision.inspect.models.qwen2_5_vl.language import layers_pass, mrope_positions
     s = pc.shape(shape)
     model = pc.build_mlx(s, "bfloat16")
-    tune_model(model, "auto")
+    pc.tune(model, "auto")
     p = pc.prompt(448)
     px = mx.array(pc.pixels(p)).astype(mx.bfloat16)
     grid = mx.array([p.grid])
@@ -46,7 +44,7 @@ def _model(shape: str):
     ids = [*p.ids(), p.ids()[-1]]  # 304: the engine's bucket
     pos, _ = mrope_positions(ids, [p.grid], pc.IMAGE_TOKEN, 2)
     embeds = mx.random.normal((1, len(ids), s.lm["hidden_size"])).astype(mx.bfloat16)
-    layers = _layers_pass(lm, True)
+    layers = layers_pass(lm, True)
     return model, px, grid, embeds, pos, layers, s
 
 

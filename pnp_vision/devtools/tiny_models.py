@@ -342,9 +342,9 @@ def build_model_folder(
     prompts_dir: Path | None = None,
 ) -> Path:
     """Write a complete model folder for `kind` into `out` (created; must not exist)."""
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from pnp_vision.devtools.tokenizer import write_qwen2_real_tokenizer, write_tokenizer_files
 

@@ -129,27 +129,6 @@ def model_spec(cfg: TrainConfig) -> Any:
     )
 
 
-class _SharedPrefix:
-    """One layer's keys and values of the shared prompt prefix (duck-types mlx-vlm's KVCache):
-    the one-row prefix pass stores them, the rows' pass gets them broadcast before its own."""
-
-    def __init__(self) -> None:
-        self.keys: Any = None
-        self.values: Any = None
-        self.offset = 0
-
-    def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
-        import mlx.core as mx
-
-        if self.keys is None:
-            self.keys, self.values, self.offset = keys, values, keys.shape[2]
-            return keys, values
-        n = keys.shape[0]
-        pk = mx.broadcast_to(self.keys, (n, *self.keys.shape[1:]))
-        pv = mx.broadcast_to(self.values, (n, *self.values.shape[1:]))
-        return mx.concatenate([pk, keys], axis=2), mx.concatenate([pv, values], axis=2)
-
-
 class Trainer:
     """Owns the model (through an Inspector on the folder being trained) and the optimizer."""
 
@@ -158,17 +137,18 @@ class Trainer:
         import mlx.optimizers as optim
 
         from pnp_vision.devtools.train_data import build_tables
-        from pnp_vision.inspect import Inspector, TemplateSet, vision_fast
-        from pnp_vision.inspect.arch import adapter_for
+        from pnp_vision.inspect import Inspector, TemplateSet
+        from pnp_vision.inspect.models.qwen2_5_vl.vision import FastVision
 
         self.cfg = cfg
         templates = TemplateSet.load(PROJECT_ROOT / "prompts")
         self.inspector = Inspector(folder, templates, compute_dtype="float32")
         self.model = self.inspector.model
-        vision_fast.install_fast_vision(self.model)
-        self.adapter = adapter_for(
-            self.model, self.inspector.processor, {"model_type": "qwen2_5_vl"}
-        )
+        self.adapter = self.inspector.adapter
+        vision = FastVision.of(self.model.vision_tower)  # the engine's vision pass
+        if vision is None:
+            raise ValueError("training needs the Qwen2.5-VL vision tower")
+        self.vision = vision
         self.tables = build_tables(
             self.inspector, cfg.templates, cfg.prompt_length, cfg.frame_size, cfg.caps
         )
@@ -214,86 +194,21 @@ class Trainer:
         """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position."""
         import mlx.core as mx
 
-        from pnp_vision.inspect import vision_fast
+        from pnp_vision.inspect.models.qwen2_5_vl.language import answer_hidden
 
         start, n_tokens = self._layout
-        model = self.model
-        tower = model.vision_tower
+        lm = self.model.language_model
         grid = tuple(tuple(int(v) for v in row) for row in self._grid.tolist())
         # The engine's batched-window vision pass, without its CPU-inference habit of evaluating
         # the window attention early (an eval inside mx.compile / value_and_grad is an error).
-        plan = vision_fast._cached_plan(tower, grid)
-        feats = vision_fast._tower_pass(
-            tower, plan, tower._fast_attention, pixels, split_eval=False
-        )
+        feats = self.vision.tower_pass(self.vision.plan(grid), pixels, split_eval=False)
         feats = feats.reshape(self._grid.shape[0], n_tokens, -1)[frame_of]
-        embed = model.language_model.model.embed_tokens
+        embed = lm.model.embed_tokens
         prefix = embed(ids[:1, :start])
         rows = mx.concatenate([feats, embed(ids[:, start + n_tokens :])], axis=1)
-        hidden = self._last_hidden(prefix, rows, last - start)
+        hidden = answer_hidden(lm, prefix, rows, self._positions, last - start)
         answers = embed(mx.array(self.tables.answer_ids))  # tied head: the answers' rows only
         return hidden @ answers.T
-
-    def _last_hidden(self, prefix: Any, rows: Any, last: Any) -> Any:
-        """The language model's final hidden state at position `last` of each row.
-
-        The text before the image is the same in every prompt, and a causal model computes it
-        the same way for each: it runs once, on one row, and its keys and values are broadcast
-        to the rows (image, question), which run as mlx-vlm runs them. In the last layer only
-        the answer position's query, attention output and MLP are computed, since nothing else
-        reaches the answer. Together about two thirds of the language model's work.
-        """
-        import mlx.core as mx
-        from mlx_vlm.models.qwen2_5_vl.language import apply_multimodal_rotary_pos_emb as rope
-
-        lm = self.model.language_model.model
-        *early, final = lm.layers
-        attn = final.self_attn
-        if attn.rotary_emb.fused_apply:
-            raise RuntimeError("fused mrope (Metal) is not supported by the training pass")
-        p, (q, s, _) = prefix.shape[1], rows.shape
-        cos, sin = attn.rotary_emb(prefix, self._positions)  # (1, p + s, head_dim)
-        head = (cos[:, :p], sin[:, :p])
-        tail = (cos[:, p:], sin[:, p:])
-        # row query i (at position p + i) sees the prefix and row keys 0..i
-        causal = mx.arange(p + s)[None, :] <= mx.arange(p, p + s)[:, None]
-        row_mask = mx.where(causal, 0.0, -mx.inf).astype(rows.dtype)
-        for layer in early:
-            kv = _SharedPrefix()
-            prefix = layer(prefix, "causal", kv, self._positions[..., :p], head)
-            rows = layer(rows, row_mask, kv, self._positions[..., p:], tail)
-        idx = mx.arange(q)
-
-        def heads(x: Any, n: int) -> Any:
-            return x.reshape(x.shape[0], -1, n, attn.head_dim).transpose(0, 2, 1, 3)
-
-        xp, xr = final.input_layernorm(prefix), final.input_layernorm(rows)
-        k = mx.concatenate(
-            [
-                mx.broadcast_to(rope(*[heads(attn.k_proj(xp), attn.n_kv_heads)] * 2, *head)[1],
-                                (q, attn.n_kv_heads, p, attn.head_dim)),
-                rope(*[heads(attn.k_proj(xr), attn.n_kv_heads)] * 2, *tail)[1],
-            ],
-            axis=2,
-        )  # fmt: skip
-        v = mx.concatenate(
-            [
-                mx.broadcast_to(heads(attn.v_proj(xp), attn.n_kv_heads),
-                                (q, attn.n_kv_heads, p, attn.head_dim)),
-                heads(attn.v_proj(xr), attn.n_kv_heads),
-            ],
-            axis=2,
-        )  # fmt: skip
-        query = heads(attn.q_proj(xr[idx, last][:, None]), attn.n_heads)
-        at = (tail[0][0, last][:, None], tail[1][0, last][:, None])  # (q, 1, head_dim)
-        query = rope(query, query, *at)[0]
-        visible = mx.arange(p + s)[None, :] <= (p + last)[:, None]  # padding after `last`: unseen
-        bias = mx.where(visible, 0.0, -mx.inf)[:, None, None, :].astype(query.dtype)
-        out = mx.fast.scaled_dot_product_attention(query, k, v, scale=attn.scale, mask=bias)
-        out = attn.o_proj(out.transpose(0, 2, 1, 3).reshape(q, 1, -1))
-        hidden = rows[idx, last][:, None] + out
-        hidden = hidden + final.mlp(final.post_attention_layernorm(hidden))
-        return lm.norm(hidden)[:, 0]
 
     def _build_step(self) -> Any:
         import mlx.core as mx
@@ -466,9 +381,9 @@ def train(
     `init_from`: continue from a folder this script wrote (same widths), with a fresh schedule
     and a new batch stream seed, instead of from random weights.
     """
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
     from pnp_vision.devtools.tiny_models import build_model_folder
 
     out = Path(out)
@@ -518,9 +433,9 @@ def train(
 def recheck(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     """Score a trained folder again on `cfg.heldout_frames` unseen frames and rewrite its
     record's held-out accuracy and `learned_templates` (e.g. with more frames than at first)."""
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
     meta = json.loads((folder / "training.json").read_text())
     templates = tuple(meta.get("trained_templates", cfg.templates))
     accuracy = heldout_accuracy(folder, replace(cfg, templates=templates))

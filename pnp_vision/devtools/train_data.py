@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from pnp_vision.inspect import imageprep
-from pnp_vision.inspect.qwen_pixels import QwenPixels
+from pnp_vision.inspect.models.qwen2_5_vl.pixels import QwenPixels
 
 _GET_TIMEOUT_S = 300.0
 
@@ -85,9 +85,8 @@ def build_tables(
     """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself.
     `length`: every prompt is right-padded to it (0: to the longest prompt)."""
     from pnp_vision.inspect import Question
-    from pnp_vision.inspect.arch import adapter_for
 
-    adapter = adapter_for(inspector.model, inspector.processor, {"model_type": "qwen2_5_vl"})
+    adapter = inspector.adapter
     pixels = QwenPixels.from_processor(inspector.processor.image_processor)
     if pixels is None:
         raise ValueError("training needs the Qwen image processor that QwenPixels reproduces")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _run(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime as configure_backend
 
     configure_backend()  # before anything imports mlx
     from pnp_vision.evaluation.evaluate import evaluate

@@ -1,7 +1,7 @@
 """Inspection: templates, image prep, model loading and constrained scoring.
 
 Importing this package does not import mlx: the model is loaded by `Inspector(...)`, after
-`configure_backend()` (which it calls) has set up the CPU BLAS.
+`setup_runtime()` (which it calls, where the entry point has not) has set up the CPU BLAS.
 """
 
 from pnp_vision.inspect.engine import Inspector

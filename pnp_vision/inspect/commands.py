@@ -53,12 +53,14 @@ def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
 def run_inspect(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
     from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect.runtime import setup_runtime
     from pnp_vision.logs import setup_logging
 
     settings = load_settings(
         model_dir=args.model, prompts_dir=args.prompts, min_confidence=args.min_confidence
     )
     setup_logging("WARNING")
+    runtime = setup_runtime(settings)
     question = Question(template=args.template, params=_parse_params(args.param))
     roi = _parse_roi(args.roi)
     templates = TemplateSet.load(settings.prompts_dir)
@@ -73,6 +75,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         templates,
         min_confidence=settings.min_confidence,
         compute_dtype=settings.compute_dtype,
+        runtime=runtime,
     )
     load_ms = (time.perf_counter() - t0) * 1e3
     result = inspector.inspect(image, [question], roi=roi)[0]

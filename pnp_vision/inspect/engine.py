@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from pnp_vision.errors import BadRequest, ConfigError, ImageError, ModelError, PnpVisionError
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.results import InspectionResult, Timings
+from pnp_vision.inspect.runtime import Runtime, setup_runtime
 from pnp_vision.inspect.scoring import (
     AnswerPlan,
     packed_answer_logits,
@@ -36,15 +37,17 @@ from pnp_vision.inspect.scoring import (
 )
 from pnp_vision.inspect.templates import Question, Template, TemplateSet
 from pnp_vision.logs import kv
+from pnp_vision.protocol.requests import MAX_QUESTIONS
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+    from pnp_vision.inspect.models.base import Adapter
+
 log = logging.getLogger(__name__)
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-MAX_QUESTIONS = 64
 
 
 @dataclass
@@ -69,7 +72,9 @@ class _GroupCost:
 
 
 class Inspector:
-    """Loads a local mlx-vlm model folder once and answers `Question`s about images."""
+    """Loads a local mlx-vlm model folder once and answers `Question`s about images.
+
+    `runtime`: the process's `setup_runtime()` unless given (tests pass variants)."""
 
     def __init__(
         self,
@@ -78,6 +83,7 @@ class Inspector:
         *,
         min_confidence: float = 0.8,
         compute_dtype: str = "auto",
+        runtime: Runtime | None = None,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence {min_confidence} must be between 0 and 1")
@@ -85,7 +91,10 @@ class Inspector:
             raise ConfigError(
                 f"compute_dtype {compute_dtype!r} must be one of {', '.join(COMPUTE_DTYPES)}"
             )
+        self.runtime = runtime or setup_runtime()  # before anything imports mlx
         from pnp_vision.inspect.loading import load_model
+        from pnp_vision.inspect.models import adapter_for, patching
+        from pnp_vision.inspect.tuning import tune_model
 
         self._thread = threading.get_ident()
         self.model_dir = Path(model_dir)
@@ -93,13 +102,11 @@ class Inspector:
         self.min_confidence = min_confidence
         t0 = time.perf_counter()
         self._model, self._processor, self._config = load_model(self.model_dir)
-        from pnp_vision.inspect.tuning import tune_model
-
-        self.tuning = tune_model(self._model, compute_dtype)  # device dtype + fast vision path
+        self.tuning = tune_model(self._model, compute_dtype, device=self.runtime.device)
         self._dtype = self.tuning.compute_dtype
-        from pnp_vision.inspect.arch import adapter_for
-
-        self._adapter = adapter_for(self._model, self._processor, self._config)
+        model_type = self._config["model_type"]
+        self.fast_paths = patching.patch_model(self._model, model_type, self.runtime)
+        self._adapter = adapter_for(self._model, self._processor, self._config, self.runtime)
         self._tokenizer = self._processor.tokenizer
         self._plans = {t.name: plan_answers(self._tokenizer, tuple(t.answers)) for t in templates}
         self._ids_cache: dict[tuple[str, str], list[int]] = {}
@@ -107,11 +114,12 @@ class Inspector:
             "model loaded %s",
             kv(
                 path=self.model_dir,
-                model_type=self._config["model_type"],
+                model_type=model_type,
                 dtype=self._dtype,
                 load_ms=(time.perf_counter() - t0) * 1e3,
             ),
         )
+        log.info("fast paths: %s", "; ".join(self.fast_paths) or "none")
 
     # -- setup -----------------------------------------------------------------------------
     def _check_thread(self) -> None:
@@ -132,6 +140,11 @@ class Inspector:
         """The mlx-vlm processor (tokenizer + image processor)."""
         return self._processor
 
+    @property
+    def adapter(self) -> Adapter:
+        """The architecture's adapter (training and benchmarks drive the model through it)."""
+        return self._adapter
+
     def answer_plan(self, template: str) -> AnswerPlan:
         """How a template's answers are scored with this tokenizer (one pass or sequences)."""
         self.templates.get(template)
@@ -141,8 +154,6 @@ class Inspector:
         import mlx.core as mx
         from mlx.utils import tree_flatten
 
-        from pnp_vision.inspect.backend import configure_backend
-
         params = tree_flatten(self._model.parameters())
         return {
             "model_type": self._config["model_type"],
@@ -150,7 +161,7 @@ class Inspector:
             "device": str(mx.default_device()),
             "dtype": self._dtype,
             "parameter_bytes": int(sum(a.nbytes for _, a in params)),
-            "blas": configure_backend().blas,
+            "blas": self.runtime.backend.blas,
             "templates": self.templates.names(),
         }
 
@@ -281,7 +292,7 @@ class Inspector:
                 suffixes = [item.ids[len(prefix) :] for item in members]
                 plans = [m.plan for m in members]
                 logits, columns = packed_answer_logits(adapter, prefix, suffixes, inputs, plans)
-                if mx.default_device().type == mx.DeviceType.gpu:  # the CPU would run it now
+                if self.runtime.device == "gpu":  # the CPU would run it now
                     mx.async_eval(logits)  # ... while the host queues the language pass
                 mx.eval(inputs.features)
                 t1 = time.perf_counter()

@@ -6,20 +6,18 @@ softmax in every attention, mllama's exact GELU) cost a 3B inspection several se
 training step a third of its time. Here: a Cody-Waite range reduction, a degree-7 polynomial
 and an exponent built from integer bits, laid out for MLX's kernel fuser (see below): SiLU gate
 ~3 ns an element (MLX: ~25), softmax weights ~4.5 (~17), GELU ~3.7 (~35), exp within 1.7e-7
-relative (mx.exp: 3.8e-6). On GPUs `mx.exp` is a hardware instruction: `enabled()` is the
-switch the fast paths consult.
+relative (mx.exp: 3.8e-6). On GPUs `mx.exp` is a hardware instruction: `Runtime.fastmath`
+decides where these are used (math only here; `models/patching.py` routes mlx-vlm to them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
 
-FASTMATH_ENV = "PNP_VISION_FASTMATH"  # "1"/"0": force on/off (default: on the CPU)
+from pnp_vision.inspect.runtime import blas_threads, device_kind
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693145751953125  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**10
@@ -27,29 +25,6 @@ _LN2_LO = 1.428606765330187e-06
 _MAGIC = 12582912.0  # 1.5 * 2**23: (t + _MAGIC) - _MAGIC is t rounded to an integer, |t| < 2**22
 _TAYLOR = (1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0)
 MASKED = -30000.0  # additive mask value for excluded keys: exp() of it is exactly 0
-
-
-_FORCED: list[bool] = []
-
-
-def enabled() -> bool:
-    """Whether the fast functions are in use (read when a pass runs or is traced)."""
-    if _FORCED:
-        return _FORCED[-1]
-    flag = os.environ.get(FASTMATH_ENV)
-    if flag is not None:
-        return flag == "1"
-    return mx.default_device().type == mx.DeviceType.cpu
-
-
-@contextlib.contextmanager
-def forced(on: bool) -> Iterator[None]:
-    """Fast math on or off for the enclosed calls, process-wide (for A/B comparisons)."""
-    _FORCED.append(on)
-    try:
-        yield
-    finally:
-        _FORCED.pop()
 
 
 # How the kernels are shaped, measured on this CPU (mlx 0.32, x86_64): `mx.compile` fuses
@@ -349,7 +324,7 @@ def attention(
             )
     scores = b * heads * length * keys
     rows = max(1, CHUNK_SCORES // (b * heads * keys))
-    parallel = scores > PARALLEL_SCORES and mx.default_device().type == mx.DeviceType.cpu
+    parallel = scores > PARALLEL_SCORES and device_kind() == "cpu"
     if parallel:
         rows = min(rows, -(-length // 2))  # at least two chunks, one per stream
     if rows >= length:
@@ -375,8 +350,6 @@ def _on_two_streams(
     stream's elementwise kernels on one thread, so a single stream leaves a core idle through
     every softmax pass; two streams keep both busy, GEMMs included. None (run them lazily on
     one stream) where evaluating is not allowed: inside mx.compile, grad or vmap."""
-    from pnp_vision.inspect.backend import blas_threads
-
     try:
         mx.eval(*(a for a in inputs if a is not None))
     except (
@@ -394,98 +367,11 @@ def _on_two_streams(
     return parts
 
 
-_PATCHED: dict[str, Callable[..., mx.array]] = {}
-
-
-def _route(cls: type, fast: Callable[..., mx.array]) -> None:
-    """cls.__call__ -> `fast` while `enabled()`, the original otherwise."""
-    plain = cls.__call__
-    _PATCHED[f"{cls.__module__}.{cls.__qualname__}"] = plain
-
-    def dispatch(self: Any, *args: Any, **kwargs: Any) -> mx.array:
-        return (fast if enabled() else plain)(self, *args, **kwargs)
-
-    cls.__call__ = dispatch
-
-
-def _mllama_text_mlp(self: Any, x: mx.array) -> mx.array:
-    return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))  # act_fn: x sigmoid(x)
-
-
-def _mllama_vision_mlp(self: Any, hidden: mx.array) -> mx.array:
-    hidden = self.fc1(hidden)
-    exact = getattr(self.gelu, "_approx", None) == "none"  # nn.GELU(): the erf form
-    return self.fc2(gelu(hidden) if exact else self.gelu(hidden))
-
-
-def _mllama_vision_attention(
-    self: Any, hidden: mx.array, attention_mask: mx.array | None = None
-) -> mx.array:
-    b, length, _ = hidden.shape
-    q, k, v = (
-        proj(hidden).reshape(b, length, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-        for proj in (self.q_proj, self.k_proj, self.v_proj)
-    )
-    if attention_mask is not None:
-        attention_mask = attention_mask[:, :, : k.shape[-2], :]
-    out = attention(q, k, v, self.scale, attention_mask)  # chunked: 4 tiles = 6432 queries
-    return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, length, -1))
-
-
-def patch_mlx_vlm() -> None:
-    """Send mlx-vlm's SwiGLU (the Qwen MLPs), the attention of its Qwen2.5-VL and mllama
-    language models, and mllama's text MLP (its `act_fn` is x * mx.sigmoid(x)), vision MLP
-    (exact GELU) and vision attention through this module while `enabled()`; otherwise, and
-    for anything these do not cover (attention sinks, quantized caches), mlx-vlm's own code
-    runs. Idempotent."""
-    if _PATCHED:
-        return
-    from mlx_vlm.models import mlp as vlm_mlp
-    from mlx_vlm.models.mllama import language as mllama_lm
-    from mlx_vlm.models.mllama import vision as mllama_vision
-    from mlx_vlm.models.qwen2_5_vl import language as qwen_lm
-
-    plain_swiglu = vlm_mlp.swiglu
-
-    def swiglu(gate: mx.array, x: mx.array) -> mx.array:
-        return silu_mul(gate, x) if enabled() else plain_swiglu(gate, x)
-
-    def sdpa(plain: Callable[..., mx.array]) -> Callable[..., mx.array]:
-        def dispatch(
-            queries: mx.array,
-            keys: mx.array,
-            values: mx.array,
-            cache: Any,
-            scale: float,
-            mask: Any,
-            sinks: mx.array | None = None,
-        ) -> mx.array:
-            quantized_cache = hasattr(cache, "dequantize")  # mlx-vlm's TurboQuant caches
-            if enabled() and sinks is None and not quantized_cache:
-                return attention(queries, keys, values, scale, mask)
-            return plain(queries, keys, values, cache, scale=scale, mask=mask, sinks=sinks)
-
-        return dispatch
-
-    _PATCHED["swiglu"] = plain_swiglu
-    vlm_mlp.swiglu = swiglu
-    for module in (qwen_lm, mllama_lm):
-        _PATCHED[module.__name__] = module.scaled_dot_product_attention
-        module.scaled_dot_product_attention = sdpa(module.scaled_dot_product_attention)
-    _route(mllama_lm.MllamaTextMLP, _mllama_text_mlp)
-    _route(mllama_vision.MllamaVisionMLP, _mllama_vision_mlp)
-    _route(mllama_vision.MllamaVisionAttention, _mllama_vision_attention)
-
-
 __all__ = [
-    "FASTMATH_ENV",
     "MASKED",
     "attention",
-    "enabled",
     "exp",
-    "forced",
     "gelu",
-    "patch_mlx_vlm",
     "sigmoid",
     "silu",
     "silu_mul",

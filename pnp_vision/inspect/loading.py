@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pnp_vision.errors import ModelLoadError
+from pnp_vision.inspect.models import ARCHITECTURES
 
-SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "mllama")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model", "vocab.json")
 
 
@@ -35,10 +35,10 @@ def check_model_folder(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_path}: config is not a JSON object")
     model_type = config.get("model_type")
-    if model_type not in SUPPORTED_MODEL_TYPES:
+    if model_type not in ARCHITECTURES:
         raise ModelLoadError(
             f"model folder {path}: unsupported model_type {model_type!r}"
-            f" (supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+            f" (supported: {', '.join(ARCHITECTURES)})"
         )
     _check_weights(path)
     if not any((path / name).is_file() for name in _TOKENIZER_FILES):
@@ -75,9 +75,6 @@ def load_model(path: Path) -> tuple[Any, Any, dict[str, Any]]:
     config = check_model_folder(path)
     os.environ["HF_HUB_OFFLINE"] = "1"  # before mlx_vlm/transformers/huggingface_hub import
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    from pnp_vision.inspect.backend import configure_backend
-
-    configure_backend()
     try:
         from mlx_vlm import load
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import mlx.core as mx
 
+from pnp_vision.inspect.runtime import device_kind
+
 _SOURCE = """
     unsigned int i = cooperative_groups::this_grid().thread_rank();
     if (i >= B * L * (H + 2 * KV) * D) return;
@@ -99,7 +101,7 @@ def enable_kernel() -> bool:
     to build or to agree. Call outside `mx.compile` (it evaluates)."""
     if _KERNEL:
         return _KERNEL[1]
-    if mx.default_device().type != mx.DeviceType.gpu or not hasattr(mx.fast, "cuda_kernel"):
+    if device_kind() != "gpu" or not hasattr(mx.fast, "cuda_kernel"):
         return False
     try:
         kernel = mx.fast.cuda_kernel(

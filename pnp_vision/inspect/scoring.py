@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pnp_vision.errors import ConfigError
-from pnp_vision.inspect.arch.base import Adapter, ImageInputs, PromptCache
+from pnp_vision.inspect.models.base import Adapter, ImageInputs, PromptCache
 
 
 @dataclass(frozen=True)

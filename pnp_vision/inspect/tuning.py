@@ -6,8 +6,7 @@ on the CPU the fast dtype is fp32 and a quantized checkpoint is dequantized at l
 memory of 4-bit weights, reported). On a GPU bf16 and the checkpoint's quantization are fast and
 small, so "auto" keeps the checkpoint as it is. `Settings.compute_dtype` overrides the choice.
 
-`tune_model` is the one call the engine makes after loading; it also installs the fast
-Qwen2.5-VL vision path (`vision_fast`).
+`tune_model` only picks and applies the dtype; the fast paths are `models/patching.py`'s job.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from pnp_vision.inspect import fastmath, rope, vision_fast
-from pnp_vision.inspect.decoder_fast import fuse
+from pnp_vision.inspect.runtime import device_kind
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,6 @@ class TuningReport:
     quantized_layers_kept: int
     weight_bytes_before: int
     weight_bytes_after: int
-    fast_vision: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
@@ -55,14 +52,8 @@ class TuningReport:
             f"weights {self.weight_bytes_before / gib:.2f} -> "
             f"{self.weight_bytes_after / gib:.2f} GiB; "
             f"dequantized {self.dequantized_layers} layers, kept {self.quantized_layers_kept} "
-            f"quantized; fast vision {'on' if self.fast_vision else 'off'}"
-            + ("; " + "; ".join(self.notes) if self.notes else "")
+            "quantized" + ("; " + "; ".join(self.notes) if self.notes else "")
         )
-
-
-def device_kind() -> str:
-    """'cpu' or 'gpu' (Metal or CUDA): what MLX computes on by default in this process."""
-    return "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
 
 
 def resolve_compute_dtype(requested: str, device: str) -> mx.Dtype | None:
@@ -178,12 +169,11 @@ def tune_model(
     model: nn.Module,
     compute_dtype: str = "auto",
     *,
-    fast_vision: bool = True,
     device: str | None = None,
     device_bytes: int | None = None,
 ) -> TuningReport:
-    """Bring `model` (as returned by mlx-vlm's `load`) to the compute dtype for this device and
-    install the fast paths. Call once, on the thread that owns the model, right after loading.
+    """Bring `model` (as returned by mlx-vlm's `load`) to the compute dtype for this device.
+    Call once, on the thread that owns the model, right after loading.
     `device` and `device_bytes` default to what MLX reports (tests pass them to play a GPU)."""
     device = device or device_kind()
     target = resolve_compute_dtype(compute_dtype, device)
@@ -210,22 +200,7 @@ def tune_model(
         cast_floats(model, target)
     if device == "cpu" and target is not None and target != mx.float32:
         notes.append(f"{compute_dtype} on the CPU misses the BLAS and runs ~30x slower than fp32")
-    if device == "cpu":
-        from pnp_vision.inspect.backend import configure_backend
-
-        notes.append(f"backend: {configure_backend().summary()}")
     kept = sum(1 for _, m in model.named_modules() if _is_quantized(m))
-    installed = fast_vision and vision_fast.install_fast_vision(model)
-    if installed and vision_fast.compile_default() and fuse(model.language_model):
-        notes.append("language q/k/v and gate/up projections fused")
-    if installed:
-        tower = model.vision_tower
-        notes.append(
-            f"vision MLP width {tower.blocks[0].mlp.gate_proj.weight.shape[0]}"
-            + ("; q/k rotated by one CUDA kernel" if rope.enable_kernel() else "")
-        )
-    if fast_vision:
-        fastmath.patch_mlx_vlm()  # CPU: fast exp in mlx-vlm's SwiGLU and attention
     report = TuningReport(
         device=device,
         requested=compute_dtype,
@@ -235,7 +210,6 @@ def tune_model(
         quantized_layers_kept=kept,
         weight_bytes_before=before,
         weight_bytes_after=weight_bytes(model),
-        fast_vision=installed,
         notes=tuple(notes),
     )
     log.info("model tuned: %s", report.summary())
@@ -247,7 +221,6 @@ __all__ = [
     "TuningReport",
     "cast_floats",
     "dequantize_model",
-    "device_kind",
     "resolve_compute_dtype",
     "tune_model",
     "weight_bytes",

@@ -91,9 +91,6 @@ class ModelThread(threading.Thread):
     def _load(self) -> Any:
         started = time.monotonic()
         try:
-            from pnp_vision.inspect.backend import configure_backend
-
-            configure_backend()  # before anything imports mlx
             from pnp_vision.inspect import Inspector, TemplateSet
 
             inspector = Inspector(

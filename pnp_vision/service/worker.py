@@ -123,9 +123,9 @@ class Worker:
 
     def serve(self) -> None:
         """Run until stopped; raise ModelLoadError if the model cannot be loaded."""
-        from pnp_vision.inspect.backend import configure_backend
+        from pnp_vision.inspect.runtime import setup_runtime
 
-        configure_backend()  # before pnp_vision.inspect (or anything) imports mlx
+        setup_runtime(self.settings)  # before pnp_vision.inspect (or anything) imports mlx
         from pnp_vision.capture.subscriber import FrameSubscriber
         from pnp_vision.inspect.templates import TemplateSet
 

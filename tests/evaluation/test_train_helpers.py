@@ -13,8 +13,8 @@ _TRAINER = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from pnp_vision.inspect.backend import configure_backend
-    configure_backend()
+    from pnp_vision.inspect.runtime import setup_runtime
+    setup_runtime()
     from pnp_vision.devtools import train
     from pnp_vision.devtools.tiny_models import build_model_folder
     from pnp_vision.devtools.train_data import BatchStream

@@ -11,8 +11,11 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from pnp_vision.inspect import decoder_fast, prefill_fast, rope, vision_fast
+from pnp_vision.inspect import rope
 from pnp_vision.inspect.loading import load_model
+from pnp_vision.inspect.models import patching
+from pnp_vision.inspect.models.qwen2_5_vl import language, vision
+from pnp_vision.inspect.runtime import setup_runtime
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +44,16 @@ def test_batched_window_vision_matches_mlx_vlm(qwen, grid):
     model, _ = qwen
     tower = model.vision_tower
     px, g = _pixels(grid, 1), mx.array(grid)
-    plain = vision_fast.plain_forward(tower, px, g)
-    for how in vision_fast.VisionAttention:
+    plain = vision.plain_forward(tower, px, g)
+    for how in vision.VisionAttention:
         for compiled in (False, True):
-            object.__setattr__(tower, "_fast_plans", {})
-            object.__setattr__(tower, "_fast_compiled", {})
-            object.__setattr__(tower, "_fast_attention", how)
-            object.__setattr__(tower, "_fast_compile", compiled)
-            fast = vision_fast.fast_forward(tower, px, g)
+            fast = vision.FastVision(tower, setup_runtime(), how, compiled)(px, g)
             assert fast.shape == plain.shape
             assert _rel(fast, plain) < 1e-5, (how, compiled)
 
 
 def test_window_plan_is_a_permutation_with_its_inverse():
-    plan = vision_fast.plan_windows(
+    plan = vision.plan_windows(
         [(1, 10, 14), (2, 6, 6)], merge=2, patch=14, window=112, head_dim=16
     )
     units = (10 * 14 + 2 * 6 * 6) // 4
@@ -65,13 +64,13 @@ def test_window_plan_is_a_permutation_with_its_inverse():
     assert plan.images.count == 3  # one image and one of two frames
     assert plan.tiles is None  # two grids: the permutation is a gather
     for grid in ([(1, 16, 24)], [(2, 8, 8)]):  # windows tile these exactly: a transpose
-        plan = vision_fast.plan_windows(grid, merge=2, patch=14, window=112, head_dim=16)
+        plan = vision.plan_windows(grid, merge=2, patch=14, window=112, head_dim=16)
         assert plan.tiles is not None
         units = np.arange(len(np.array(plan.window_index)), dtype=np.float32)[:, None]
         x = mx.array(np.repeat(units, 4, axis=0))  # 4 patches per merge unit
-        moved = np.array(vision_fast._to_windows(x, plan, 4))[::4, 0]
+        moved = np.array(vision._to_windows(x, plan, 4))[::4, 0]
         assert np.array_equal(moved, np.array(plan.window_index))
-        back = vision_fast._from_windows(mx.array(moved[:, None]), plan)
+        back = vision._from_windows(mx.array(moved[:, None]), plan)
         assert np.array_equal(np.array(back)[:, 0], units[:, 0])
 
 
@@ -79,13 +78,14 @@ def test_install_routes_the_tower_and_uninstall_restores_it(qwen):
     model, _ = qwen
     grid = [[1, 8, 8]]
     px, g = _pixels(grid, 2), mx.array(grid)
-    plain = vision_fast.plain_forward(model.vision_tower, px, g)
-    assert vision_fast.install_fast_vision(model, compile=False)
-    assert model.vision_tower._fast_plans == {}
+    plain = vision.plain_forward(model.vision_tower, px, g)
+    patching.install(patching.patches_for("qwen2_5_vl").routes(setup_runtime()))
+    fast = vision.install(model, setup_runtime(), compiled=False)
+    assert fast.plans == {}
     assert _rel(model.vision_tower(px, g), plain) < 1e-5
-    assert len(model.vision_tower._fast_plans) == 1  # the call went through the fast path
-    vision_fast.uninstall_fast_vision(model)
-    assert model.vision_tower._fast_plans is None
+    assert len(fast.plans) == 1  # the call went through the fast path
+    vision.uninstall(model)
+    assert vision.FastVision.of(model.vision_tower) is None
 
 
 def _prompt(config, grid, question):
@@ -105,7 +105,7 @@ def _plain_probs(model, ids, px, grid, answers):
 
 def test_language_shortcuts_match_the_full_forward(qwen):
     model, config = qwen
-    vision_fast.install_fast_vision(model, compile=False)
+    vision.install(model, setup_runtime(), compiled=False)
     grid, answers = [1, 8, 8], (11, 12)
     px = _pixels([grid], 3)
     lm = model.language_model
@@ -127,17 +127,17 @@ def test_language_shortcuts_match_the_full_forward(qwen):
     img = config["image_token_id"]
     one = []
     for s in suffixes:
-        pos, _ = prefill_fast.mrope_positions(prefix + s, [tuple(grid)], img, merge)
-        logits = prefill_fast.last_position_logits(lm, embeds(prefix + s), pos, answers)
+        pos, _ = language.mrope_positions(prefix + s, [tuple(grid)], img, merge)
+        logits = language.last_position_logits(lm, embeds(prefix + s), pos, answers)
         one.append(np.array(mx.softmax(logits[0])))
     np.testing.assert_allclose(np.array(one), plain, atol=1e-5)
 
-    ppos, nxt = prefill_fast.mrope_positions(prefix, [tuple(grid)], img, merge)
-    packed = prefill_fast.packed_logits(lm, embeds(prefix), ppos, nxt, suffixes, answers)
+    ppos, nxt = language.mrope_positions(prefix, [tuple(grid)], img, merge)
+    packed = language.packed_logits(lm, embeds(prefix), ppos, nxt, suffixes, answers)
     np.testing.assert_allclose(np.array(mx.softmax(packed, axis=-1)), plain, atol=1e-5)
 
-    cache = prefill_fast.prefill(lm, embeds(prefix), ppos)
-    batched = prefill_fast.suffix_logits(lm, cache, suffixes, nxt, answers)
+    cache = language.prefill(lm, embeds(prefix), ppos)
+    batched = language.suffix_logits(lm, cache, suffixes, nxt, answers)
     np.testing.assert_allclose(np.array(mx.softmax(batched, axis=-1)), plain, atol=1e-5)
 
 
@@ -147,16 +147,16 @@ def test_host_positions_match_mlx_vlm(qwen):
     prefix, suffix = _prompt(config, grid, 1)
     ids = prefix + suffix
     ref, _ = model.language_model.get_rope_index(mx.array([ids]), mx.array([grid]))
-    pos, _ = prefill_fast.mrope_positions(ids, [tuple(grid)], config["image_token_id"], 2)
+    pos, _ = language.mrope_positions(ids, [tuple(grid)], config["image_token_id"], 2)
     assert np.array_equal(np.array(ref), np.array(pos))
-    _, nxt_prefix = prefill_fast.mrope_positions(prefix, [tuple(grid)], config["image_token_id"], 2)
+    _, nxt_prefix = language.mrope_positions(prefix, [tuple(grid)], config["image_token_id"], 2)
     assert int(np.array(ref)[0, 0, len(prefix)]) == nxt_prefix
 
 
 def test_suffixes_must_not_be_empty(qwen):
     model, _ = qwen
     with pytest.raises(ValueError, match="at least one token"):
-        prefill_fast.suffix_logits(model.language_model, [], [[]], 0)
+        language.suffix_logits(model.language_model, [], [[]], 0)
 
 
 def test_padded_mlp_gives_the_same_tower(tiny_model_dir):
@@ -167,30 +167,30 @@ def test_padded_mlp_gives_the_same_tower(tiny_model_dir):
     tower = model.vision_tower
     grid = [[1, 10, 14]]
     px, g = _pixels(grid, 4), mx.array(grid)
-    before = vision_fast.plain_forward(tower, px, g)
+    before = vision.plain_forward(tower, px, g)
     width = tower.blocks[0].mlp.gate_proj.weight.shape[0]
     multiple = width + 7  # whatever the tiny width is, force a pad
-    assert vision_fast.pad_mlp(tower, multiple) == multiple
+    assert vision.pad_mlp(tower, multiple) == multiple
     mlp = tower.blocks[-1].mlp
     assert mlp.up_proj.weight.shape[0] == mlp.down_proj.weight.shape[1] == multiple
-    assert vision_fast.pad_mlp(tower, multiple) == 0  # already aligned: nothing to do
-    assert _rel(vision_fast.plain_forward(tower, px, g), before) < 1e-6
-    assert vision_fast.install_fast_vision(model, compile=False)
+    assert vision.pad_mlp(tower, multiple) == 0  # already aligned: nothing to do
+    assert _rel(vision.plain_forward(tower, px, g), before) < 1e-6
+    assert vision.install(model, setup_runtime(), compiled=False)
     assert not rope.enable_kernel()  # the CUDA kernel only on GPUs
     assert _rel(model.vision_tower(px, g), before) < 1e-5
 
 
 def test_fused_decoder_matches_mlx_vlm(tiny_model_dir):
-    """`decoder_fast` (GPUs: one q/k/v matmul, one gate/up matmul, one rotation kernel; here the
-    rotation as ops) equals mlx-vlm's layers, causal and with a packed-style array mask,
-    eager and compiled; mlx-vlm's own forward still works on the re-pointed weights."""
+    """`language.decoder_pass` (GPUs: one q/k/v matmul, one gate/up matmul, one rotation kernel;
+    here the rotation as ops) equals mlx-vlm's layers, causal and with a packed-style array
+    mask, eager and compiled; mlx-vlm's own forward still works on the re-pointed weights."""
     model, _, config = load_model(tiny_model_dir("qwen2_5_vl"))
     model.set_dtype(mx.float32)
     lm = model.language_model
     grid = [1, 10, 14]
     prefix, suffix = _prompt(config, grid, 2)
     ids = prefix + suffix
-    pos, _ = prefill_fast.mrope_positions(ids, [tuple(grid)], config["image_token_id"], 2)
+    pos, _ = language.mrope_positions(ids, [tuple(grid)], config["image_token_id"], 2)
     hidden = lm.model.embed_tokens.weight.shape[1]
     embeds = mx.array(np.random.default_rng(5).standard_normal((1, len(ids), hidden), np.float32))
     n = len(ids)
@@ -200,15 +200,15 @@ def test_fused_decoder_matches_mlx_vlm(tiny_model_dir):
     want = [lm.model(None, inputs_embeds=embeds, mask=m, position_ids=pos) for m in (None, mask)]
     q_before = np.array(lm.model.layers[0].self_attn.q_proj.weight)
 
-    assert decoder_fast.fuse(lm) and decoder_fast.fuse(lm)  # idempotent
+    assert language.fuse(lm) and language.fuse(lm)  # idempotent
     layer = lm.model.layers[-1]
-    fused, _ = layer.self_attn._pnp_qkv
+    fused, _ = language.fused(lm).qkv[-1]
     assert fused.shape[0] == sum(
         getattr(layer.self_attn, p).weight.shape[0] for p in ("q_proj", "k_proj", "v_proj")
     )
     assert np.array_equal(np.array(lm.model.layers[0].self_attn.q_proj.weight), q_before)
-    compiled = mx.compile(lambda e, p, m=None: decoder_fast.decoder_pass(lm, e, p, m))
+    compiled = mx.compile(lambda e, p, m=None: language.decoder_pass(lm, e, p, m))
     for m, ref in zip((None, mask), want, strict=True):
         assert _rel(lm.model(None, inputs_embeds=embeds, mask=m, position_ids=pos), ref) < 1e-6
-        assert _rel(decoder_fast.decoder_pass(lm, embeds, pos, m), ref) < 1e-5
+        assert _rel(language.decoder_pass(lm, embeds, pos, m), ref) < 1e-5
         assert _rel(compiled(embeds, pos, m), ref) < 1e-5

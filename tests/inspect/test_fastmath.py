@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mlx.core as mx
 import numpy as np
 import pytest
 
 from pnp_vision.inspect import fastmath
+from pnp_vision.inspect.models import patching
+from pnp_vision.inspect.runtime import setup_runtime
+
+
+def _install(model_type: str) -> None:
+    """The fast routes of `model_type` (what the CPU runtime installs), whatever this host is."""
+    runtime = setup_runtime()
+    patching.install(patching.patches_for(model_type).routes(replace(runtime, fastmath=True)))
 
 
 def test_exp_is_within_float32_rounding_of_exact_over_its_range():
@@ -102,27 +112,26 @@ def test_attention_matches_mlx_sdpa(heads, kv_heads, length, keys, mask, chunk, 
     assert np.allclose(got, want, atol=1e-5)
 
 
-def test_patched_mlx_vlm_paths_follow_the_switch():
-    """After the patch, mlx-vlm's SwiGLU is the fast one while on, its own one while off."""
+def test_patched_mlx_vlm_paths_follow_the_routes():
+    """With the routes in, mlx-vlm's SwiGLU is the fast one; unpatched, its own one."""
     from mlx_vlm.models import mlp as vlm_mlp
 
-    fastmath.patch_mlx_vlm()
+    _install("qwen2_5_vl")
     gate = mx.array(np.linspace(-30, 30, 4001, dtype=np.float32))
-    with fastmath.forced(False):
+    with patching.unpatched():
         plain = vlm_mlp.swiglu(gate, gate)
-    with fastmath.forced(True):
-        fast = vlm_mlp.swiglu(gate, gate)
+    fast = vlm_mlp.swiglu(gate, gate)
     assert np.allclose(plain, fast, rtol=1e-5, atol=1e-5)
-    assert np.array_equal(plain, fastmath._PATCHED["swiglu"](gate, gate))
+    assert np.array_equal(plain, patching.original(vlm_mlp, "swiglu")(gate, gate))
     assert not np.array_equal(plain, fast)  # a different computation, not the same one twice
 
 
-def test_patched_mllama_follows_the_switch_with_the_same_answers(tiny_model_dir):
+def test_patched_mllama_follows_the_routes_with_the_same_answers(tiny_model_dir):
     """mllama's text MLP, vision MLP (exact GELU) and vision attention (tile padding mask) go
-    through the fast functions while on, and give mlx-vlm's own logits."""
+    through the fast functions while routed, and give mlx-vlm's own logits."""
     from pnp_vision.inspect.loading import load_model
 
-    fastmath.patch_mlx_vlm()
+    _install("mllama")
     model, _, config = load_model(tiny_model_dir("mllama"))
     model.set_dtype(mx.float32)
     vision = config["vision_config"]
@@ -141,10 +150,9 @@ def test_patched_mllama_follows_the_switch_with_the_same_answers(tiny_model_dir)
     def logits():
         return np.array(model(mx.array([ids]), **kwargs).logits[0, -1].astype(mx.float32))
 
-    with fastmath.forced(False):
+    with patching.unpatched():
         plain = logits()
-    with fastmath.forced(True):
-        fast = logits()
+    fast = logits()
     assert np.allclose(fast, plain, rtol=1e-4, atol=1e-4)
     assert not np.array_equal(fast, plain)
 

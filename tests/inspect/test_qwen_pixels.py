@@ -9,8 +9,8 @@ from mlx_vlm.models.qwen3_vl.processing_qwen3_vl import Qwen3VLImageProcessor
 from PIL import Image
 
 from pnp_vision.inspect import Question
-from pnp_vision.inspect.arch.qwen2_5_vl import packed_bucket
-from pnp_vision.inspect.qwen_pixels import QwenPixels, smart_resize
+from pnp_vision.inspect.models.qwen2_5_vl.adapter import packed_bucket
+from pnp_vision.inspect.models.qwen2_5_vl.pixels import QwenPixels, smart_resize
 
 CLIP = {"image_mean": [0.48145466, 0.4578275, 0.40821073],
         "image_std": [0.26862954, 0.26130258, 0.27577711]}  # fmt: skip
@@ -148,7 +148,7 @@ def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypat
     """Where compiling is on (GPUs; here forced), every language pass runs at a bucket length
     (one question: causal, no array mask; several: the packed mask) and its answers equal the
     op-by-op pass."""
-    from pnp_vision.inspect import prefill_fast
+    from pnp_vision.inspect.models.qwen2_5_vl import language
 
     inspector = inspectors["qwen2_5_vl"]
     frame = make_frame(11, 96, 128)
@@ -157,7 +157,7 @@ def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypat
     plain = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
 
     passes: list[tuple[int, bool]] = []  # (length, with an array mask) of each compiled pass
-    real = prefill_fast._layers_pass
+    real = language.layers_pass
 
     def spy(lm, compiled):
         assert compiled
@@ -169,8 +169,8 @@ def test_compiled_packed_pass_pads_to_a_bucket(inspectors, make_frame, monkeypat
 
         return run
 
-    monkeypatch.setattr(prefill_fast, "_layers_pass", spy)
-    monkeypatch.setenv("PNP_VISION_COMPILE", "1")
+    monkeypatch.setattr(language, "layers_pass", spy)
+    monkeypatch.setattr(inspector.adapter, "compiled", True)
     compiled = [[r.probabilities for r in inspector.inspect(frame, qs)] for qs in asks]
     assert passes and all(packed_bucket(n) == n for n, _ in passes)  # bucket lengths only
     assert passes[0] == (passes[0][0], False)  # one question: no array mask

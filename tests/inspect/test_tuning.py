@@ -1,9 +1,9 @@
-"""tune_model: the compute dtype per device, dequantized checkpoints, and the report at load."""
+"""tune_model: the compute dtype per device, dequantized checkpoints, and the report at load;
+the runtime setup (BLAS, freed memory) that comes before it."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import mlx.core as mx
@@ -11,9 +11,10 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
+from pnp_vision.config import load_settings
 from pnp_vision.inspect import tuning
-from pnp_vision.inspect.backend import MALLOC_ENV, configure_backend
 from pnp_vision.inspect.loading import load_model
+from pnp_vision.inspect.runtime import setup_runtime
 
 
 def _load(tiny_model_dir, kind: str, quantize: bool):
@@ -60,12 +61,10 @@ def test_cpu_dequantizes_to_fp32_with_the_same_answers(tiny_model_dir, caplog):
     assert report.device == "cpu" and report.compute_dtype == "float32"
     assert report.dequantized_layers > 0 and report.quantized_layers_kept == 0
     assert report.weight_bytes_after > report.weight_bytes_before  # the memory cost, reported
-    assert report.fast_vision
     assert "model tuned" in caplog.text and "GiB" in caplog.text
-    backend = configure_backend()  # BLAS and malloc settings show in the load log
-    assert f"backend: {backend.summary()}" in report.notes
-    if sys.platform.startswith("linux") and os.environ.get(MALLOC_ENV) != "0":
-        assert backend.memory_kept and "freed memory kept" in caplog.text
+    backend = setup_runtime().backend  # BLAS and malloc settings, decided once from Settings
+    if sys.platform.startswith("linux") and load_settings().keep_memory:
+        assert backend.memory_kept and "freed memory kept" in backend.summary()
     assert not any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
     np.testing.assert_allclose(_probs(model, config), before, atol=1e-4)
 
@@ -84,5 +83,4 @@ def test_explicit_dtype_and_mllama(tiny_model_dir):
     model, _ = _load(tiny_model_dir, "mllama", quantize=False)
     report = tuning.tune_model(model, "bfloat16")
     assert report.compute_dtype == "bfloat16"
-    assert not report.fast_vision  # the batched-window tower is Qwen2.5-VL's
     assert any("slower" in n for n in report.notes)  # bf16 on the CPU is flagged

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pnp_vision.inspect.runtime import Runtime
+
 
 @dataclass
 class ImageInputs:
@@ -42,9 +44,10 @@ class Adapter:
     image_token_id: int
     packs_questions = False  # implements `packed_logits`
 
-    def __init__(self, model: Any, processor: Any) -> None:
+    def __init__(self, model: Any, processor: Any, runtime: Runtime) -> None:
         self.model = model
         self.processor = processor
+        self.runtime = runtime
         self.tokenizer = processor.tokenizer
         lm = model.language_model
         self._head = lm.lm_head if hasattr(lm, "lm_head") else lm.model.embed_tokens.as_linear

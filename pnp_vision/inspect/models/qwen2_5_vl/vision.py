@@ -1,4 +1,4 @@
-"""A faster forward pass for mlx-vlm's Qwen2.5-VL vision tower, same weights, same numbers.
+"""Qwen2.5-VL vision tower (mlx-vlm's `qwen2_5_vl/vision.py`): a faster forward, same numbers.
 
 mlx-vlm runs window attention one window at a time: at 448x448 that is 16 windows x 28 windowed
 layers = 448 attention calls, each with its own `mx.split`, plus host syncs (`.tolist()`,
@@ -6,7 +6,8 @@ layers = 448 attention calls, each with its own `mx.split`, plus host syncs (`.t
 gather/scatter indices) is computed once per image grid with numpy and cached, and each layer
 runs all of its windows in one batched attention call: windows of equal length are a reshape,
 unequal ones are padded to the longest and masked. The gated MLP activation is compiled into one
-kernel; the rotary embedding is `rope.rope_qkv` (one CUDA kernel on GPUs).
+kernel; the rotary embedding is `rope.rope_qkv` (one CUDA kernel on GPUs). `FastVision` holds one
+tower's plans and compiled passes; `patches.py` routes `VisionModel.__call__` to it.
 
 Attention itself is pluggable (`VisionAttention`), because what is fast and what is safe differs
 per backend: on CUDA, `mx.fast.scaled_dot_product_attention` with bf16 and head dim 80 goes to
@@ -17,7 +18,6 @@ the kept part of the output); "matmul" spells attention out as two matmuls and a
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,22 +25,11 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx_vlm.models.qwen2_5_vl.vision import VisionModel
 
-from pnp_vision.inspect import fastmath, rope
+from pnp_vision.inspect import fastmath
 from pnp_vision.inspect.rope import rope_qkv
-
-ATTENTION_ENV = "PNP_VISION_VISION_ATTENTION"
-COMPILE_ENV = "PNP_VISION_COMPILE"  # "1"/"0": compile whole forward passes (default: on GPUs)
-
-
-def compile_default() -> bool:
-    """Whole-pass `mx.compile`: on GPUs it removes most per-op launch and Python overhead (the
-    vision tower is ~500 small kernels); on the CPU the arithmetic dominates and the first call
-    would pay a C++ compile, so it stays off there unless PNP_VISION_COMPILE=1."""
-    flag = os.environ.get(COMPILE_ENV)
-    if flag is not None:
-        return flag == "1"
-    return mx.default_device().type == mx.DeviceType.gpu
+from pnp_vision.inspect.runtime import Runtime, blas_threads
 
 
 class VisionAttention(StrEnum):
@@ -156,16 +145,22 @@ def _swiglu_exact(gate: mx.array, up: mx.array) -> mx.array:
     return gate * mx.sigmoid(gate) * up
 
 
-def _swiglu(gate: mx.array, up: mx.array) -> mx.array:
-    return fastmath.silu(gate) * up if fastmath.enabled() else _swiglu_exact(gate, up)
+def _swiglu(gate: mx.array, up: mx.array, fast_exp: bool) -> mx.array:
+    return fastmath.silu(gate) * up if fast_exp else _swiglu_exact(gate, up)
 
 
 def _attend(
-    q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, scale: float, how: VisionAttention
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    mask: mx.array | None,
+    scale: float,
+    how: VisionAttention,
+    fast_exp: bool,
 ) -> mx.array:
     """Attention over (batch, heads, length, head_dim)."""
     if how is VisionAttention.MATMUL:
-        if fastmath.enabled():
+        if fast_exp:
             return fastmath.attention(q, k, v, scale, mask)
         scores = (q * scale) @ k.swapaxes(-1, -2)
         if mask is not None:
@@ -185,10 +180,6 @@ def _attend(
     return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
 
 
-def _on_cpu() -> bool:
-    return mx.default_device().type == mx.DeviceType.cpu
-
-
 def _segment_attention(
     q: mx.array,
     k: mx.array,
@@ -196,7 +187,8 @@ def _segment_attention(
     seg: Segments,
     scale: float,
     how: VisionAttention,
-    split_eval: bool = False,
+    fast_exp: bool,
+    split_eval: bool,
 ) -> mx.array:
     """q, k, v: (seq, heads, head_dim) -> (seq, heads * head_dim), attention within segments."""
     heads, head_dim = q.shape[1:]
@@ -207,16 +199,14 @@ def _segment_attention(
         return a.reshape(seg.count, seg.length, heads, head_dim).transpose(0, 2, 1, 3)
 
     if seg.count > 1 and split_eval:
-        # many tiny GEMMs: evaluate them on one BLAS thread (see backend.blas_threads)
-        from pnp_vision.inspect.backend import blas_threads
-
+        # many tiny GEMMs: evaluate them on one BLAS thread (see runtime.blas_threads)
         qb, kb, vb = batch(q), batch(k), batch(v)
         mx.eval(qb, kb, vb)
         with blas_threads(1):
-            out = _attend(qb, kb, vb, seg.mask, scale, how)
+            out = _attend(qb, kb, vb, seg.mask, scale, how, fast_exp)
             mx.eval(out)
     else:
-        out = _attend(batch(q), batch(k), batch(v), seg.mask, scale, how)
+        out = _attend(batch(q), batch(k), batch(v), seg.mask, scale, how, fast_exp)
     out = out.transpose(0, 2, 1, 3).reshape(seg.count * seg.length, heads * head_dim)
     return out if seg.scatter is None else out[seg.scatter]
 
@@ -227,7 +217,8 @@ def _block(
     plan: WindowPlan,
     seg: Segments,
     how: VisionAttention,
-    split_eval: bool = False,
+    fast_exp: bool,
+    split_eval: bool,
 ) -> mx.array:
     attn = blk.attn
     h = mx.fast.rms_norm(x, blk.norm1.weight, blk.norm1.eps)
@@ -236,40 +227,11 @@ def _block(
     # squeeze, not [0]: MLX indexes with an integer by a gather (a copy kernel each, ~23 us)
     rotated = rope_qkv(qkv[None], plan.cos, plan.sin, heads, heads)
     q, k, v = (a.squeeze(0).swapaxes(0, 1) for a in rotated)
-    x = x + attn.proj(_segment_attention(q, k, v, seg, attn.scale, how, split_eval))
+    out = _segment_attention(q, k, v, seg, attn.scale, how, fast_exp, split_eval)
+    x = x + attn.proj(out)
     h = mx.fast.rms_norm(x, blk.norm2.weight, blk.norm2.eps)
     mlp = blk.mlp
-    return x + mlp.down_proj(_swiglu(mlp.gate_proj(h), mlp.up_proj(h)))
-
-
-def default_attention() -> VisionAttention:
-    """The attention variant for this process: PNP_VISION_VISION_ATTENTION, else MATMUL where
-    fastmath is on (on the CPU MLX's SDPA is the same ops with the slow exp), else SDPA."""
-    fallback = VisionAttention.MATMUL if fastmath.enabled() else VisionAttention.SDPA
-    return VisionAttention(os.environ.get(ATTENTION_ENV, fallback.value))
-
-
-def fast_forward(
-    tower: Any,
-    hidden_states: mx.array,
-    grid_thw: mx.array,
-    output_hidden_states: bool | None = None,
-    *,
-    attention: VisionAttention | None = None,
-) -> mx.array:
-    """Drop-in replacement for `VisionModel.__call__` (qwen2_5_vl); returns merged features."""
-    if output_hidden_states:
-        raise ValueError("the fast vision path does not return per-layer hidden states")
-    how = attention or tower._fast_attention
-    grid = tuple(tuple(int(v) for v in row) for row in np.array(grid_thw).tolist())
-    plan = _cached_plan(tower, grid)
-    if tower._fast_compile and attention is None:
-        key = (grid, how)
-        compiled: dict = tower._fast_compiled
-        if key not in compiled:
-            compiled[key] = mx.compile(functools.partial(_tower_pass, tower, plan, how))
-        return compiled[key](hidden_states)
-    return _tower_pass(tower, plan, how, hidden_states, split_eval=_on_cpu())
+    return x + mlp.down_proj(_swiglu(mlp.gate_proj(h), mlp.up_proj(h), fast_exp))
 
 
 def _patch_embed(embed: Any, pixels: mx.array) -> mx.array:
@@ -279,24 +241,6 @@ def _patch_embed(embed: Any, pixels: mx.array) -> mx.array:
     weight = weight.transpose(0, 4, 1, 2, 3).reshape(weight.shape[0], -1)
     out = pixels.reshape(pixels.shape[0], -1).astype(weight.dtype) @ weight.T
     return out + embed.proj.bias if "bias" in embed.proj else out
-
-
-def _tower_pass(
-    tower: Any,
-    plan: WindowPlan,
-    how: VisionAttention,
-    hidden_states: mx.array,
-    split_eval: bool = False,
-) -> mx.array:
-    """The whole tower. `split_eval` (CPU, never inside mx.compile) evaluates the window
-    attention on its own, on one BLAS thread."""
-    x = _patch_embed(tower.patch_embed, hidden_states)
-    x = _to_windows(x, plan, tower.spatial_merge_unit)
-    full = set(tower.fullatt_block_indexes)
-    for i, blk in enumerate(tower.blocks):
-        seg = plan.images if i in full else plan.windows
-        x = _block(blk, x, plan, seg, how, split_eval)
-    return _from_windows(tower.merger(x), plan)
 
 
 def _to_windows(x: mx.array, plan: WindowPlan, unit: int) -> mx.array:
@@ -319,22 +263,79 @@ def _from_windows(y: mx.array, plan: WindowPlan) -> mx.array:
     return y.reshape(-1, y.shape[-1])
 
 
-def _cached_plan(tower: Any, grid: tuple[tuple[int, int, int], ...]) -> WindowPlan:
-    plans: dict = tower._fast_plans
-    if grid not in plans:
-        cfg = tower.config
-        plans[grid] = plan_windows(
-            [tuple(g) for g in grid],
-            merge=tower.spatial_merge_size,
-            patch=tower.patch_size,
-            window=tower.window_size,
-            head_dim=cfg.hidden_size // cfg.num_heads,
-        )
-    return plans[grid]
+_TOWERS: dict[int, FastVision] = {}  # id(tower) -> its fast path; one per loaded model
 
 
-def is_qwen25_vision(tower: Any) -> bool:
-    return type(tower).__module__.endswith("qwen2_5_vl.vision") and hasattr(tower, "blocks")
+class FastVision:
+    """The batched-window forward of one Qwen2.5-VL vision tower, with its per-grid window plans
+    and (where compiling) one compiled pass per grid. Call after the weights are final: a
+    compiled pass keeps the arrays it was traced with."""
+
+    def __init__(
+        self,
+        tower: Any,
+        runtime: Runtime,
+        attention: VisionAttention | None = None,
+        compiled: bool | None = None,
+    ) -> None:
+        self.tower = tower
+        self.fast_exp = runtime.fastmath
+        # on the CPU MLX's SDPA is the same ops with the slow exp: MATMUL where fastmath is on
+        fallback = VisionAttention.MATMUL if runtime.fastmath else VisionAttention.SDPA
+        self.attention = attention or VisionAttention(runtime.vision_attention or fallback)
+        # Whole-pass mx.compile: on GPUs it removes most per-op launch and Python overhead (the
+        # tower is ~500 small kernels); on the CPU the arithmetic dominates and the first call
+        # would pay a C++ compile.
+        self.compiled = runtime.compile if compiled is None else compiled
+        self.split_eval = runtime.device == "cpu"
+        self.plans: dict[tuple[tuple[int, int, int], ...], WindowPlan] = {}
+        self._passes: dict[tuple[tuple[int, int, int], ...], Any] = {}
+
+    @staticmethod
+    def of(tower: Any) -> FastVision | None:
+        """The fast path installed for `tower`, if any."""
+        fast = _TOWERS.get(id(tower))
+        return fast if fast is not None and fast.tower is tower else None
+
+    def plan(self, grid: tuple[tuple[int, int, int], ...]) -> WindowPlan:
+        if grid not in self.plans:
+            tower, cfg = self.tower, self.tower.config
+            self.plans[grid] = plan_windows(
+                [tuple(g) for g in grid],
+                merge=tower.spatial_merge_size,
+                patch=tower.patch_size,
+                window=tower.window_size,
+                head_dim=cfg.hidden_size // cfg.num_heads,
+            )
+        return self.plans[grid]
+
+    def __call__(
+        self, hidden_states: mx.array, grid_thw: mx.array, output_hidden_states: bool | None = None
+    ) -> mx.array:
+        """`VisionModel.__call__`'s signature and result (merged features)."""
+        if output_hidden_states:
+            raise ValueError("the fast vision path does not return per-layer hidden states")
+        grid = tuple(tuple(int(v) for v in row) for row in np.array(grid_thw).tolist())
+        plan = self.plan(grid)
+        if self.compiled:
+            if grid not in self._passes:
+                self._passes[grid] = mx.compile(functools.partial(self.tower_pass, plan))
+            return self._passes[grid](hidden_states)
+        return self.tower_pass(plan, hidden_states, split_eval=self.split_eval)
+
+    def tower_pass(
+        self, plan: WindowPlan, hidden_states: mx.array, split_eval: bool = False
+    ) -> mx.array:
+        """The whole tower. `split_eval` (CPU, never inside mx.compile or a gradient) evaluates
+        the window attention on its own, on one BLAS thread."""
+        tower = self.tower
+        x = _patch_embed(tower.patch_embed, hidden_states)
+        x = _to_windows(x, plan, tower.spatial_merge_unit)
+        full = set(tower.fullatt_block_indexes)
+        for i, blk in enumerate(tower.blocks):
+            seg = plan.images if i in full else plan.windows
+            x = _block(blk, x, plan, seg, self.attention, self.fast_exp, split_eval)
+        return _from_windows(tower.merger(x), plan)
 
 
 def pad_mlp(tower: Any, multiple: int = 64) -> int:
@@ -360,59 +361,41 @@ def pad_mlp(tower: Any, multiple: int = 64) -> int:
     return width + pad
 
 
-def install_fast_vision(
-    model: Any, attention: VisionAttention | None = None, compile: bool | None = None
-) -> bool:
-    """Route `model.vision_tower(...)` through `fast_forward`. False where the model has no
-    Qwen2.5-VL vision tower (nothing is changed then). Call after the weights are final: a
-    compiled pass keeps the arrays it was traced with. On GPUs the MLP widths are padded
-    (`pad_mlp`) and q/k rotated by one CUDA kernel where it builds and agrees (`rope`)."""
+def install(
+    model: Any,
+    runtime: Runtime,
+    attention: VisionAttention | None = None,
+    compiled: bool | None = None,
+) -> FastVision | None:
+    """Give `model.vision_tower` a `FastVision` (what the patched `VisionModel.__call__` runs);
+    None where the model has no Qwen2.5-VL vision tower."""
     tower = getattr(model, "vision_tower", None)
-    if tower is None or not is_qwen25_vision(tower):
-        return False
-    if mx.default_device().type == mx.DeviceType.gpu:
-        pad_mlp(tower)
-        rope.enable_kernel()
-    # Instance attributes go through object.__setattr__: nn.Module would treat them as children.
-    object.__setattr__(tower, "_fast_plans", {})
-    object.__setattr__(tower, "_fast_attention", attention or default_attention())
-    object.__setattr__(tower, "_fast_compile", compile_default() if compile is None else compile)
-    object.__setattr__(tower, "_fast_compiled", {})
-    cls = type(tower)
-    if not getattr(cls, "_pnp_fast_patched", False):
-        plain = cls.__call__
-
-        @functools.wraps(plain)
-        def dispatch(self: Any, *args: Any, **kwargs: Any) -> mx.array:
-            if self.__dict__.get("_fast_plans") is not None:
-                return fast_forward(self, *args, **kwargs)
-            return plain(self, *args, **kwargs)
-
-        cls.__call__ = dispatch
-        cls._pnp_fast_patched = True
-    return True
+    if not isinstance(tower, VisionModel):
+        return None
+    fast = FastVision(tower, runtime, attention, compiled)
+    _TOWERS[id(tower)] = fast
+    return fast
 
 
-def uninstall_fast_vision(model: Any) -> None:
-    """Back to mlx-vlm's own forward for this model (the class hook stays, inert)."""
-    tower = getattr(model, "vision_tower", None)
-    if tower is not None and "_fast_plans" in tower.__dict__:
-        object.__setattr__(tower, "_fast_plans", None)
+def uninstall(model: Any) -> None:
+    """Back to mlx-vlm's own forward for this model (the class route stays, passing through)."""
+    _TOWERS.pop(id(getattr(model, "vision_tower", None)), None)
 
 
 def plain_forward(tower: Any, *args: Any, **kwargs: Any) -> mx.array:
     """mlx-vlm's unmodified forward, for comparisons."""
-    cls = type(tower)
-    original = getattr(cls.__call__, "__wrapped__", cls.__call__)
-    return original(tower, *args, **kwargs)
+    from pnp_vision.inspect.models import patching
+
+    return patching.original(VisionModel, "__call__")(tower, *args, **kwargs)
 
 
 __all__ = [
+    "FastVision",
     "VisionAttention",
     "WindowPlan",
-    "fast_forward",
-    "install_fast_vision",
+    "install",
+    "pad_mlp",
     "plain_forward",
     "plan_windows",
-    "uninstall_fast_vision",
+    "uninstall",
 ]

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from pnp_vision.inspect.arch.base import Adapter, ImageInputs, PromptCache
+import mlx.core as mx
+import numpy as np
+
+from pnp_vision.inspect.imageprep import to_pil
+from pnp_vision.inspect.models.base import Adapter, ImageInputs, PromptCache
+from pnp_vision.inspect.models.qwen2_5_vl import language
+from pnp_vision.inspect.models.qwen2_5_vl.pixels import QwenPixels
+from pnp_vision.inspect.runtime import Runtime
 
 
 class QwenVLAdapter(Adapter):
     packs_questions = True
 
-    def __init__(self, model: Any, processor: Any) -> None:
-        super().__init__(model, processor)
+    def __init__(self, model: Any, processor: Any, runtime: Runtime) -> None:
+        super().__init__(model, processor, runtime)
+        self.compiled = runtime.compile  # the language passes: compiled, padded to a bucket
         self.image_token_id = int(model.config.image_token_id)
         self.video_token_id = int(model.config.video_token_id)
         self.merge = int(model.config.vision_config.spatial_merge_size)
 
     def preprocess(self, image: Any, max_pixels: int | None) -> ImageInputs:
-        import mlx.core as mx
-        import numpy as np
-
-        from pnp_vision.inspect.qwen_pixels import QwenPixels
-
         proc = self.processor.image_processor
         kwargs = {}
         if max_pixels is not None:
@@ -36,11 +39,9 @@ class QwenVLAdapter(Adapter):
             self._pixels = QwenPixels.from_processor(proc)
         pixels = self._pixels
         if pixels is None:  # a processor whose resampling we do not reproduce
-            from pnp_vision.inspect.imageprep import to_pil
-
             out = proc(images=[to_pil(image)], **kwargs)
             values, grid_thw = mx.array(out["pixel_values"]), np.asarray(out["image_grid_thw"])
-        elif mx.default_device().type == mx.DeviceType.gpu:  # bytes in, the rest there
+        elif self.runtime.device == "gpu":  # bytes in, the rest there
             values, grid_thw = pixels.values_mx(image, **kwargs)
         else:
             index, grid_thw = pixels.indices(image, **kwargs)
@@ -61,10 +62,6 @@ class QwenVLAdapter(Adapter):
         """Embeddings (image features spliced in) and positions of a prompt that starts at 0,
         and the position its continuation starts at. The features go in at the placeholders'
         known positions, by concatenation: no host sync (mlx-vlm's merge syncs twice)."""
-        import mlx.core as mx
-
-        from pnp_vision.inspect.prefill_fast import mrope_positions
-
         embed = self.model.language_model.model.embed_tokens
         if self.image_token_id in ids:
             at, n = ids.index(self.image_token_id), inputs.n_image_tokens
@@ -78,14 +75,12 @@ class QwenVLAdapter(Adapter):
             embeds = mx.concatenate(pieces, axis=1)
         else:
             embeds = embed(mx.array([ids]))
-        positions, next_position = mrope_positions(
+        positions, next_position = language.mrope_positions(
             ids, inputs.grids, self.image_token_id, self.merge
         )
         return embeds, positions, next_position
 
     def forward(self, cache: PromptCache, ids: list[int], inputs: ImageInputs) -> Any:
-        import mlx.core as mx
-
         lm = self.model.language_model
         if cache.offset == 0:
             embeds, positions, next_position = self._prefix(ids, inputs)
@@ -107,13 +102,10 @@ class QwenVLAdapter(Adapter):
         inputs: ImageInputs,
         token_ids: tuple[int, ...],
     ) -> Any:
-        from pnp_vision.inspect.prefill_fast import packed_logits
-        from pnp_vision.inspect.vision_fast import compile_default
-
         embeds, positions, next_position = self._prefix(prefix, inputs)
         lm = self.model.language_model
-        if not compile_default():  # the CPU: op by op, no padding
-            return packed_logits(lm, embeds, positions, next_position, suffixes, token_ids)
+        if not self.compiled:  # the CPU: op by op, no padding
+            return language.packed_logits(lm, embeds, positions, next_position, suffixes, token_ids)
         # Compiled (GPUs): mx.compile traces once per input shape, so the packed length is
         # padded up to a bucket (`packed_bucket`: 16 per octave) by one extra suffix
         # that nothing else attends to; its logits row is dropped. A new bucket pays one trace
@@ -124,7 +116,7 @@ class QwenVLAdapter(Adapter):
             return _one_question(lm, embeds, positions, next_position, suffixes[0], pad, token_ids)
         if pad:
             suffixes = [*suffixes, [suffixes[-1][-1]] * pad]
-        logits = packed_logits(
+        logits = language.packed_logits(
             lm, embeds, positions, next_position, suffixes, token_ids, compiled=True
         )
         return logits[: len(suffixes) - 1] if pad else logits
@@ -149,15 +141,14 @@ def _one_question(
 ) -> Any:
     """One question: prefix + suffix is one causal sequence, so it runs without an array mask
     (the attention kernels of a single prompt); the padding after it is never read."""
-    import mlx.core as mx
-
-    from pnp_vision.inspect.prefill_fast import _layers_pass, _logits
-
     n = len(suffix) + pad
     ids = mx.array([suffix + [suffix[-1]] * pad])
     embeds = mx.concatenate([embeds, lm.model.embed_tokens(ids).astype(embeds.dtype)], axis=1)
     text = mx.broadcast_to(mx.arange(next_position, next_position + n), (3, 1, n))
     positions = mx.concatenate([positions, text.astype(positions.dtype)], axis=2)
-    hidden = _layers_pass(lm, True)(embeds, positions)
+    hidden = language.layers_pass(lm, True)(embeds, positions)
     end = hidden.shape[1] - pad  # slices only: an integer index would be a gather
-    return _logits(lm, hidden[:, end - 1 : end].reshape(1, -1), token_ids)
+    return language.logits_of(lm, hidden[:, end - 1 : end].reshape(1, -1), token_ids)
+
+
+ADAPTER = QwenVLAdapter

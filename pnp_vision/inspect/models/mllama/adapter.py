@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pnp_vision.inspect.arch.base import Adapter, ImageInputs, PromptCache
+import mlx.core as mx
+import numpy as np
+
+from pnp_vision.inspect.imageprep import to_pil
+from pnp_vision.inspect.models.base import Adapter, ImageInputs, PromptCache
+from pnp_vision.inspect.runtime import Runtime
 
 
 class MllamaAdapter(Adapter):
-    def __init__(self, model: Any, processor: Any) -> None:
-        super().__init__(model, processor)
+    def __init__(self, model: Any, processor: Any, runtime: Runtime) -> None:
+        super().__init__(model, processor, runtime)
         self.image_token_id = int(model.config.image_token_index)
         vision = model.config.vision_config
         self.tokens_per_tile = (vision.image_size // vision.patch_size) ** 2 + 1
@@ -40,11 +45,6 @@ class MllamaAdapter(Adapter):
         return [{"role": "user", "content": content}]
 
     def preprocess(self, image: Any, max_pixels: int | None) -> ImageInputs:
-        import mlx.core as mx
-        import numpy as np
-
-        from pnp_vision.inspect.imageprep import to_pil
-
         out = self.processor.image_processor([[to_pil(image)]], max_image_tiles=self.max_tiles)
         names = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")
         return ImageInputs(arrays={k: mx.array(np.asarray(out[k])) for k in names})
@@ -60,8 +60,6 @@ class MllamaAdapter(Adapter):
         inputs.features = model.multi_modal_projector(states).reshape(1, -1, hidden)
 
     def forward(self, cache: PromptCache, ids: list[int], inputs: ImageInputs) -> Any:
-        import mlx.core as mx
-
         if cache.offset == 0:
             if self.image_token_id not in ids:
                 raise ValueError("the prompt prefix must contain the image token")
@@ -84,3 +82,6 @@ class MllamaAdapter(Adapter):
         )
         cache.offset += len(ids)
         return hidden
+
+
+ADAPTER = MllamaAdapter

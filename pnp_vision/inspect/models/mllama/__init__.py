@@ -1,0 +1,1 @@
+"""Llama 3.2 Vision (mlx-vlm's `mllama`): adapter, vision and language routes, patches."""

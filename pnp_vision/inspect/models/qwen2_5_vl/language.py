@@ -1,0 +1,402 @@
+"""Qwen2-VL / Qwen2.5-VL language model (mlx-vlm's `qwen2_5_vl/language.py`), computing only
+what a constrained answer needs.
+
+Two savings over calling the mlx-vlm model: (1) the output head runs on the last position and
+only for the answer tokens' rows (the full head is 151,936 x hidden per position: most of a tiny
+model's time, and ~0.6 GFLOP plus 1.2 GB of fp32 weights read per row on a 3B model); (2) several
+questions about one frame continue one cached prefix (system, image, shared text) in a single
+batched forward: the N suffixes are right-padded into one (N, S) batch whose keys are the shared
+prefix keys followed by their own, under a causal mask. Right padding needs no extra mask: a real
+token never attends to a later position, and pads only come after the real tokens.
+
+Fused projections (GPUs): mlx-vlm's layer runs q, k and v as three matmuls and gate and up as
+two, and rotates q and k with 8 small kernels. On an H200 (7B, 304 tokens) the k and v matmuls
+run at ~110 TFLOP/s against ~600 for the big ones, and the rotation costs ~30 us a layer. `fuse`
+concatenates each layer's q/k/v and gate/up weights once and re-points mlx-vlm's own Linear
+layers at slices of them (no extra memory; its forward is unchanged); `decoder_pass` then runs a
+layer as: norm, one q/k/v matmul, one rotation kernel (`rope.rope_qkv`), attention, o, norm, one
+gate/up matmul, SwiGLU, down. Attention and SwiGLU are looked up in mlx-vlm's modules at call
+time, so the routes `patches.py` installs apply here too.
+
+Training (`devtools/train.py`) runs `answer_hidden`: many prompts sharing one text prefix, the
+last layer at the answer position only.
+
+Written for mlx-vlm language models whose layers take `(x, mask, cache, position_ids)` and
+whose model takes `inputs_embeds` and `position_ids` (Qwen2-VL / Qwen2.5-VL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx_vlm.models import mlp as vlm_mlp
+from mlx_vlm.models.cache import KVCache
+from mlx_vlm.models.qwen2_5_vl import language as qwen_lm
+
+from pnp_vision.inspect.rope import rope_qkv
+
+
+class SharedPrefixCache:
+    """One layer's keys and values of a one-row prefix, shared by a batch of rows (duck-types
+    mlx-vlm's KVCache): given them, or stored by the first update (the prefix's own pass);
+    every later update gets them broadcast to its rows, before its own keys and values."""
+
+    def __init__(self, keys: mx.array | None = None, values: mx.array | None = None) -> None:
+        self.keys, self.values = keys, values
+        self.offset = 0 if keys is None else keys.shape[2]
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        if self.keys is None:
+            self.keys, self.values, self.offset = keys, values, keys.shape[2]
+            return keys, values
+        n = keys.shape[0]
+        pk = mx.broadcast_to(self.keys, (n, *self.keys.shape[1:]))
+        pv = mx.broadcast_to(self.values, (n, *self.values.shape[1:]))
+        return mx.concatenate([pk, keys], axis=2), mx.concatenate([pv, values], axis=2)
+
+
+@dataclass(frozen=True)
+class Fused:
+    """Each layer's concatenated q/k/v weight (and bias) and gate/up weight (see `fuse`)."""
+
+    qkv: list[tuple[mx.array, mx.array | None]]
+    gate_up: list[mx.array]
+
+
+_FUSED: dict[int, Fused] = {}  # id(language model) -> its fused weights
+_COMPILED: dict[int, Callable[..., mx.array]] = {}  # id(language model) -> its compiled pass
+
+
+def fused(lm: Any) -> Fused | None:
+    """The fused weights of `lm`, where `fuse(lm)` ran."""
+    return _FUSED.get(id(lm))
+
+
+def _slices(whole: mx.array, sizes: list[int]) -> list[mx.array]:
+    out, start = [], 0
+    for n in sizes:
+        out.append(whole[start : start + n])
+        start += n
+    return out
+
+
+def fuse(lm: Any) -> bool:
+    """Fuse every decoder layer's q/k/v and gate/up projections (plain float Linear layers
+    only; a quantized or otherwise different layer leaves the model as it is). True if done."""
+    layers = getattr(getattr(lm, "model", None), "layers", None)
+    if not layers:
+        return False
+    if id(lm) in _FUSED:
+        return True
+    for layer in layers:
+        a, m = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+        names = ("q_proj", "k_proj", "v_proj")
+        if a is None or m is None or not hasattr(a, "rotary_emb"):
+            return False
+        parts = [getattr(a, n, None) for n in names]
+        parts += [getattr(m, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
+        if any(type(p) is not nn.Linear for p in parts):
+            return False
+        if len({"bias" in p for p in parts[:3]}) != 1 or any("bias" in p for p in parts[3:5]):
+            return False
+    result = Fused([], [])
+    for layer in layers:
+        a, m = layer.self_attn, layer.mlp
+        projs = [a.q_proj, a.k_proj, a.v_proj]
+        sizes = [p.weight.shape[0] for p in projs]
+        weight = mx.concatenate([p.weight for p in projs])
+        bias = mx.concatenate([p.bias for p in projs]) if "bias" in a.q_proj else None
+        gate_up = mx.concatenate([m.gate_proj.weight, m.up_proj.weight])
+        mx.eval(weight, gate_up, *([] if bias is None else [bias]))
+        for p, w in zip(projs, _slices(weight, sizes), strict=True):
+            p.weight = w
+        if bias is not None:
+            for p, b in zip(projs, _slices(bias, sizes), strict=True):
+                p.bias = b
+        width = m.gate_proj.weight.shape[0]
+        m.gate_proj.weight, m.up_proj.weight = _slices(gate_up, [width, width])
+        mx.eval(a.parameters(), m.parameters())
+        result.qkv.append((weight, bias))
+        result.gate_up.append(gate_up)
+    _FUSED[id(lm)] = result
+    return True
+
+
+def decoder_pass(
+    lm: Any, embeds: mx.array, positions: mx.array, mask: mx.array | None = None
+) -> mx.array:
+    """`lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)` (no cache)
+    on the fused weights: hidden states after the final norm. Needs `fuse(lm)` first."""
+    weights = _FUSED[id(lm)]
+    model = lm.model
+    h = embeds
+    batch, length, _ = h.shape
+    cos, sin = model.layers[0].self_attn.rotary_emb(h, positions)  # (B, L, D), mlx-vlm's own
+    attend_mask = "causal" if mask is None else mask
+    for layer, (weight, bias), gate_up_w in zip(
+        model.layers, weights.qkv, weights.gate_up, strict=True
+    ):
+        a, m = layer.self_attn, layer.mlp
+        x = layer.input_layernorm(h)
+        qkv = x @ weight.T if bias is None else mx.addmm(bias, x, weight.T)
+        q, k, v = rope_qkv(qkv, cos, sin, a.n_heads, a.n_kv_heads)
+        out = qwen_lm.scaled_dot_product_attention(q, k, v, None, scale=a.scale, mask=attend_mask)
+        h = h + a.o_proj(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
+        gate_up = layer.post_attention_layernorm(h) @ gate_up_w.T
+        width = gate_up.shape[-1] // 2
+        h = h + m.down_proj(vlm_mlp.swiglu(gate_up[..., :width], gate_up[..., width:]))
+    return model.norm(h)
+
+
+def head_rows(lm: Any, token_ids: tuple[int, ...]) -> mx.array:
+    """Rows of the output head for `token_ids`, dequantized: (len(token_ids), hidden)."""
+    ids = mx.array(token_ids)
+    if getattr(lm.args, "tie_word_embeddings", False) or not hasattr(lm, "lm_head"):
+        return lm.model.embed_tokens(ids)  # QuantizedEmbedding dequantizes the rows it returns
+    head = lm.lm_head
+    if isinstance(head, nn.QuantizedLinear):
+        return mx.dequantize(
+            head.weight[ids],
+            head.scales[ids],
+            None if head.get("biases") is None else head.biases[ids],
+            group_size=head.group_size,
+            bits=head.bits,
+            mode=getattr(head, "mode", "affine"),
+        )
+    return head.weight[ids]
+
+
+def logits_of(lm: Any, hidden: mx.array, token_ids: tuple[int, ...] | None) -> mx.array:
+    """Logits of `token_ids` (None: the whole vocabulary) for the given hidden states only."""
+    if token_ids is None:
+        if getattr(lm.args, "tie_word_embeddings", False):
+            return lm.model.embed_tokens.as_linear(hidden)
+        return lm.lm_head(hidden)
+    rows = head_rows(lm, token_ids)
+    return hidden @ rows.astype(hidden.dtype).T
+
+
+def layers_pass(lm: Any, compiled: bool) -> Callable[..., mx.array]:
+    """`(embeds, positions, mask) -> hidden` through the decoder layers, no cache: on the fused
+    projections where `fuse` ran (GPUs), else mlx-vlm's model. Compiled once per model
+    (mx.compile retraces per new shape by itself)."""
+
+    def run(embeds: mx.array, positions: mx.array, mask: mx.array | None = None) -> mx.array:
+        if id(lm) in _FUSED:
+            return decoder_pass(lm, embeds, positions, mask)
+        return lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
+
+    if not compiled:
+        return run
+    if id(lm) not in _COMPILED:
+        _COMPILED[id(lm)] = mx.compile(run)
+    return _COMPILED[id(lm)]
+
+
+def last_position_logits(
+    lm: Any,
+    embeds: mx.array,
+    position_ids: mx.array,
+    token_ids: tuple[int, ...] | None = None,
+    cache: list[KVCache] | None = None,
+    compiled: bool = False,
+) -> mx.array:
+    """One forward over `embeds` (1, L, D); logits of the last position only: (1, vocab|ids)."""
+    if cache is None:
+        hidden = layers_pass(lm, compiled)(embeds, position_ids)
+    else:
+        hidden = lm.model(None, inputs_embeds=embeds, cache=cache, position_ids=position_ids)
+    return logits_of(lm, hidden[:, -1, :], token_ids)
+
+
+def mrope_positions(
+    input_ids: list[int], grids: list[tuple[int, int, int]], image_token_id: int, merge: int
+) -> tuple[mx.array, int]:
+    """Qwen2-VL M-RoPE position ids (3, 1, L) for one prompt, on the host, and the next text
+    position. Same numbers as mlx-vlm's `get_rope_index`, without its per-token array ops."""
+    ids = np.asarray(input_ids)
+    pos = np.zeros((3, len(ids)), dtype=np.int32)
+    i, nxt, image = 0, 0, 0
+    while i < len(ids):
+        if ids[i] != image_token_id:
+            pos[:, i] = nxt
+            i, nxt = i + 1, nxt + 1
+            continue
+        t, h, w = grids[image]
+        gh, gw = h // merge, w // merge
+        tt, hh, ww = np.meshgrid(np.arange(t), np.arange(gh), np.arange(gw), indexing="ij")
+        n = t * gh * gw
+        pos[:, i : i + n] = np.stack([tt.ravel(), hh.ravel(), ww.ravel()]) + nxt
+        nxt += max(t, gh, gw)
+        i, image = i + n, image + 1
+    return mx.array(pos[:, None, :]), nxt
+
+
+def packed_logits(
+    lm: Any,
+    prefix_embeds: mx.array,
+    prefix_positions: mx.array,
+    next_position: int,
+    suffixes: list[list[int]],
+    token_ids: tuple[int, ...] | None = None,
+    compiled: bool = False,
+) -> mx.array:
+    """Several questions in one forward: prefix, then every suffix, packed in one sequence.
+
+    Each suffix sees the whole prefix and itself (causally), never another suffix, and starts
+    at the same rotary position, so its last-token logits are those of prefix + that suffix
+    alone. On a GPU this is one pass of the layers instead of a prefix pass plus a suffix pass
+    (at these sizes each pass costs its kernel launches more than its arithmetic); on the CPU it
+    costs the same arithmetic as a KV-cached prefix. Returns (len(suffixes), vocab|ids).
+    """
+    if not suffixes or any(not s for s in suffixes):
+        raise ValueError("every suffix needs at least one token")
+    prefix_len = prefix_embeds.shape[1]
+    lengths = [len(s) for s in suffixes]
+    total = prefix_len + sum(lengths)
+    owner = np.full(total, -1, dtype=np.int32)  # which suffix a position belongs to (-1: prefix)
+    pos = np.zeros((3, total), dtype=np.int32)
+    pos[:, :prefix_len] = np.array(prefix_positions).reshape(3, -1)
+    last, start = [], prefix_len
+    for j, n in enumerate(lengths):
+        owner[start : start + n] = j
+        pos[:, start : start + n] = np.arange(next_position, next_position + n)
+        last.append(start + n - 1)
+        start += n
+    index = np.arange(total)
+    causal = index[None, :] <= index[:, None]
+    same = (owner[None, :] == -1) | (owner[None, :] == owner[:, None])
+    mask = mx.array(np.where(causal & same, 0.0, -np.inf).astype(np.float32))
+    ids = mx.array([[t for s in suffixes for t in s]])
+    embeds = mx.concatenate(
+        [prefix_embeds, lm.model.embed_tokens(ids).astype(prefix_embeds.dtype)], axis=1
+    )
+    run = layers_pass(lm, compiled)
+    hidden = run(embeds, mx.array(pos[:, None, :]), mask.astype(embeds.dtype)[None, None])
+    return logits_of(lm, hidden[0, mx.array(last)], token_ids)
+
+
+def prefill(lm: Any, embeds: mx.array, position_ids: mx.array) -> list[KVCache]:
+    """Run the prefix (1, P, D) through the layers and keep its keys and values; no head."""
+    cache = [KVCache() for _ in lm.model.layers]
+    hidden = lm.model(None, inputs_embeds=embeds, cache=cache, position_ids=position_ids)
+    mx.eval(hidden, [(c.keys, c.values) for c in cache])
+    return cache
+
+
+def suffix_logits(
+    lm: Any,
+    cache: list[KVCache],
+    suffixes: list[list[int]],
+    next_position: int,
+    token_ids: tuple[int, ...] | None = None,
+) -> mx.array:
+    """Last-token logits of each suffix continuing the cached prefix, in one batched forward.
+
+    `next_position` is the rotary position of the first suffix token (for Qwen2.5-VL: the
+    largest prefix position + 1; text positions are equal on all three M-RoPE axes).
+    Returns (len(suffixes), vocab|ids).
+    """
+    if not suffixes or any(not s for s in suffixes):
+        raise ValueError("every suffix needs at least one token")
+    n, width = len(suffixes), max(len(s) for s in suffixes)
+    ids = mx.array([s + [s[-1]] * (width - len(s)) for s in suffixes])
+    prefix_len = cache[0].offset
+    views = [
+        SharedPrefixCache(c.keys[..., :prefix_len, :], c.values[..., :prefix_len, :])
+        for c in cache
+    ]
+    embeds = lm.model.embed_tokens(ids)
+    pos = mx.broadcast_to(
+        mx.arange(next_position, next_position + width)[None, None], (3, n, width)
+    )
+    causal = mx.tril(mx.ones((width, width), dtype=mx.bool_))
+    allowed = mx.concatenate([mx.ones((width, prefix_len), dtype=mx.bool_), causal], axis=1)
+    mask = mx.where(allowed, 0.0, -mx.inf).astype(embeds.dtype)[None, None]
+    hidden = lm.model(None, inputs_embeds=embeds, mask=mask, cache=views, position_ids=pos)
+    last = mx.array([len(s) - 1 for s in suffixes])
+    return logits_of(lm, hidden[mx.arange(n), last], token_ids)
+
+
+def answer_hidden(
+    lm: Any, prefix: mx.array, rows: mx.array, positions: mx.array, last: mx.array
+) -> mx.array:
+    """Final hidden state at position `last` of each row of `rows` (q, s, D), all continuing one
+    shared `prefix` (1, p, D); `positions` (3, 1, p + s) the M-RoPE positions. For training.
+
+    The text before the image is the same in every prompt, and a causal model computes it
+    the same way for each: it runs once, on one row, and its keys and values are broadcast
+    to the rows (image, question), which run as mlx-vlm runs them. In the last layer only
+    the answer position's query, attention output and MLP are computed, since nothing else
+    reaches the answer. Together about two thirds of the language model's work.
+    """
+    rope = qwen_lm.apply_multimodal_rotary_pos_emb
+    model = lm.model
+    *early, final = model.layers
+    attn = final.self_attn
+    if attn.rotary_emb.fused_apply:
+        raise RuntimeError("fused mrope (Metal) is not supported by the training pass")
+    p, (q, s, _) = prefix.shape[1], rows.shape
+    cos, sin = attn.rotary_emb(prefix, positions)  # (1, p + s, head_dim)
+    head = (cos[:, :p], sin[:, :p])
+    tail = (cos[:, p:], sin[:, p:])
+    # row query i (at position p + i) sees the prefix and row keys 0..i
+    causal = mx.arange(p + s)[None, :] <= mx.arange(p, p + s)[:, None]
+    row_mask = mx.where(causal, 0.0, -mx.inf).astype(rows.dtype)
+    for layer in early:
+        kv = SharedPrefixCache()
+        prefix = layer(prefix, "causal", kv, positions[..., :p], head)
+        rows = layer(rows, row_mask, kv, positions[..., p:], tail)
+    idx = mx.arange(q)
+
+    def heads(x: mx.array, n: int) -> mx.array:
+        return x.reshape(x.shape[0], -1, n, attn.head_dim).transpose(0, 2, 1, 3)
+
+    xp, xr = final.input_layernorm(prefix), final.input_layernorm(rows)
+    k = mx.concatenate(
+        [
+            mx.broadcast_to(rope(*[heads(attn.k_proj(xp), attn.n_kv_heads)] * 2, *head)[1],
+                            (q, attn.n_kv_heads, p, attn.head_dim)),
+            rope(*[heads(attn.k_proj(xr), attn.n_kv_heads)] * 2, *tail)[1],
+        ],
+        axis=2,
+    )  # fmt: skip
+    v = mx.concatenate(
+        [
+            mx.broadcast_to(heads(attn.v_proj(xp), attn.n_kv_heads),
+                            (q, attn.n_kv_heads, p, attn.head_dim)),
+            heads(attn.v_proj(xr), attn.n_kv_heads),
+        ],
+        axis=2,
+    )  # fmt: skip
+    query = heads(attn.q_proj(xr[idx, last][:, None]), attn.n_heads)
+    at = (tail[0][0, last][:, None], tail[1][0, last][:, None])  # (q, 1, head_dim)
+    query = rope(query, query, *at)[0]
+    visible = mx.arange(p + s)[None, :] <= (p + last)[:, None]  # padding after `last`: unseen
+    bias = mx.where(visible, 0.0, -mx.inf)[:, None, None, :].astype(query.dtype)
+    out = mx.fast.scaled_dot_product_attention(query, k, v, scale=attn.scale, mask=bias)
+    out = attn.o_proj(out.transpose(0, 2, 1, 3).reshape(q, 1, -1))
+    hidden = rows[idx, last][:, None] + out
+    hidden = hidden + final.mlp(final.post_attention_layernorm(hidden))
+    return model.norm(hidden)[:, 0]
+
+
+__all__ = [
+    "SharedPrefixCache",
+    "answer_hidden",
+    "decoder_pass",
+    "fuse",
+    "head_rows",
+    "last_position_logits",
+    "layers_pass",
+    "logits_of",
+    "mrope_positions",
+    "packed_logits",
+    "prefill",
+    "suffix_logits",
+]
