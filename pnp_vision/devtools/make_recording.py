@@ -3,6 +3,8 @@
     python -m pnp_vision.devtools.make_recording --out recordings/demo
 
 Frames are deterministic from the seed, so regenerating gives the same pixels and labels.
+The family options (shift, tip size and style, lighting, resolution, JPEG) move frames outside
+the defaults for evaluation; docs/evaluation.md lists the families used to judge a model.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from pnp_vision.errors import BadRequest
 
@@ -21,6 +24,30 @@ def _size(text: str) -> tuple[int, int]:
     if not match:
         raise argparse.ArgumentTypeError(f"size must look like 320x240, got {text!r}")
     return int(match[1]), int(match[2])
+
+
+def _range(text: str) -> tuple[float, float]:
+    """`LO:HI` or one number (a range of one value)."""
+    try:
+        parts = [float(v) for v in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected LO:HI or a number, got {text!r}")
+    return parts[0], parts[1]
+
+
+def _quality(text: str) -> tuple[int, int]:
+    lo, hi = _range(text)
+    if lo != int(lo) or hi != int(hi):
+        raise argparse.ArgumentTypeError(f"JPEG quality must be whole numbers, got {text!r}")
+    return int(lo), int(hi)
+
+
+def _styles(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,13 +62,70 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=10.0, help="recorded pace (default 10)")
     parser.add_argument("--noise", type=float, default=0.6, help="max noise sigma (default 0.6)")
     parser.add_argument("--force", action="store_true", help="replace an existing folder")
+    parser.add_argument("--scenes", type=_styles, help="only these scenes (comma list)")
+    family = parser.add_argument_group(
+        "families",
+        "frames outside the default ranges (lengths in units: 1/224 of the shorter side)",
+    )
+    family.add_argument(
+        "--shift", type=_range, metavar="LO:HI",
+        help="crosshair (scene centre) LO..HI units from the image centre, any direction"
+        " (default: up to 20 units each way)",
+    )  # fmt: skip
+    family.add_argument(
+        "--tip-radius", type=_range, metavar="LO:HI", help="nozzle tip radius (default 22:36)"
+    )
+    family.add_argument(
+        "--tip-style", type=_styles, metavar="S,S",
+        help="nozzle tip render styles, drawn uniformly: metallic (default), disc, ring,"
+        " gradient, outline",
+    )  # fmt: skip
+    family.add_argument(
+        "--centred", type=_range, metavar="LO:HI",
+        help="tip-to-crosshair distance of a centred tip (nozzle_alignment YES; default 0:2.5,"
+        " at most 3)",
+    )  # fmt: skip
+    family.add_argument(
+        "--off", type=_range, metavar="LO:HI",
+        help="tip-to-crosshair distance of an off-centre tip (NO; default 14:40, at least 12)",
+    )  # fmt: skip
+    family.add_argument(
+        "--harshness", type=_range, metavar="LO:HI",
+        help="lighting ranges (gain, ramp, vignette, colour cast) scaled by a factor drawn"
+        " from LO..HI (default 1)",
+    )  # fmt: skip
+    family.add_argument(
+        "--lighting", choices=("varied", "even"), default="varied", help="even: no lighting field"
+    )
+    family.add_argument(
+        "--jpeg-quality", type=_quality, metavar="LO:HI",
+        help="pass every frame through JPEG at a quality drawn from LO..HI (5..100)",
+    )  # fmt: skip
     return parser
+
+
+def variation_of(args: argparse.Namespace) -> Any:
+    """The generator's `Variation` for the family options given (defaults for the rest)."""
+    from pnp_vision.devtools.synthetic import Variation
+
+    changes = {
+        "shift": args.shift,
+        "tip_radius": args.tip_radius,
+        "tip_styles": args.tip_style,
+        "centred": args.centred,
+        "off": args.off,
+        "harshness": args.harshness,
+        "jpeg_quality": args.jpeg_quality,
+    }
+    given = {k: v for k, v in changes.items() if v is not None}
+    return Variation(**given) if given else Variation()
 
 
 def main(argv: list[str] | None = None) -> int:
     from pnp_vision.devtools.synthetic import write_synthetic_recording
 
     args = build_parser().parse_args(argv)
+    variation = variation_of(args)
     if args.frames < 1:
         raise SystemExit(f"--frames must be >= 1, got {args.frames}")
     if args.out.exists() and args.force:
@@ -55,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             camera=args.camera,
             fps=args.fps,
             noise=args.noise,
+            lighting=args.lighting,
+            variation=variation,
+            scenes=args.scenes,
         )
     except BadRequest as exc:
         print(f"make_recording: error: {exc}", file=sys.stderr)

@@ -22,24 +22,53 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from pnp_vision.devtools.synthetic_scenes import CORNERS, SCENES, random_marking
+from pnp_vision.devtools.synthetic_scenes import (
+    CENTRED_MAX,
+    CORNERS,
+    DEFAULT,
+    OFF_MIN,
+    SCENES,
+    TIP_STYLES,
+    Variation,
+    random_marking,
+)
 from pnp_vision.errors import BadRequest
 
-__all__ = ["CORNERS", "SCENES", "generate", "random_marking", "render", "write_synthetic_recording"]
+__all__ = [
+    "CENTRED_MAX",
+    "CORNERS",
+    "DEFAULT",
+    "OFF_MIN",
+    "SCENES",
+    "TIP_STYLES",
+    "Variation",
+    "generate",
+    "random_marking",
+    "render",
+    "write_synthetic_recording",
+]
 
 Lighting = Literal["varied", "even"]
 LABELS_NAME = "labels.jsonl"
 
 
-def _light(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Gain, colour cast, a brightness ramp in a random direction and a vignette."""
+def _light(img: np.ndarray, rng: np.random.Generator, harsh: float = 1.0) -> np.ndarray:
+    """Gain, colour cast, a brightness ramp in a random direction and a vignette; `harsh`
+    widens every range by that factor (1: the original ranges, drawn exactly as before)."""
     h, w = img.shape[:2]
     ys, xs = np.mgrid[0:32, 0:32].astype(np.float32) / 31 - 0.5  # smooth: compute small
     angle = rng.uniform(0, 2 * np.pi)
     ramp = xs * np.cos(angle) + ys * np.sin(angle)
-    field = rng.uniform(0.65, 1.3) * (1 + rng.uniform(0, 0.6) * ramp)
-    field *= 1 - rng.uniform(0, 0.35) * 2 * (xs**2 + ys**2)
-    cast = rng.uniform(0.85, 1.15, size=3).astype(np.float32)
+    if harsh == 1.0:
+        gain, slope, vignette, cast_range = (0.65, 1.3), 0.6, 0.35, (0.85, 1.15)
+    else:
+        gain = (max(0.15, 1 - 0.35 * harsh), 1 + 0.3 * harsh)
+        slope, vignette = min(1.6, 0.6 * harsh), min(0.9, 0.35 * harsh)
+        cast_range = (max(0.3, 1 - 0.15 * harsh), 1 + 0.15 * harsh)
+    field = rng.uniform(*gain) * (1 + rng.uniform(0, slope) * ramp)
+    field *= 1 - rng.uniform(0, vignette) * 2 * (xs**2 + ys**2)
+    field = np.maximum(field, 0.02, out=field)  # a steep ramp must not go negative
+    cast = rng.uniform(*cast_range, size=3).astype(np.float32)
     field3 = cv2.resize((field[..., None] * cast).astype(np.float32), (w, h))
     return cv2.multiply(img.astype(np.float32), field3)
 
@@ -76,24 +105,34 @@ def render(
     blur: bool = True,
     noise: float = 5.0,
     scenes: Sequence[str] | None = None,
+    variation: Variation = DEFAULT,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Frame ``index`` of ``seed``'s stream: (BGR uint8 image of ``size`` = (w, h), labels).
 
     ``noise`` is the largest Gaussian sensor-noise sigma (each frame draws up to it); noise
     is what makes PNGs big, so recordings kept in the repository use a low value.
+    ``variation`` widens or moves the scene ranges (families of frames for evaluation and
+    the training recipe); its defaults draw exactly the original frames.
     """
-    names = _check(size, lighting, noise, scenes)
+    names = _check(size, lighting, noise, scenes, variation)
     w, h = size
     rng = np.random.default_rng([seed, index])
     scene = names[index % len(names)]
     img = np.zeros((h, w, 3), np.uint8)
-    questions = SCENES[scene](img, rng, min(w, h) / 224.0, _balanced_yes(index, seed, len(names)))
-    out = _light(img, rng) if lighting == "varied" else img.astype(np.float32)
+    yes = _balanced_yes(index, seed, len(names))
+    questions = SCENES[scene](img, rng, min(w, h) / 224.0, yes, variation)
+    lo, hi = variation.harshness
+    harsh = lo if lo == hi else rng.uniform(lo, hi)
+    out = _light(img, rng, harsh) if lighting == "varied" else img.astype(np.float32)
     if blur and rng.random() < 0.7:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2) * min(w, h) / 224.0)
     if noise > 0:
         out = cv2.scaleAdd(_noise(out.shape, rng), rng.uniform(0.1, 1.0) * noise, out)
     image = np.clip(out + 0.5, 0, 255, out=out).astype(np.uint8)
+    if variation.jpeg_quality is not None:  # a JPEG camera stream: blocks and ringing
+        quality = int(rng.integers(variation.jpeg_quality[0], variation.jpeg_quality[1] + 1))
+        _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     return image, {"scene": scene, "questions": questions}
 
 
@@ -107,17 +146,25 @@ def generate(
     noise: float = 5.0,
     scenes: Sequence[str] | None = None,
     start: int = 0,
+    variation: Variation = DEFAULT,
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     """``n`` frames (``start`` .. ``start + n - 1``) with their labels; see :func:`render`."""
     if n < 0:
         raise BadRequest(f"n must be >= 0, got {n}")
-    _check(size, lighting, noise, scenes)
+    _check(size, lighting, noise, scenes, variation)
     for i in range(start, start + n):
-        yield render(i, seed, size, lighting=lighting, blur=blur, noise=noise, scenes=scenes)
+        yield render(
+            i, seed, size, lighting=lighting, blur=blur, noise=noise, scenes=scenes,
+            variation=variation,
+        )  # fmt: skip
 
 
 def _check(
-    size: tuple[int, int], lighting: str, noise: float, scenes: Sequence[str] | None
+    size: tuple[int, int],
+    lighting: str,
+    noise: float,
+    scenes: Sequence[str] | None,
+    variation: Variation = DEFAULT,
 ) -> list[str]:
     if len(size) != 2 or not all(isinstance(v, int) and 32 <= v <= 4096 for v in size):
         raise BadRequest(f"size must be (width, height) with each in 32..4096, got {size!r}")
@@ -129,6 +176,9 @@ def _check(
     unknown = [s for s in names if s not in SCENES]
     if unknown:
         raise BadRequest(f"unknown scene(s) {unknown}; known: {sorted(SCENES)}")
+    problems = variation.check()
+    if problems:
+        raise BadRequest("; ".join(problems))
     return names
 
 
@@ -143,6 +193,8 @@ def write_synthetic_recording(
     lighting: Lighting = "varied",
     noise: float = 0.6,
     png_level: int = 9,
+    variation: Variation = DEFAULT,
+    scenes: Sequence[str] | None = None,
 ) -> int:
     """Write a recording folder (PNG frames, ``index.jsonl``, ``labels.jsonl``) for replay."""
     from pnp_vision.capture.recording import RecordingWriter
@@ -155,7 +207,9 @@ def write_synthetic_recording(
         open(folder / LABELS_NAME, "w") as labels,
     ):
         for seq, (image, label) in enumerate(
-            generate(n, seed, size, lighting=lighting, noise=noise)
+            generate(
+                n, seed, size, lighting=lighting, noise=noise, variation=variation, scenes=scenes
+            )
         ):
             header = FrameHeader(
                 camera=camera,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -20,7 +21,68 @@ import numpy as np
 from pnp_vision.devtools.glyphs import draw_text
 
 Question = dict[str, Any]
-Scene = Callable[[np.ndarray, np.random.Generator, float, bool], list[Question]]
+Range = tuple[float, float]
+
+# The label of nozzle_alignment, in units of tip-centre-to-crosshair distance: YES up to
+# CENTRED_MAX, NO from OFF_MIN. Offsets in between are a no-label gap: no frame is ever drawn
+# there, so neither training nor evaluation holds a frame whose answer is a matter of taste.
+CENTRED_MAX = 3.0
+OFF_MIN = 12.0
+# How a nozzle tip can be drawn. "metallic" is the original look (a lit disc with a specular
+# highlight and a dark bore); the others change everything but the geometry.
+TIP_STYLES = ("metallic", "disc", "ring", "gradient", "outline")
+
+
+@dataclass(frozen=True)
+class Variation:
+    """What a family of frames varies beyond the defaults (the defaults are the generator's
+    original ranges, so default frames are byte-identical to what it always drew).
+
+    ``shift``: crosshair distance from the image centre in units, drawn in a random direction
+    (None: up to 20 units each way, independently). ``tip_radius``: the nozzle tip's radius.
+    ``tip_styles``: drawn uniformly from these. ``centred`` / ``off``: the tip's distance from
+    the crosshair for nozzle_alignment YES / NO (must stay on their side of the label gap).
+    ``harshness``: the lighting ranges scaled by a factor drawn from this range (1: original).
+    ``jpeg_quality``: each frame goes through JPEG at a quality drawn from this range.
+    """
+
+    shift: Range | None = None
+    tip_radius: Range = (22.0, 36.0)
+    tip_styles: tuple[str, ...] = ("metallic",)
+    centred: Range = (0.0, 2.5)
+    off: Range = (14.0, 40.0)
+    harshness: Range = (1.0, 1.0)
+    jpeg_quality: tuple[int, int] | None = None
+
+    def check(self) -> list[str]:
+        """Problems with the settings, for one error message (empty: fine)."""
+        bad = []
+        for name in ("shift", "tip_radius", "centred", "off", "harshness"):
+            r = getattr(self, name)
+            if r is not None and not (len(r) == 2 and 0 <= r[0] <= r[1]):
+                bad.append(f"{name} must be a range lo <= hi of values >= 0, got {r!r}")
+        if not (self.tip_radius[0] >= 2 and self.tip_radius[1] <= 80):
+            bad.append(f"tip_radius must lie in 2..80 units, got {self.tip_radius!r}")
+        if self.shift is not None and self.shift[1] > 80:
+            bad.append(f"shift must be at most 80 units, got {self.shift!r}")
+        if self.centred[1] > CENTRED_MAX or self.off[0] < OFF_MIN:
+            bad.append(
+                f"nozzle offsets must stay out of the label gap: centred <= {CENTRED_MAX:g},"
+                f" off >= {OFF_MIN:g} units, got centred {self.centred!r}, off {self.off!r}"
+            )
+        if not 0 < self.harshness[1] <= 4:
+            bad.append(f"harshness must lie in 0..4, got {self.harshness!r}")
+        unknown = [s for s in self.tip_styles if s not in TIP_STYLES]
+        if unknown or not self.tip_styles:
+            bad.append(f"tip styles must be some of {', '.join(TIP_STYLES)}, got {unknown or '[]'}")
+        q = self.jpeg_quality
+        if q is not None and not (len(q) == 2 and 5 <= q[0] <= q[1] <= 100):
+            bad.append(f"jpeg_quality must be a range within 5..100, got {q!r}")
+        return bad
+
+
+DEFAULT = Variation()
+Scene = Callable[[np.ndarray, np.random.Generator, float, bool, Variation], list[Question]]
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 _AA = cv2.LINE_AA
@@ -54,10 +116,16 @@ def _box(img: np.ndarray, c: tuple[float, float], w: float, h: float, angle: flo
     cv2.fillPoly(img, [np.round(pts * _ONE).astype(np.int32)], color, _AA, _SHIFT)
 
 
-def _crosshair_centre(img: np.ndarray, rng: np.random.Generator, u: float) -> tuple[float, float]:
-    """The image centre moved by up to +-20 units: never the same place twice."""
+def _crosshair_centre(
+    img: np.ndarray, rng: np.random.Generator, u: float, var: Variation
+) -> tuple[float, float]:
+    """The image centre moved by up to +-20 units (or `var.shift` away): never the same place
+    twice."""
     h, w = img.shape[:2]
-    return w / 2 + rng.uniform(-20, 20) * u, h / 2 + rng.uniform(-20, 20) * u
+    if var.shift is None:
+        return w / 2 + rng.uniform(-20, 20) * u, h / 2 + rng.uniform(-20, 20) * u
+    dist, angle = rng.uniform(*var.shift), rng.uniform(0, 2 * np.pi)
+    return w / 2 + dist * u * np.cos(angle), h / 2 + dist * u * np.sin(angle)
 
 
 def _draw_crosshair(img: np.ndarray, c: tuple[float, float], rng: np.random.Generator, u: float):
@@ -74,32 +142,57 @@ def _up_camera_background(img: np.ndarray, rng: np.random.Generator) -> None:
     _fill(img, _color(rng, (10, 10, 10), (50, 45, 45)))
 
 
-def _nozzle(img: np.ndarray, c: tuple[float, float], rng: np.random.Generator, u: float) -> None:
-    outer = rng.uniform(22, 36) * u
+def _nozzle(
+    img: np.ndarray, c: tuple[float, float], rng: np.random.Generator, u: float, var: Variation
+) -> None:
+    outer = rng.uniform(*var.tip_radius) * u
+    styles = var.tip_styles  # one style draws nothing: the default stream stays as it was
+    style = styles[int(rng.integers(len(styles)))] if len(styles) > 1 else styles[0]
     metal = int(rng.integers(150, 235))
-    _circle(img, c, outer * 1.35, (metal // 3,) * 3)  # the nozzle body, out of focus
-    _circle(img, c, outer, (metal, metal, min(255, metal + 10)))
-    _circle(img, (c[0] - outer * 0.3, c[1] - outer * 0.3), outer * 0.35, (255, 255, 255))
-    _circle(img, c, outer * rng.uniform(0.3, 0.5), _color(rng, (5, 5, 5), (40, 40, 40)))
+    if style == "metallic":  # the original look
+        _circle(img, c, outer * 1.35, (metal // 3,) * 3)  # the nozzle body, out of focus
+        _circle(img, c, outer, (metal, metal, min(255, metal + 10)))
+        _circle(img, (c[0] - outer * 0.3, c[1] - outer * 0.3), outer * 0.35, (255, 255, 255))
+        _circle(img, c, outer * rng.uniform(0.3, 0.5), _color(rng, (5, 5, 5), (40, 40, 40)))
+    elif style == "disc":  # a flat, evenly lit disc, tinted, no bore visible
+        tint = _color(rng, (metal - 40, metal - 40, metal - 40), (metal, metal, metal))
+        _circle(img, c, outer, tint)
+    elif style == "ring":  # a thin-walled tip: a bright annulus around a wide dark bore
+        _circle(img, c, outer, (metal, metal, metal))
+        _circle(img, c, outer * rng.uniform(0.55, 0.8), _color(rng, (0, 0, 0), (30, 30, 30)))
+    elif style == "gradient":  # a rounded tip: bright in the middle, darker to the rim
+        steps = 8
+        for k in range(steps):
+            level = int(metal * (0.35 + 0.65 * k / (steps - 1)))
+            _circle(img, c, outer * (1 - k / steps), (level, level, min(255, level + 8)))
+    else:  # "outline": only the rim of the tip, as an edge-enhanced camera shows it
+        t = max(1, round(rng.uniform(1.5, 3.5) * u))
+        _circle(img, c, outer, (metal, metal, metal), t)
+        _circle(img, c, max(1.0, outer * 0.12), (metal, metal, metal))
 
 
-def nozzle_tip(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list[Question]:
-    """Up-looking camera, empty nozzle: centred on the crosshair (within 2.5 units) or clearly
-    off (14-40 units away)."""
+def nozzle_tip(
+    img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
+) -> list[Question]:
+    """Up-looking camera, empty nozzle: centred on the crosshair (within `var.centred` units,
+    default 2.5) or clearly off (`var.off`, default 14-40 units away)."""
     _up_camera_background(img, rng)
-    cross = _crosshair_centre(img, rng, u)
+    cross = _crosshair_centre(img, rng, u, var)
     centred = yes
-    dist = rng.uniform(0, 2.5) if centred else rng.uniform(14, 40)
+    dist = rng.uniform(*var.centred) if centred else rng.uniform(*var.off)
     angle = rng.uniform(0, 2 * np.pi)
-    _nozzle(img, (cross[0] + dist * u * np.cos(angle), cross[1] + dist * u * np.sin(angle)), rng, u)
+    tip = (cross[0] + dist * u * np.cos(angle), cross[1] + dist * u * np.sin(angle))
+    _nozzle(img, tip, rng, u, var)
     _draw_crosshair(img, cross, rng, u)
     return [_q("nozzle_alignment", centred), _q("part_on_nozzle", False)]
 
 
-def part_held(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list[Question]:
+def part_held(
+    img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
+) -> list[Question]:
     """Up-looking camera with a part on the nozzle: a body with metal terminals hides the tip."""
     _up_camera_background(img, rng)
-    cross = _crosshair_centre(img, rng, u)
+    cross = _crosshair_centre(img, rng, u, var)
     c = (cross[0] + rng.uniform(-12, 12) * u, cross[1] + rng.uniform(-12, 12) * u)
     _circle(img, c, rng.uniform(30, 45) * u, (60, 60, 60))  # the nozzle body behind the part
     w, h, angle = rng.uniform(70, 120) * u, rng.uniform(40, 70) * u, rng.uniform(-15, 15)
@@ -143,10 +236,12 @@ def random_marking(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(alphabet), size=int(rng.integers(4, 8))))
 
 
-def chip(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list[Question]:
+def chip(
+    img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
+) -> list[Question]:
     """Down-looking camera over an IC: a printed marking and a polarity dot in one corner."""
     _board(img, rng, u)
-    cx, cy = _crosshair_centre(img, rng, u)
+    cx, cy = _crosshair_centre(img, rng, u, var)
     w, h = rng.uniform(110, 150) * u, rng.uniform(80, 115) * u
     x0, y0 = cx - w / 2, cy - h / 2
     lead = _color(rng, (170, 170, 170), (230, 230, 230))
@@ -176,11 +271,13 @@ def chip(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list
     ]
 
 
-def tombstone(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list[Question]:
+def tombstone(
+    img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
+) -> list[Question]:
     """Down-looking camera over a two-terminal part on its pads: lying flat, or standing on one
     pad with the other pad bare."""
     _board(img, rng, u)
-    cx, cy = _crosshair_centre(img, rng, u)
+    cx, cy = _crosshair_centre(img, rng, u, var)
     vertical = bool(rng.random() < 0.5)
     pad_l, pad_w, gap = rng.uniform(28, 38) * u, rng.uniform(34, 46) * u, rng.uniform(26, 40) * u
     solder = _color(rng, (175, 175, 180), (235, 235, 240))
@@ -213,12 +310,14 @@ def tombstone(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) ->
     return [_q("tombstone", standing)]
 
 
-def feeder_pocket(img: np.ndarray, rng: np.random.Generator, u: float, yes: bool) -> list[Question]:
+def feeder_pocket(
+    img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
+) -> list[Question]:
     """Down-looking feeder camera over embossed carrier tape: the pocket at the pick position
     (the middle of the view) is empty or holds a part; neighbours are random."""
     w = img.shape[1]
     _fill(img, _color(rng, (20, 20, 20), (60, 60, 60)))
-    cx, cy = _crosshair_centre(img, rng, u)
+    cx, cy = _crosshair_centre(img, rng, u, var)
     tape = _color(rng, (15, 15, 15), (60, 60, 60)) if rng.random() < 0.5 else (150, 190, 210)
     tape_w = rng.uniform(120, 150) * u
     cv2.rectangle(img, _pt(0, cy - tape_w / 2), _pt(w, cy + tape_w / 2), tape, -1, _AA, _SHIFT)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pnp_vision.errors import ConfigError
+from pnp_vision.evaluation import metrics
 from pnp_vision.evaluation.labels import LabelledFrame, load_labels
 from pnp_vision.logs import kv
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 class _Result(Protocol):
     answer: str
     confident: bool
+    probabilities: dict[str, float]
     timings: Any
 
 
@@ -47,19 +49,37 @@ class TemplateStats:
     correct: int = 0
     below_bar: int = 0
     correct_confident: int = 0
+    confident_wrong: int = 0
+    trained: bool | None = None  # from the answers: False if the model folder did not learn it
     latencies_ms: list[float] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)  # probability of the given answer
+    hits: list[bool] = field(default_factory=list)
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.confusion = {t: dict.fromkeys(self.answers, 0) for t in self.answers}
 
-    def add(self, truth: str, predicted: str, confident: bool, latency_ms: float) -> None:
+    def add(
+        self,
+        truth: str,
+        predicted: str,
+        confident: bool,
+        latency_ms: float,
+        confidence: float | None = None,
+        trained: bool | None = None,
+    ) -> None:
         self.total += 1
         self.correct += truth == predicted
         self.below_bar += not confident
         self.correct_confident += confident and truth == predicted
+        self.confident_wrong += confident and truth != predicted
         self.confusion[truth][predicted] += 1
         self.latencies_ms.append(latency_ms)
+        if confidence is not None:
+            self.confidences.append(confidence)
+            self.hits.append(truth == predicted)
+        if trained is not None:
+            self.trained = trained
 
     @property
     def accuracy(self) -> float:
@@ -75,6 +95,15 @@ class TemplateStats:
         confident = self.total - self.below_bar
         return self.correct_confident / confident if confident else None
 
+    @property
+    def confident_wrong_share(self) -> float:
+        """Answers a machine would act on that are wrong, as a share of all answers."""
+        return self.confident_wrong / self.total if self.total else 0.0
+
+    @property
+    def ece(self) -> float | None:
+        return metrics.expected_calibration_error(self.confidences, self.hits)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "template": self.template,
@@ -84,6 +113,12 @@ class TemplateStats:
             "below_bar": self.below_bar,
             "below_bar_share": self.below_bar_share,
             "confident_accuracy": self.confident_accuracy,
+            "confident_wrong": self.confident_wrong,
+            "confident_wrong_share": self.confident_wrong_share,
+            "trained": self.trained,
+            "ece": self.ece,
+            "reliability": metrics.reliability(self.confidences, self.hits),
+            "coverage": metrics.coverage(self.confidences, self.hits),
             "latency_ms_p50": _percentile(self.latencies_ms, 50),
             "latency_ms_p95": _percentile(self.latencies_ms, 95),
             "confusion": self.confusion,
@@ -108,6 +143,11 @@ class EvalReport:
     def accuracy(self) -> float:
         return sum(s.correct for s in self.templates.values()) / self.questions if self else 0.0
 
+    @property
+    def confident_wrong_share(self) -> float:
+        wrong = sum(s.confident_wrong for s in self.templates.values())
+        return wrong / self.questions if self else 0.0
+
     def __bool__(self) -> bool:
         return self.questions > 0
 
@@ -120,6 +160,7 @@ class EvalReport:
             "skipped_frames": self.skipped_frames,
             "questions": self.questions,
             "accuracy": self.accuracy,
+            "confident_wrong_share": self.confident_wrong_share,
             "frame_latency_ms_p50": _percentile(self.frame_latencies_ms, 50),
             "frame_latency_ms_p95": _percentile(self.frame_latencies_ms, 95),
             "templates": {name: s.as_dict() for name, s in sorted(self.templates.items())},
@@ -179,6 +220,11 @@ def evaluate(
         report.frames += 1
         for q, result in zip(labelled, results, strict=True):
             report.templates[q.template].add(
-                q.answer, result.answer, bool(result.confident), float(result.timings.total_ms)
+                q.answer,
+                result.answer,
+                bool(result.confident),
+                float(result.timings.total_ms),
+                confidence=float(result.probabilities[result.answer]),
+                trained=getattr(result, "trained", None),
             )
     return report

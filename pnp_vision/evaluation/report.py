@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pnp_vision.evaluation import metrics
 from pnp_vision.evaluation.evaluate import EvalReport, TemplateStats
 
 
@@ -13,22 +14,61 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _trained(value: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "-"}[value]
+
+
 def _rows(report: EvalReport) -> list[list[str]]:
-    rows = [["template", "n", "accuracy", "below bar", "acc. confident", "p50 ms", "p95 ms"]]
+    rows = [
+        ["template", "trained", "n", "accuracy", "below bar", "acc. confident", "conf. wrong",
+         "ECE", "p50 ms", "p95 ms"]
+    ]  # fmt: skip
     for name, stats in sorted(report.templates.items()):
         d = stats.as_dict()
         rows.append(
             [
                 name,
+                _trained(stats.trained),
                 str(stats.total),
                 _pct(stats.accuracy),
                 _pct(stats.below_bar_share),
                 _pct(stats.confident_accuracy),
+                _pct(stats.confident_wrong_share),
+                "-" if stats.ece is None else f"{stats.ece:.3f}",
                 _ms(d["latency_ms_p50"]),
                 _ms(d["latency_ms_p95"]),
             ]
         )
     return rows
+
+
+def _reliability(stats: TemplateStats) -> list[str]:
+    rows = [[f"{stats.template}: confidence", "answers", "mean conf.", "accuracy"]]
+    for row in metrics.reliability(stats.confidences, stats.hits):
+        if row["answers"]:
+            rows.append(
+                [
+                    f"{row['lo']:.1f}-{row['hi']:.1f}",
+                    str(row["answers"]),
+                    _pct(row["confidence"]),
+                    _pct(row["accuracy"]),
+                ]
+            )
+    return _table(rows)
+
+
+def _coverage(stats: TemplateStats) -> list[str]:
+    rows = [[f"{stats.template}: bar", "coverage", "accuracy", "conf. wrong"]]
+    for row in metrics.coverage(stats.confidences, stats.hits):
+        rows.append(
+            [
+                f"{row['bar']:g}",
+                _pct(row["coverage"]),
+                _pct(row["accuracy"]),
+                _pct(row["confident_wrong_share"]),
+            ]
+        )
+    return _table(rows)
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -52,7 +92,9 @@ def _confusion(stats: TemplateStats) -> list[str]:
 
 
 def render_text(report: EvalReport) -> str:
-    """The table people read: per template accuracy, share below the bar, latency, confusion."""
+    """The table people read: per template accuracy, share below the bar, confident-and-wrong
+    share, calibration error, latency; then per template its confusion matrix, reliability
+    table (accuracy per confidence bin) and accuracy vs coverage at candidate bars."""
     d = report.as_dict()
     lines = [
         f"model {report.model}",
@@ -63,9 +105,15 @@ def render_text(report: EvalReport) -> str:
         lines.append(f"skipped {len(report.skipped_frames)} unreadable frame(s)")
     lines += ["", *_table(_rows(report))]
     lines.append(
-        f"overall accuracy {_pct(report.accuracy)}; per frame (all its questions in one call):"
+        f"overall accuracy {_pct(report.accuracy)}, confident and wrong"
+        f" {_pct(report.confident_wrong_share)}; per frame (all its questions in one call):"
         f" p50 {_ms(d['frame_latency_ms_p50'])} ms, p95 {_ms(d['frame_latency_ms_p95'])} ms"
     )
+    if any(s.trained is False for s in report.templates.values()):
+        lines.append(
+            "trained NO: the model folder did not learn the template; its answers are never"
+            " confident"
+        )
     for _, stats in sorted(report.templates.items()):
-        lines += ["", *_confusion(stats)]
+        lines += ["", *_confusion(stats), "", *_reliability(stats), "", *_coverage(stats)]
     return "\n".join(lines)

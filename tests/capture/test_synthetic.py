@@ -12,7 +12,7 @@ import pytest
 
 from pnp_vision.capture.sources import read_index
 from pnp_vision.config import PROJECT_ROOT
-from pnp_vision.devtools.synthetic import CORNERS, SCENES, generate, render
+from pnp_vision.devtools.synthetic import CORNERS, SCENES, TIP_STYLES, Variation, generate, render
 from pnp_vision.errors import BadRequest
 
 TEMPLATES = {
@@ -103,3 +103,88 @@ def test_bundled_recording_matches_the_generator() -> None:
         image, label = render(seq, seed=0, size=(320, 240), noise=0.6)
         assert label == {k: v for k, v in labels[seq].items() if k not in ("seq", "file")}
         assert np.array_equal(cv2.imread(str(entries[seq].file)), image)
+
+
+# -- families of frames (make_recording's options) ---------------------------------------------
+
+
+def _crosshair(img: np.ndarray) -> tuple[int, int]:
+    edges = cv2.Canny(img, 50, 150)
+    return int(np.argmax(edges.sum(0))), int(np.argmax(edges.sum(1)))
+
+
+def test_shift_puts_the_crosshair_at_the_asked_distance() -> None:
+    size = (448, 448)  # 2 px a unit
+    var = Variation(shift=(26.0, 32.0), tip_styles=("outline",))
+    frames = generate(12, seed=8, size=size, lighting="even", blur=False, noise=0, variation=var)
+    dists = []
+    for img, label in frames:
+        if label["scene"] in ("nozzle_tip", "part_held"):
+            x, y = _crosshair(img)
+            dists.append(np.hypot(x - size[0] / 2, y - size[1] / 2) / 2)
+    assert len(dists) >= 4
+    assert all(25 <= d <= 33 for d in dists), dists
+    default = [
+        np.hypot(*(np.subtract(_crosshair(img), (224, 224)))) / 2
+        for img, label in generate(12, seed=8, size=size, lighting="even", blur=False, noise=0)
+        if label["scene"] in ("nozzle_tip", "part_held")
+    ]
+    assert min(default) < 25  # the default draws nearer the centre: the option did move it
+
+
+def test_default_variation_is_the_original_stream_and_others_differ() -> None:
+    plain = render(3, seed=2, size=(160, 120))[0]
+    assert np.array_equal(render(3, seed=2, size=(160, 120), variation=Variation())[0], plain)
+    for var in (
+        Variation(tip_radius=(10, 12)),
+        Variation(harshness=(2.0, 2.0)),
+        Variation(jpeg_quality=(30, 30)),
+    ):
+        other = render(0, seed=2, size=(160, 120), variation=var)[0]
+        assert not np.array_equal(other, render(0, seed=2, size=(160, 120))[0]), var
+
+
+def test_jpeg_family_stays_close_to_the_frame_it_compresses() -> None:
+    var = Variation(jpeg_quality=(50, 50))
+    raw = render(1, seed=4, size=(320, 240), blur=False, noise=0)[0]
+    # the JPEG frame draws one more number (its quality) after the pixels: same scene
+    jpeg = render(1, seed=4, size=(320, 240), blur=False, noise=0, variation=var)[0]
+    diff = np.abs(raw.astype(int) - jpeg.astype(int))
+    assert 0 < diff.mean() < 4
+
+
+@pytest.mark.parametrize(
+    ("var", "needle"),
+    [
+        (Variation(centred=(0.0, 5.0)), "label gap"),
+        (Variation(off=(8.0, 20.0)), "label gap"),
+        (Variation(tip_styles=("cartoon",)), "cartoon"),
+        (Variation(tip_radius=(30.0, 20.0)), "tip_radius"),
+        (Variation(jpeg_quality=(0, 50)), "jpeg_quality"),
+    ],
+)
+def test_bad_families_are_named(var: Variation, needle: str) -> None:
+    with pytest.raises(BadRequest, match=needle):
+        next(generate(1, variation=var))
+
+
+def test_every_tip_style_draws_and_labels_keep_the_gap(tmp_path) -> None:
+    from pnp_vision.devtools.make_recording import main
+
+    out = tmp_path / "rec"
+    code = main(
+        ["--out", str(out), "--frames", "10", "--scenes", "nozzle_tip", "--size", "160x120",
+         "--tip-style", ",".join(TIP_STYLES), "--tip-radius", "10:50", "--shift", "0:30",
+         "--harshness", "1.5:2", "--jpeg-quality", "40:90", "--centred", "2:3", "--off", "12:15"]
+    )  # fmt: skip
+    assert code == 0
+    labels = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == 10 and {row["scene"] for row in labels} == {"nozzle_tip"}
+    answers = collections.Counter(
+        q["answer"]
+        for row in labels
+        for q in row["questions"]
+        if q["template"] == "nozzle_alignment"
+    )
+    assert answers == {"YES": 5, "NO": 5}
+    assert all(cv2.imread(str(out / row["file"])).shape == (120, 160, 3) for row in labels)

@@ -75,9 +75,18 @@ def test_table_output_and_confidence_bar_override(
         assert hard["below_bar"] == hard["questions"] > 0 and hard["below_bar_share"] == 1.0
         assert easy["below_bar"] == 0 and easy["confident_accuracy"] == easy["accuracy"]
         assert hard["confusion"] == easy["confusion"]
+        # nothing clears a bar of 1.0, so nothing is confident and wrong; at 0.0 every miss is
+        assert hard["confident_wrong"] == 0
+        assert easy["confident_wrong"] == easy["questions"] - easy["correct"]
+        assert sum(row["answers"] for row in easy["reliability"]) == easy["questions"]
+        assert easy["ece"] == hard["ece"] and 0 <= easy["ece"] <= 1
+        at_half = next(row for row in easy["coverage"] if row["bar"] == 0.5)
+        assert at_half["coverage"] == 1.0  # two answers: the winner always has >= 0.5
+        assert at_half["accuracy"] == pytest.approx(easy["accuracy"])
     assert cli_main(["eval", *args]) == 0
     table = capsys.readouterr().out
     assert "polarity_mark" in table and "below bar" in table and "p95 ms" in table
+    assert "conf. wrong" in table and "ECE" in table and "tombstone: bar" in table
     assert "tombstone (true \\ answered)" in table  # the confusion matrix
 
 
