@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", type=Path, help="Template folder (default: settings).")
     p.add_argument("--min-confidence", type=float, help="Default: settings min_confidence.")
     p.add_argument("--json", action="store_true", help="Print the InspectionResult as JSON.")
+    p.add_argument("--save-crop", type=Path, metavar="FILE", help="Write the image the model saw.")
     p.set_defaults(func=run_inspect)
 
     t = sub.add_parser("templates", help="List the inspection templates and their parameters.")
@@ -79,6 +80,12 @@ def run_inspect(args: argparse.Namespace) -> int:
     )
     load_ms = (time.perf_counter() - t0) * 1e3
     result = inspector.inspect(image, [question], roi=roi)[0]
+    if args.save_crop is not None:
+        from pnp_vision.inspect.imageprep import prepare
+
+        template = templates.get(question.template)
+        view = prepare(image, roi=roi, template_roi=template.roi, max_pixels=template.max_pixels)
+        view.save(args.save_crop, format="PNG")
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--deadline", type=float, metavar="S", help="answer within S seconds")
     _client_options(ask)
     ask.add_argument("--json", action="store_true", help="print the reply as JSON")
+    ask.add_argument(
+        "--save-crop", type=Path, metavar="FILE", help="write the image the model saw (PNG)"
+    )
     ask.set_defaults(func=_ask)
 
     status = sub.add_parser("status", help="the worker's model, queue, cameras and counters")
@@ -135,6 +138,8 @@ def _ask(args: argparse.Namespace) -> int:
             max_age=args.max_age,
             deadline=args.deadline,
         )
+        if args.save_crop is not None:  # asked at once: the worker keeps history_size answers
+            args.save_crop.write_bytes(client.crop(result.id))
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0

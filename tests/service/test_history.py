@@ -58,3 +58,37 @@ def test_crop_of_an_unknown_request_or_question_is_a_clear_error(
     asked = client.inspect(None, "tombstone", image=sample_png)
     with pytest.raises(BadRequest, match="has 1 question"):
         client.crop(asked.id, 3)
+
+
+def test_ask_save_crop_writes_the_image_the_model_saw(
+    stack: ServiceStack, sample_png: bytes, tmp_path
+) -> None:
+    import subprocess
+    import sys
+
+    image, crop = tmp_path / "frame.png", tmp_path / "crop.png"
+    image.write_bytes(sample_png)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pnp_vision.cli",
+            "ask",
+            "rig",
+            "nozzle_alignment",
+            "--image",
+            str(image),
+            "--endpoint",
+            stack.requests_endpoint,
+            "--save-crop",
+            str(crop),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    template = TemplateSet.load(PROJECT_ROOT / "prompts").get("nozzle_alignment")
+    expected = prepare(sample_png, template_roi=template.roi, max_pixels=template.max_pixels)
+    assert np.array_equal(np.asarray(Image.open(crop).convert("RGB")), np.asarray(expected))
