@@ -21,7 +21,7 @@ from playwright.sync_api import sync_playwright
 
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
-from pnp_vision.service.launch import service_stack
+from pnp_vision.stack.launch import service_stack
 
 OUT = PROJECT_ROOT / "bench" / "results"
 

@@ -203,7 +203,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from pnp_vision.devtools.tiny_models import ensure_tiny_model
-    from pnp_vision.service.launch import DEMO_CAMERAS, service_stack
+    from pnp_vision.stack.launch import DEMO_CAMERAS, service_stack
 
     model_dir = args.model or ensure_tiny_model()
     levels = [int(x) for x in args.clients.split(",")]

@@ -108,7 +108,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from pnp_vision.devtools.tiny_models import ensure_tiny_model
-    from pnp_vision.service.launch import (
+    from pnp_vision.stack.launch import (
         ipc_endpoint,
         start_capture,
         start_worker,

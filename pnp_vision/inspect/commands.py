@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from pnp_vision.errors import BadParams, BadRequest
+from pnp_vision.errors import BadRequest
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,16 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_templates)
 
 
-def _parse_params(pairs: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BadParams(f"--param {pair!r} must look like key=value")
-        params[key] = value
-    return params
-
-
 def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     if text is None:
         return None
@@ -55,6 +45,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
     from pnp_vision.inspect import Inspector, Question, TemplateSet
     from pnp_vision.inspect.runtime import setup_runtime
+    from pnp_vision.inspect.templates import parse_params
     from pnp_vision.logs import setup_logging
 
     settings = load_settings(
@@ -62,7 +53,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     )
     setup_logging("WARNING")
     runtime = setup_runtime(settings)
-    question = Question(template=args.template, params=_parse_params(args.param))
+    question = Question(template=args.template, params=parse_params(args.param))
     roi = _parse_roi(args.roi)
     templates = TemplateSet.load(settings.prompts_dir)
     templates.render(question)  # bad template/params fail before the model loads

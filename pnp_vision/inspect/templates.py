@@ -220,6 +220,6 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise BadParams(f"--param {pair!r}: expected KEY=VALUE")
+            raise BadParams(f"--param {pair!r} must look like key=value")
         params[key] = value
     return params

@@ -114,24 +114,14 @@ def _client(args: argparse.Namespace) -> VisionClient:
     return VisionClient(args.endpoint, args.timeout, args.retries)
 
 
-def _params(pairs: list[str]) -> dict[str, str]:
-    from pnp_vision.errors import BadParams
-
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BadParams(f"--param {pair!r}: expected KEY=VALUE")
-        params[key] = value
-    return params
-
-
 def _ask(args: argparse.Namespace) -> int:
+    from pnp_vision.inspect.templates import parse_params
+
     with _client(args) as client:
         result = client.inspect(
             args.camera,
             args.template,
-            _params(args.param),
+            parse_params(args.param),
             image=args.image,
             frame=args.frame,
             seq=args.seq,
@@ -190,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pnp_vision.service.demo import run_demo
+    from pnp_vision.stack.demo import run_demo
 
     rows, failures = run_demo(
         model_dir=args.model, rounds=args.rounds, cameras_dir=args.cameras_dir

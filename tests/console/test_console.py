@@ -21,7 +21,7 @@ import pytest
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.evaluation.labels import load_labels
-from pnp_vision.service.launch import ServiceStack, service_stack
+from pnp_vision.stack.launch import ServiceStack, service_stack
 
 playwright = pytest.importorskip("playwright.sync_api")  # a dev dependency: always there in CI
 CHROMIUM = (

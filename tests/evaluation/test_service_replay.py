@@ -18,7 +18,7 @@ import pytest
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.evaluation.labels import load_labels
-from pnp_vision.service.launch import service_stack
+from pnp_vision.stack.launch import service_stack
 
 DEMO = PROJECT_ROOT / "recordings" / "demo"
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")

@@ -30,7 +30,7 @@ from pnp_vision.capture.subscriber import FrameSubscriber
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.protocol.frames import Encoding, FrameHeader, pack_frame
-from pnp_vision.service.launch import (
+from pnp_vision.stack.launch import (
     ipc_endpoint,
     service_stack,
     start_capture,

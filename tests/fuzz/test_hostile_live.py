@@ -25,7 +25,7 @@ import zmq
 from pnp_vision.capture.subscriber import FrameSubscriber
 from pnp_vision.client import VisionClient
 from pnp_vision.errors import NoFrame
-from pnp_vision.service.launch import (
+from pnp_vision.stack.launch import (
     ServiceProcess,
     ipc_endpoint,
     start_worker,

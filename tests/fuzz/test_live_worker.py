@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pnp_vision.protocol.requests import decode_reply
-from pnp_vision.service.launch import ServiceStack, service_stack
+from pnp_vision.stack.launch import ServiceStack, service_stack
 
 from .test_request_parser import _mutated, _valid
 

@@ -20,7 +20,7 @@ import zmq
 
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
-from pnp_vision.service.launch import ServiceStack, service_stack
+from pnp_vision.stack.launch import ServiceStack, service_stack
 
 SHARED_QUEUE_SIZE = 4
 SHARED_MAX_REQUEST_BYTES = 1 << 20  # larger requests get a bad_request reply

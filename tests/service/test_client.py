@@ -13,7 +13,7 @@ import zmq
 
 from pnp_vision.client import ServiceTimeout, VisionClient
 from pnp_vision.errors import BadRequest, Busy, ErrorCode
-from pnp_vision.service.launch import ipc_endpoint
+from pnp_vision.stack.launch import ipc_endpoint
 
 Script = Callable[[zmq.Socket, list[bytes], int], None]  # (router, message, index) -> replies
 

@@ -17,8 +17,8 @@ import zmq
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.errors import BadParams, NoFrame, UnknownCamera, UnknownTemplate
-from pnp_vision.service.demo import example_params
-from pnp_vision.service.launch import ServiceStack
+from pnp_vision.stack.demo import example_params
+from pnp_vision.stack.launch import ServiceStack
 
 CAMERA = "demo"
 

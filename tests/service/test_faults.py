@@ -21,7 +21,7 @@ import zmq
 
 from pnp_vision.client import VisionClient
 from pnp_vision.errors import NoFrame
-from pnp_vision.service.launch import (
+from pnp_vision.stack.launch import (
     DEMO_CAMERAS,
     ServiceProcess,
     ipc_endpoint,

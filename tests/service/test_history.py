@@ -14,7 +14,7 @@ from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.errors import BadRequest
 from pnp_vision.inspect.imageprep import prepare
 from pnp_vision.inspect.templates import TemplateSet
-from pnp_vision.service.launch import ServiceStack
+from pnp_vision.stack.launch import ServiceStack
 
 
 def test_recent_lists_another_clients_inspection_and_serves_its_exact_crops(

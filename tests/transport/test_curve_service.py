@@ -14,7 +14,7 @@ from pnp_vision.capture.subscriber import FrameSubscriber
 from pnp_vision.client import ServiceTimeout, VisionClient
 from pnp_vision.errors import NoFrame
 from pnp_vision.protocol.requests import StatusResult
-from pnp_vision.service.launch import (
+from pnp_vision.stack.launch import (
     ServiceProcess,
     ipc_endpoint,
     start_capture,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pnp_vision.config import PROJECT_ROOT, Settings
-from pnp_vision.errors import PnpVisionError
+from pnp_vision.errors import ConfigError, PnpVisionError
 from pnp_vision.protocol.requests import StatusResult
 
 DEMO_CAMERAS = PROJECT_ROOT / "cameras" / "demo.toml"
@@ -231,13 +231,14 @@ def _not_ready(status: StatusResult, cameras: Sequence[str]) -> str:
 
 
 def model_for_demo(settings: Settings) -> Path:
-    """The trained model at settings.model_dir when there is one, else the cached tiny model."""
+    """The model at settings.model_dir (the bundled trained inspector by default)."""
     model_dir = Path(settings.model_dir)
-    if (model_dir / "config.json").is_file():
-        return model_dir
-    from pnp_vision.devtools.tiny_models import ensure_tiny_model
-
-    return ensure_tiny_model()
+    if not (model_dir / "config.json").is_file():
+        raise ConfigError(
+            f"model_dir {model_dir}: no config.json (the demo runs the bundled"
+            " models/pnp-inspector, or --model DIR; `pnp-vision dev tiny-model` builds one)"
+        )
+    return model_dir
 
 
 @dataclass

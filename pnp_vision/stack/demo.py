@@ -10,17 +10,16 @@ exists, else the cached tiny model (random weights: its answers show the plumbin
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from pnp_vision.config import load_settings
 from pnp_vision.errors import NoFrame, PnpVisionError
+from pnp_vision.evaluation.labels import LabelledQuestion, load_labels_if_any
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +41,7 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Labelled:
-    template: str
-    params: dict[str, str]
-    answer: str
-
-
-def load_labels(cameras_dir: Path) -> dict[int, list[Labelled]]:
+def load_labels(cameras_dir: Path) -> dict[int, list[LabelledQuestion]]:
     """Recording seq -> labelled questions, from the demo camera's recording (empty if none)."""
     from pnp_vision.capture.cameras import load_cameras
 
@@ -57,19 +49,7 @@ def load_labels(cameras_dir: Path) -> dict[int, list[Labelled]]:
         source = load_cameras(cameras_dir, [CAMERA])[0].source
     except PnpVisionError:
         return {}
-    path = Path(str(source)) / "labels.jsonl"
-    if not path.is_file():
-        return {}
-    labels: dict[int, list[Labelled]] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        labels[int(row["seq"])] = [
-            Labelled(q["template"], dict(q.get("params") or {}), q["answer"])
-            for q in row.get("questions", [])
-        ]
-    return labels
+    return {f.seq: list(f.questions) for f in load_labels_if_any(Path(str(source)))}
 
 
 def example_params(template: dict[str, Any]) -> dict[str, str] | None:
@@ -101,7 +81,7 @@ def run_demo(
     from pnp_vision.capture.subscriber import FrameSubscriber
     from pnp_vision.client import VisionClient
     from pnp_vision.logs import setup_logging
-    from pnp_vision.service.launch import DEMO_CAMERAS, model_for_demo, service_stack
+    from pnp_vision.stack.launch import DEMO_CAMERAS, model_for_demo, service_stack
 
     settings = load_settings()
     setup_logging("WARNING")
@@ -164,7 +144,7 @@ def _summary(
         print(f"FAILED: {failure}", file=out)
 
 
-def _labelled_frame(frames: Any, template: str, labels: dict[int, list[Labelled]]) -> Any:
+def _labelled_frame(frames: Any, template: str, labels: dict[int, list[LabelledQuestion]]) -> Any:
     """The next live frame whose recording seq has questions for `template` (None if none will)."""
     if not any(q.template == template for qs in labels.values() for q in qs):
         return None
@@ -182,7 +162,7 @@ def _ask(
     client: Any,
     frames: Any,
     template: dict[str, Any],
-    labels: dict[int, list[Labelled]],
+    labels: dict[int, list[LabelledQuestion]],
     failures: list[str],
     out: TextIO,
 ) -> list[dict[str, Any]]:
@@ -192,10 +172,13 @@ def _ask(
         if frame is None:  # no label for it: any fresh frame, example parameters
             params = example_params(template)
             if params is None:
-                print(f"skipped {name}: no labelled frame and no example value for its"
-                      f" parameters (try `pnp-vision ask {CAMERA} {name} --param ...`)", file=out)
+                print(
+                    f"skipped {name}: no labelled frame and no example value for its"
+                    f" parameters (try `pnp-vision ask {CAMERA} {name} --param ...`)",
+                    file=out,
+                )
                 return []
-            asked = [Labelled(name, params, "-")]
+            asked = [LabelledQuestion(template=name, params=params, answer="-")]
             result = client.inspect(CAMERA, name, asked[0].params, frame="fresh", deadline=20.0)
         else:
             asked = [q for q in labels[frame.header.source_seq] if q.template == name]
