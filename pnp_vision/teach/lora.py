@@ -588,6 +588,7 @@ def train_lora(
     mx.random.seed(seed)  # the LoRA A matrices are drawn from MLX's global generator
     try:
         get_peft_model(model, rank=rank, alpha=alpha, dropout=0.0, verbose=False)
+        _fast_paths(model, adapters_on=True)  # the after-accuracy must run through LoRA
         task = make_task(model, args, loss_fn=_answer_loss, iterate_batches=_iterate_batches)
         trainer = Trainer(
             model,

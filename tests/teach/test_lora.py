@@ -233,3 +233,29 @@ def test_held_out_accuracy_is_measured_before_and_after(trained: Trained, tmp_pa
     assert report.accuracy_before in (0.0, 0.5, 1.0)
     assert report.accuracy_after in (0.0, 0.5, 1.0)
     assert "held-out (2) accuracy" in report.summary()
+
+
+@pytest.mark.parametrize("trained", ["qwen2_5_vl"], indirect=True)  # the one fused architecture
+def test_adapters_reach_the_fused_compiled_path(
+    trained: Trained, prompts_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPUs run Qwen through fused q/k/v and gate/up weights in a compiled pass, which would
+    bypass LoRA layers: forced on here (PNP_VISION_COMPILE=1), the adapter's answers must match
+    the plain path's, and unloading must give the fused base's answers back bit for bit."""
+    adapted_plain = []
+    lora.load_adapter(trained.inspector.model, trained.report.adapter_dir, trained.model_dir)
+    try:
+        adapted_plain = _answers(trained.inspector)
+    finally:
+        lora.unload_adapter(trained.inspector.model)
+    monkeypatch.setenv("PNP_VISION_COMPILE", "1")
+    fused = Inspector(trained.model_dir, TemplateSet.load(prompts_dir))
+    assert fused.model.language_model.__dict__.get("_pnp_fused")
+    base = _answers(fused)
+    lora.load_adapter(fused.model, trained.report.adapter_dir, trained.model_dir)
+    adapted = _answers(fused)
+    for got, want in zip(adapted, adapted_plain, strict=True):
+        assert got == pytest.approx(want, abs=1e-4)
+    lora.unload_adapter(fused.model)
+    assert fused.model.language_model.__dict__.get("_pnp_fused")
+    assert _answers(fused) == base
