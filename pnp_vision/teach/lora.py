@@ -19,6 +19,10 @@ replaced, each working around an mlx-vlm 0.7.10 issue:
   (patches, features) pixel values into (1, patches, features), which its vision tower cannot
   take. `_iterate_batches` collates the text fields with mlx-vlm and the media here.
 
+Batches of several images train Qwen2.5-VL (right padding; each row's logits equal its own);
+mlx-vlm's mllama forward cannot take several images' tiles in one batch, so mllama trains with
+batch_size 1.
+
 `replace_lora_with_linear` is not used to unload: it handles only the legacy `LoRaLayer` and
 merges W + BA into the weights, which cannot give the base's answers back bit for bit; here the
 original Linear objects are put back instead.
@@ -561,6 +565,11 @@ def train_lora(
     elif inspector.model_dir.resolve() != model_dir.resolve():
         raise ConfigError(f"the inspector holds {inspector.model_dir}, not {model_dir}")
     model = inspector.model
+    if batch_size > 1 and model.config.model_type == "mllama":
+        raise ConfigError(
+            "mllama trains with batch_size 1: mlx-vlm 0.7.10's mllama forward mixes up the"
+            " vision tiles of a batch of images"
+        )
     if _lora_modules(model):
         raise ConfigError("the model already has an adapter: unload it before training")
     _check_examples(inspector, examples)

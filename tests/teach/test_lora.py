@@ -259,3 +259,45 @@ def test_adapters_reach_the_fused_compiled_path(
     lora.unload_adapter(fused.model)
     assert fused.model.language_model.__dict__.get("_pnp_fused")
     assert _answers(fused) == base
+
+
+def test_a_padded_batch_gives_each_row_its_own_logits(trained: Trained, tmp_path: Path) -> None:
+    """Two prompts of different lengths in one right-padded batch (Qwen2.5-VL); mllama's
+    forward cannot batch several images, so it refuses batch_size > 1 up front."""
+    import mlx.core as mx
+    from mlx_vlm.trainer.vlm.sft.runtime import forward_vlm_logits
+
+    inspector = trained.inspector
+    frame = trained.examples[0].image
+    pair = [
+        lora.Example(frame, "part_on_nozzle", {}, "YES"),
+        lora.Example(frame, "polarity_mark", {"corner": "top_left"}, "NO"),
+    ]
+    if trained.kind == "mllama":
+        with pytest.raises(ConfigError, match="batch_size 1"):
+            lora.train_lora(
+                trained.model_dir, pair, tmp_path, steps=1, batch_size=2, inspector=inspector
+            )
+        return
+    adapter = lora._adapter(inspector)
+    rows = [lora._row(inspector, adapter, e) for e in pair]
+    assert len({len(r.ids) for r in rows}) == 2
+    batch = next(lora._iterate_batches(rows, 2, 10_000))
+    logits = forward_vlm_logits(inspector.model, batch["input_ids"][:, :-1], None, batch)
+    for i in range(2):
+        ids = batch["input_ids"][i].tolist()
+        row = next(r for r in rows if ids[: len(r.ids)] == r.ids)
+        alone = next(lora._iterate_batches([row], 1, 10_000))
+        single = forward_vlm_logits(inspector.model, alone["input_ids"][:, :-1], None, alone)
+        at = row.answer_from - 1
+        assert mx.allclose(logits[i, at], single[0, at], atol=1e-4).item()
+    report = _quiet_train(
+        trained.model_dir,
+        pair * 2,
+        tmp_path,
+        steps=2,
+        batch_size=2,
+        holdout=0.0,
+        inspector=inspector,
+    )
+    assert len(report.losses) == 2 and all(loss > 0 for loss in report.losses)
