@@ -42,6 +42,13 @@ class Settings(StrictModel):
         10.0, gt=0, description="Client wait for one reply before it retries."
     )
     client_retries: int = Field(3, ge=0, le=20, description="Client resends after a timeout.")
+    connect_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Client: how long a worker may take to complete the connection handshake "
+        "before the client reports no_worker (not running, or this CURVE key not authorized).",
+    )
     min_confidence: float = Field(
         0.8, ge=0.0, le=1.0, description="Probability an answer needs to count as confident."
     )
@@ -108,7 +115,9 @@ def load_settings(
     for name in Settings.model_fields:
         key = ENV_PREFIX + name.upper()
         if key in env:
-            values[name] = env[key]
+            field = Settings.model_fields[name]
+            # An empty variable unsets an optional setting (`PNP_VISION_KEYS_DIR=`: no CURVE).
+            values[name] = None if env[key] == "" and field.default is None else env[key]
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings.model_validate(values)
