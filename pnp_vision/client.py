@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import zmq
+from pydantic import ValidationError
 from zmq.utils.monitor import parse_monitor_message
 
 from pnp_vision.config import StrictModel, load_settings
 from pnp_vision.errors import BadRequest, ClientCode, PnpVisionError, error_for_code
+from pnp_vision.protocol.base import one_line
 from pnp_vision.protocol.requests import (
     FrameChoice,
     FrameUsed,
@@ -375,8 +377,8 @@ class VisionClient:
                 deadline_ms=None if deadline is None else deadline * 1000,
                 roi=roi,
             )
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise BadRequest(f"invalid inspect request: {exc}") from exc
+        except ValidationError as exc:
+            raise BadRequest(f"invalid inspect request: {one_line(exc)}") from None
         payload = None if image is None else _image_bytes(image)
         reply, round_trip = self.request(request, payload)
         result = InspectResult.model_validate(reply.result)
