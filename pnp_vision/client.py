@@ -7,8 +7,12 @@ of a request it is still working on once, and a resend of one it already answere
 reply, so a retry never runs an inspection twice with different answers. A reply whose id is not
 the current request's (a late answer to an earlier, abandoned try) is dropped.
 
-Errors come back as the typed exceptions of `pnp_vision.errors` (`.code` is the wire code);
-no reply after every try is a `ServiceTimeout`. One client is meant for one thread.
+Errors come back as the typed exceptions of `pnp_vision.errors` (`.code` is the wire code).
+Two errors are the client's own (`ClientCode`): `NoWorker` (`no_worker`) when no worker completes
+the connection handshake within `connect_timeout` (2 s): nothing listens at the endpoint, or a
+CURVE worker refused this key; and `ServiceTimeout` (`no_reply`) when a worker is connected but
+no reply came after every try. A slow model is neither: it answers `deadline_exceeded`.
+One client is meant for one thread.
 
     with VisionClient("tcp://127.0.0.1:5556") as vc:
         r = vc.inspect("top", "part_marking", {"marking": "R0603"}, frame="fresh")
@@ -25,9 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import zmq
+from pydantic import ValidationError
+from zmq.utils.monitor import parse_monitor_message
 
 from pnp_vision.config import StrictModel, load_settings
-from pnp_vision.errors import BadRequest, ErrorCode, PnpVisionError, error_for_code
+from pnp_vision.errors import BadRequest, ClientCode, PnpVisionError, error_for_code
+from pnp_vision.protocol.base import one_line
 from pnp_vision.protocol.requests import (
     CropRequest,
     CropResult,
@@ -57,13 +64,26 @@ if TYPE_CHECKING:
 
     from pnp_vision.transport.security import Security
 
-__all__ = ["Inspection", "ServiceTimeout", "VisionClient"]
+__all__ = ["Inspection", "NoWorker", "ServiceTimeout", "VisionClient"]
+
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class ServiceTimeout(PnpVisionError):
-    """No reply from the worker after every try: it is down, unreachable, or overloaded."""
+    """Connected, but no reply from the worker after every try (stalled or overloaded)."""
 
-    code = ErrorCode.DEADLINE_EXCEEDED
+    code = ClientCode.NO_REPLY
+
+
+class NoWorker(ServiceTimeout):
+    """No worker completed the handshake: not running, wrong endpoint, or our key refused."""
+
+    code = ClientCode.NO_WORKER
 
 
 class Inspection(StrictModel):
@@ -111,9 +131,17 @@ class VisionClient:
         security: Security | None = None,
         context: zmq.Context | None = None,
         max_message_bytes: int | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
-        if endpoint is None or timeout is None or retries is None or max_message_bytes is None:
+        if (
+            endpoint is None
+            or timeout is None
+            or retries is None
+            or max_message_bytes is None
+            or connect_timeout is None
+        ):
             settings = load_settings()
+            connect_timeout = connect_timeout or settings.connect_timeout_s
             endpoint = endpoint or settings.requests_endpoint
             timeout = settings.request_timeout_s if timeout is None else timeout
             retries = settings.client_retries if retries is None else retries
@@ -134,28 +162,49 @@ class VisionClient:
         self.socket_type = socket_type
         self.security = security
         self.max_message_bytes = max_message_bytes
+        self.connect_timeout = float(connect_timeout)
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self._opened = 0.0  # when the current socket was opened (monotonic)
+        self._handshaken = False  # the current socket completed a handshake with a worker
         self.reconnects = 0  # sockets reopened after a timeout (for tests and diagnostics)
 
     # -- socket handling --------------------------------------------------------------------
 
     def _open(self) -> zmq.Socket:
         sock = self._context.socket(zmq.DEALER if self.socket_type == "dealer" else zmq.REQ)
-        sock.linger = 0
-        sock.sndhwm = 100
-        sock.rcvhwm = 100
-        sock.maxmsgsize = self.max_message_bytes
-        if self.security is not None:
-            self.security.secure_client(sock)  # before connect
-        sock.connect(self.endpoint)
+        try:
+            sock.linger = 0
+            sock.sndhwm = 100
+            sock.rcvhwm = 100
+            sock.maxmsgsize = self.max_message_bytes
+            if self.security is not None:
+                self.security.secure_client(sock)  # before connect
+            self._monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS)
+            self._monitor.linger = 0
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._close_sockets(sock)
+            raise BadRequest(f"cannot connect to {self.endpoint!r}: {exc}") from exc
+        except BaseException:
+            self._close_sockets(sock)  # an open socket would make close() hang in term()
+            raise
+        self._opened = time.monotonic()
+        self._handshaken = False
         return sock
 
+    def _close_sockets(self, sock: zmq.Socket | None) -> None:
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
+        if sock is not None:
+            sock.close(linger=0)
+
     def _reset(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        self._close_sockets(self._socket)
+        self._socket = None
 
     def close(self) -> None:
         self._reset()
@@ -196,12 +245,56 @@ class VisionClient:
         tries = self.retries + 1
         raise ServiceTimeout(
             f"no reply from {self.endpoint} to {request.kind} {request.id} after {tries} "
-            f"{'try' if tries == 1 else 'tries'} of {per_try:g} s"
+            f"{'try' if tries == 1 else 'tries'} of {per_try:g} s (connected, but the worker "
+            "did not answer: stalled or overloaded?)"
         )
+
+    def _handshake_events(self) -> None:
+        """Read the monitor: note a completed handshake; raise NoWorker on a refused one."""
+        assert self._monitor is not None
+        while self._monitor.poll(0):
+            event = parse_monitor_message(self._monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshaken = True
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._reset()
+                name = self.security.client_name if self.security else "-"
+                raise NoWorker(
+                    f"the worker at {self.endpoint} refused this client's CURVE key "
+                    f"(client_key {name!r}): copy {name}.key into the worker's keys_dir/authorized/"
+                )
+            else:
+                self._reset()
+                curve = "without" if self.security is None else "with"
+                raise NoWorker(
+                    f"handshake with {self.endpoint} failed ({curve} CURVE here): is the worker "
+                    "running with the same keys_dir setting (CURVE on both sides or neither)?"
+                )
+
+    def _await_handshake(self, end: float) -> bool:
+        """Wait (until `end`) for the handshake; NoWorker once connect_timeout has passed."""
+        connect_end = self._opened + self.connect_timeout
+        while True:
+            self._handshake_events()
+            if self._handshaken:
+                return True
+            now = time.monotonic()
+            if now >= connect_end:
+                self._reset()
+                raise NoWorker(
+                    f"no worker answering at {self.endpoint}: is `pnp-vision worker` running "
+                    "(and, with CURVE, is this key authorized)?"
+                )
+            if now >= end:
+                return False
+            assert self._monitor is not None
+            self._monitor.poll(int((min(end, connect_end) - now) * 1000) + 1)
 
     def _await(self, request_id: str, timeout: float) -> Reply | None:
         assert self._socket is not None
         end = time.monotonic() + timeout
+        if not self._handshaken and not self._await_handshake(end):
+            return None
         while True:
             left = end - time.monotonic()
             if left <= 0 or not self._socket.poll(int(left * 1000) + 1, zmq.POLLIN):
@@ -300,8 +393,8 @@ class VisionClient:
                 deadline_ms=None if deadline is None else deadline * 1000,
                 roi=roi,
             )
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise BadRequest(f"invalid inspect request: {exc}") from exc
+        except ValidationError as exc:
+            raise BadRequest(f"invalid inspect request: {one_line(exc)}") from None
         payload = None if image is None else _image_bytes(image)
         reply, round_trip = self.request(request, payload)
         result = InspectResult.model_validate(reply.result)

@@ -6,13 +6,15 @@ One flat model so every setting has exactly one name in both places:
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from pnp_vision.errors import ConfigError
 from pnp_vision.protocol.base import StrictModel
@@ -21,6 +23,35 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "PNP_VISION_"
 
 __all__ = ["ENV_PREFIX", "PROJECT_ROOT", "Settings", "StrictModel", "load_settings"]
+
+# PNP_VISION_* variables that are not settings (read where they act); any other one that looks
+# like a setting name is a typo, reported instead of silently ignored.
+OTHER_VARIABLES = frozenset(
+    {
+        "CONFIG_DIR",
+        "BLAS",
+        "FASTMATH",
+        "COMPILE",
+        "KEEP_MEMORY",
+        "VISION_ATTENTION",
+        "KEEP_TEST_RUNS",
+    }
+)
+
+
+class ComputeDtype(StrEnum):
+    AUTO = "auto"  # float32 on the CPU, the checkpoint's dtype on a GPU
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
 
 
 class Settings(StrictModel):
@@ -42,6 +73,13 @@ class Settings(StrictModel):
         10.0, gt=0, description="Client wait for one reply before it retries."
     )
     client_retries: int = Field(3, ge=0, le=20, description="Client resends after a timeout.")
+    connect_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Client: how long a worker may take to complete the connection handshake "
+        "before the client reports no_worker (not running, or this CURVE key not authorized).",
+    )
     min_confidence: float = Field(
         0.8, ge=0.0, le=1.0, description="Probability an answer needs to count as confident."
     )
@@ -77,11 +115,11 @@ class Settings(StrictModel):
         description="On SIGTERM, the longest the worker waits for the inference in "
         "flight before it exits anyway.",
     )
-    compute_dtype: str = Field(
-        "auto",
+    compute_dtype: ComputeDtype = Field(
+        ComputeDtype.AUTO,
         description="auto (fp32 on CPU, checkpoint dtype on GPU), float32, bfloat16, float16.",
     )
-    log_level: str = Field("INFO", description="Python logging level name.")
+    log_level: LogLevel = Field(LogLevel.INFO, description="Logging level (case-insensitive).")
     blas: str | None = Field(
         None,
         description="OpenBLAS library preloaded for MLX's CPU matmuls; unset: opencv's bundled "
@@ -111,6 +149,16 @@ class Settings(StrictModel):
         "`crop`: what a console shows. 0 keeps none.",
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("compute_dtype", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
 
 def _read_toml_dir(config_dir: Path) -> dict[str, Any]:
     merged: dict[str, Any] = {}
@@ -122,6 +170,22 @@ def _read_toml_dir(config_dir: Path) -> dict[str, Any]:
     return merged
 
 
+def _check_variables(env: Mapping[str, str]) -> None:
+    """A PNP_VISION_* variable close to a setting's name but not one is a typo: say which."""
+    names = [name.upper() for name in Settings.model_fields]
+    for key in env:
+        if not key.startswith(ENV_PREFIX):
+            continue
+        rest = key.removeprefix(ENV_PREFIX)
+        if rest in names or rest in OTHER_VARIABLES:
+            continue
+        close = difflib.get_close_matches(rest, names, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(
+                f"unknown environment variable {key}: did you mean {ENV_PREFIX}{close[0]}?"
+            )
+
+
 def load_settings(
     config_dir: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
 ) -> Settings:
@@ -129,12 +193,25 @@ def load_settings(
     env = os.environ if env is None else env
     config_dir = Path(env.get(ENV_PREFIX + "CONFIG_DIR", config_dir or PROJECT_ROOT / "config"))
     values = _read_toml_dir(config_dir) if config_dir.is_dir() else {}
+    source = {name: f"{config_dir}/*.toml: {name}" for name in values}
+    _check_variables(env)
     for name in Settings.model_fields:
         key = ENV_PREFIX + name.upper()
         if key in env:
-            values[name] = env[key]
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            field = Settings.model_fields[name]
+            # An empty variable unsets an optional setting (`PNP_VISION_KEYS_DIR=`: no CURVE).
+            values[name] = None if env[key] == "" and field.default is None else env[key]
+            source[name] = key
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    source.update({name: f"option {name}" for name in given})
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings (from {config_dir} and {ENV_PREFIX}*): {exc}") from exc
+        problems = []
+        for err in exc.errors(include_url=False)[:3]:
+            name = str(err["loc"][0]) if err["loc"] else ""
+            where = source.get(name, name or "settings")
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}={err.get('input')!r:.60}: {msg}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None

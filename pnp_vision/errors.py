@@ -40,10 +40,17 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
 
 
+class ClientCode(StrEnum):
+    """Codes only the client raises, about the link itself; never sent by the worker."""
+
+    NO_WORKER = "no_worker"  # no worker completed a handshake at the endpoint (or it refused us)
+    NO_REPLY = "no_reply"  # connected, but no reply to the request after every try
+
+
 class PnpVisionError(Exception):
     """Base of every pnp-vision error; ``code`` is what goes on the wire."""
 
-    code: ErrorCode = ErrorCode.INTERNAL
+    code: ErrorCode | ClientCode = ErrorCode.INTERNAL
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

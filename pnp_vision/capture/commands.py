@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -73,8 +74,14 @@ def _record(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     stop = threading.Event()
+    got: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        got.append(signum)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     count = record(
         args.endpoint or settings.frames_endpoint,
         args.camera,
@@ -88,4 +95,9 @@ def _record(args: argparse.Namespace) -> int:
         security=security_from_settings(settings.keys_dir, settings.client_key),
     )
     print(f"recorded {count} frames of {args.camera!r} to {args.out}")
+    if got and args.frames is not None and count < args.frames:
+        # Interrupted before the N frames asked for: what was written is kept, but a script
+        # must not take it for a complete recording (128 + the signal, as a shell reports).
+        print(f"interrupted after {count} of {args.frames} frames", file=sys.stderr)
+        return 128 + got[0]
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from pnp_vision.errors import ConfigError
+from pnp_vision.errors import ConfigError, PnpVisionError
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import CameraStatus, FrameHeader, pack_frame, pack_status
 from pnp_vision.transport.security import Security, release_zap, secure_bind
@@ -68,6 +68,8 @@ class Publisher:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise ConfigError(f"publisher did not bind {self.requested_endpoint!r} in {timeout} s")
+        if isinstance(self._error, PnpVisionError):
+            raise self._error
         if self._error is not None:
             raise ConfigError(
                 f"cannot bind frames endpoint {self.requested_endpoint!r}: {self._error}"
@@ -113,14 +115,15 @@ class Publisher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        sock = self._context.socket(zmq.PUB)
         try:
-            sock = self._context.socket(zmq.PUB)
             sock.linger = self._linger_ms
             sock.sndhwm = self._sndhwm  # before bind: applies to every subscriber's pipe
             self._zap = secure_bind(sock, self._context, self.requested_endpoint, self._security)
             sock.bind(self.requested_endpoint)
             self.endpoint = sock.last_endpoint.decode()
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, PnpVisionError) as exc:  # a bad endpoint or a missing key
+            sock.close(linger=0)  # an open socket would block context.term() forever
             self._error = exc
             self._release_zap()
             self._ready.set()

@@ -7,6 +7,7 @@ pixel, so a recorded then replayed frame is identical to the one published.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from pnp_vision.capture.subscriber import Frame, FrameSubscriber
-from pnp_vision.errors import BadRequest, ConfigError, ImageError
+from pnp_vision.errors import BadRequest, ConfigError, ImageError, NoFrame
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import Encoding, FrameHeader
 from pnp_vision.transport.security import Security
@@ -115,36 +116,65 @@ def record(
             dropped += 1
 
     written = 0
-    with (
-        FrameSubscriber(
-            endpoint,
-            cameras=[camera],
-            ring_size=1,
-            rcvhwm=16,
-            on_frame=on_frame,
-            every_frame=True,
-            max_message_bytes=max_message_bytes,
-            security=security,
-        ) as sub,
-        RecordingWriter(out, image_format=image_format) as writer,
-    ):
-        first_deadline = time.monotonic() + first_frame_timeout_s
-        end: float | None = None
-        while not stop.is_set():
-            now = time.monotonic()
-            if end is not None and now >= end:
-                break
-            if end is None and now >= first_deadline:
-                sub.wait_fresh(camera, 0.0, 0.0)  # raises NoFrame with the camera's state
-            try:
-                frame = pending.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if end is None:
-                end = now + seconds if seconds is not None else float("inf")
-            writer.write(frame.header, np.asarray(frame.image))
-            written += 1
-            if frames is not None and written >= frames:
-                break
+    index_existed = (Path(out) / INDEX_NAME).exists()
+    try:
+        with (
+            FrameSubscriber(
+                endpoint,
+                cameras=[camera],
+                ring_size=1,
+                rcvhwm=16,
+                on_frame=on_frame,
+                every_frame=True,
+                max_message_bytes=max_message_bytes,
+                security=security,
+            ) as sub,
+            RecordingWriter(out, image_format=image_format) as writer,
+        ):
+            first_deadline = time.monotonic() + first_frame_timeout_s
+            end: float | None = None
+            while not stop.is_set():
+                now = time.monotonic()
+                if end is not None and now >= end:
+                    break
+                if end is None and now >= first_deadline:
+                    raise _no_first_frame(sub, endpoint, camera, first_frame_timeout_s)
+                try:
+                    frame = pending.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if end is None:
+                    end = now + seconds if seconds is not None else float("inf")
+                writer.write(frame.header, np.asarray(frame.image))
+                written += 1
+                if frames is not None and written >= frames:
+                    break
+    finally:
+        if written == 0 and not index_existed:
+            _remove_empty(Path(out))  # an empty recording must not block a retry into it
     log.info("recorded %s", kv(camera=camera, out=str(out), frames=written, dropped=dropped))
     return written
+
+
+def _no_first_frame(sub: FrameSubscriber, endpoint: str, camera: str, timeout: float) -> NoFrame:
+    """Why nothing was recorded, in words: capture not reachable, or the camera's own state."""
+    seen = sub.cameras()
+    if camera not in seen:
+        why = f"nothing was received from {endpoint}: is `pnp-vision capture` running there?"
+    elif seen[camera] is None:
+        why = "the camera is known but sent no frame"
+    else:
+        status = seen[camera]
+        assert status is not None
+        why = f"camera state {status.state.value}"
+        if status.last_error:
+            why += f", last error: {status.last_error}"
+    return NoFrame(f"no frame of camera {camera!r} arrived within {timeout:g} s: {why}")
+
+
+def _remove_empty(folder: Path) -> None:
+    index = folder / INDEX_NAME
+    if index.exists() and index.stat().st_size == 0:
+        index.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when nothing else is in it

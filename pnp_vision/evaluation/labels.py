@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 
 from pnp_vision.config import StrictModel
 from pnp_vision.errors import ConfigError
+from pnp_vision.protocol.base import one_line
 
 LABELS_FILE = "labels.jsonl"
 
@@ -46,7 +47,7 @@ def load_labels(recording: Path) -> list[LabelledFrame]:
         try:
             frames.append(LabelledFrame.model_validate_json(line))
         except ValidationError as exc:
-            raise ConfigError(f"{path}:{number}: invalid label line: {exc}") from exc
+            raise ConfigError(f"{path}:{number}: invalid label line: {one_line(exc)}") from None
     if not frames:
         raise ConfigError(f"{path}: no labelled frames")
     return frames

@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pnp_vision.config import StrictModel
 from pnp_vision.errors import BadParams, ConfigError, UnknownTemplate
+from pnp_vision.protocol.base import one_line
 
 DEFAULT_SYSTEM = (
     "You inspect camera images from a pick-and-place machine. "
@@ -184,7 +185,9 @@ class TemplateSet:
         for path in sorted(directory.glob("*.toml")):
             try:
                 template = Template.model_validate(tomllib.loads(path.read_text()))
-            except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            except ValidationError as exc:
+                raise ConfigError(f"{path}: invalid template: {one_line(exc)}") from None
+            except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"{path}: invalid template: {exc}") from exc
             if template.name in templates:
                 raise ConfigError(f"{path}: duplicate template name {template.name!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class StrictModel(BaseModel):
@@ -13,3 +13,21 @@ class StrictModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def one_line(exc: ValidationError, limit: int = 3, prefix: str = "") -> str:
+    """`key: what is allowed (got value)` for each problem, on one line: for people, no links.
+
+    `prefix` is put before each field name (`PNP_VISION_` turns `queue_size` into the variable).
+    """
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
+            msg += f" (got {err.get('input')!r:.60})"
+        name = f"{prefix}{loc.upper() if prefix else loc}" if loc else ""
+        parts.append(f"{name}: {msg}" if name else msg)
+    more = exc.error_count() - limit
+    text = "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return " ".join(text.split())  # one line, whatever the messages held

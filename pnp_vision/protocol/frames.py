@@ -109,7 +109,8 @@ def pack_frame(header: FrameHeader, payload: Buffer) -> list[Buffer]:
 
 
 def pack_status(status: CameraStatus) -> list[bytes]:
-    return [status_topic(status.camera), status.model_dump_json(exclude_none=True).encode()]
+    """Every field is sent, null when unknown (`last_error` included), as docs/protocol.md says."""
+    return [status_topic(status.camera), status.model_dump_json().encode()]
 
 
 def _parse(model: type[StrictModel], raw: Buffer, what: str) -> StrictModel:

@@ -188,18 +188,21 @@ class Worker:
         # A frame above this is dropped by ZeroMQ (the peer is disconnected); smaller but still
         # too large requests get a `bad_request` reply from _on_message.
         router.maxmsgsize = settings.max_message_bytes
-        security = security_from_settings(settings.keys_dir, settings.client_key)
-        if security is not None:
-            self._zap = ZapHandler(self.context, security.authorized_dir).start()
-            security.secure_server(router)  # before bind
-        warn_if_exposed(settings.requests_endpoint, security)
         try:
+            security = security_from_settings(settings.keys_dir, settings.client_key)
+            if security is not None:
+                self._zap = ZapHandler(self.context, security.authorized_dir).start()
+                security.secure_server(router)  # before bind; logs refused handshakes
+            warn_if_exposed(settings.requests_endpoint, security)
             router.bind(settings.requests_endpoint)
         except zmq.ZMQError as exc:
             router.close(linger=0)
             raise ConfigError(
                 f"cannot bind requests_endpoint {settings.requests_endpoint}: {exc}"
             ) from exc
+        except BaseException:
+            router.close(linger=0)  # an open socket would make context.term() hang forever
+            raise
         return router
 
     def _install_signal_handlers(self) -> Callable[[], None]:

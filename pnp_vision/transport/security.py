@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -35,19 +36,58 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP RFC (27/ZAP)
 ZAP_DOMAIN = "pnp-vision"
 
 
-def generate_keys(name: str, keys_dir: Path, *, authorize: bool = True) -> tuple[Path, Path]:
-    """Write NAME.key/NAME.key_secret; clients' public keys are also copied to authorized/."""
-    if not name.replace("-", "").replace("_", "").isalnum():
+def _write_key_file(path: Path, public: bytes, secret: bytes | None, *, force: bool) -> None:
+    """One ZPL certificate file (the layout zmq.auth reads); secret files are 0600 from birth."""
+    lines = [
+        "#   ZeroMQ CURVE "
+        + ("secret key: never copy it off this host" if secret else "public key"),
+        "#   written by pnp-vision keys generate",
+        "metadata",
+        "curve",
+        f'    public-key = "{public.decode()}"',
+    ]
+    if secret is not None:
+        lines.append(f'    secret-key = "{secret.decode()}"')
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    mode = 0o600 if secret is not None else 0o644
+    fd = os.open(path, flags, mode)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    os.chmod(path, mode)  # also when --force replaced a file made with other permissions
+
+
+def generate_keys(
+    name: str, keys_dir: Path, *, authorize: bool = True, force: bool = False
+) -> tuple[Path, Path]:
+    """Write NAME.key (0644) and NAME.key_secret (0600); a client's public key is also copied to
+    authorized/. An existing pair is never replaced unless `force`: a new server pair cuts off
+    every controller that holds the old server public key."""
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"key name {name!r}: use letters, digits, '-' and '_' only")
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    public, secret = (Path(p) for p in zmq.auth.create_certificates(keys_dir, name))
-    if authorize and name != SERVER_KEY:
-        (keys_dir / AUTHORIZED).mkdir(exist_ok=True)
-        shutil.copyfile(public, keys_dir / AUTHORIZED / public.name)
-    return public, secret
+    public_path = keys_dir / f"{name}.key"
+    secret_path = keys_dir / f"{name}.key_secret"
+    existing = [p for p in (public_path, secret_path) if p.exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{existing[0]} already exists: key pair {name!r} was generated before; "
+            "pass --force to replace it (then every peer holding the old public key needs the new)"
+        )
+    try:
+        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        public, secret = zmq.curve_keypair()
+        _write_key_file(public_path, public, None, force=force)
+        _write_key_file(secret_path, public, secret, force=force)
+        if authorize and name != SERVER_KEY:
+            (keys_dir / AUTHORIZED).mkdir(exist_ok=True)
+            shutil.copyfile(public_path, keys_dir / AUTHORIZED / public_path.name)
+    except OSError as exc:
+        raise ConfigError(f"cannot write key pair {name!r} in {keys_dir}: {exc}") from exc
+    return public_path, secret_path
 
 
-def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
+def _load(path: Path, *, secret: bool, hint: str = "") -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such CURVE key file{hint}")
     try:
         public, secret_key = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
@@ -69,7 +109,8 @@ class Security:
         return self.keys_dir / AUTHORIZED
 
     def server_keys(self) -> tuple[bytes, bytes]:
-        public, secret = _load(self.keys_dir / f"{SERVER_KEY}.key_secret", secret=True)
+        hint = f": run `pnp-vision keys generate {SERVER_KEY}` on the server host"
+        public, secret = _load(self.keys_dir / f"{SERVER_KEY}.key_secret", secret=True, hint=hint)
         assert secret is not None
         return public, secret
 
@@ -80,11 +121,21 @@ class Security:
         sock.curve_secretkey = secret
         sock.curve_publickey = public
         sock.curve_server = True  # must be set before bind
+        RefusalMonitor(sock).start()
 
     def secure_client(self, sock: zmq.Socket) -> None:
         """Make `sock` a CURVE client of our server; call before connect."""
-        server_public, _ = _load(self.keys_dir / f"{SERVER_KEY}.key", secret=False)
-        public, secret = _load(self.keys_dir / f"{self.client_name}.key_secret", secret=True)
+        server_hint = f": copy the server's {SERVER_KEY}.key (public) into {self.keys_dir}"
+        server_public, _ = _load(
+            self.keys_dir / f"{SERVER_KEY}.key", secret=False, hint=server_hint
+        )
+        hint = (
+            f" (client_key is {self.client_name!r}): run `pnp-vision keys generate "
+            f"{self.client_name}`, or set PNP_VISION_CLIENT_KEY to a key pair in {self.keys_dir}"
+        )
+        public, secret = _load(
+            self.keys_dir / f"{self.client_name}.key_secret", secret=True, hint=hint
+        )
         sock.curve_serverkey = server_public
         sock.curve_publickey = public
         sock.curve_secretkey = secret
@@ -150,6 +201,105 @@ class ZapHandler:
         self.refused += 1
         log.warning("auth refused peer=%s reason=%s", peer, reason)
         return [version, request_id, b"400", reason.encode(), b"", b""]
+
+
+_REFUSALS = (
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_MONITOR_STOPPED
+)
+
+
+class RefusalMonitor:
+    """Logs the peers a CURVE server socket drops before ZAP sees them (plain text, bad keys).
+
+    A plain-text peer fails at the ZMTP greeting (mechanism mismatch), so the ZAP handler never
+    hears of it. The socket monitor does, but names only our own endpoint: the peer's address is
+    read from the accepted connection's file descriptor (best effort: a connection already
+    closed by then is logged as `peer=unknown`). Ends when the socket is closed.
+    """
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self._monitor = sock.get_monitor_socket(_REFUSALS)
+        self._monitor.linger = 0
+        self._thread = threading.Thread(target=self._run, name="refusals", daemon=True)
+        self.refused = 0
+
+    def start(self) -> RefusalMonitor:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from zmq.utils.monitor import parse_monitor_message
+
+        peers: dict[int, str] = {}
+        failed: str | None = None
+        try:
+            while True:
+                if not self._monitor.poll(1000):
+                    continue
+                event = parse_monitor_message(self._monitor.recv_multipart())
+                kind, value = event["event"], event["value"]
+                if kind == zmq.EVENT_MONITOR_STOPPED:
+                    return
+                if kind == zmq.EVENT_ACCEPTED:
+                    peers[value] = _peer_address(value)
+                elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                    failed = _handshake_reason(value)
+                elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:  # value: an errno
+                    failed = (
+                        "plain-text peer or wrong server key: it aborted the handshake "
+                        f"({os.strerror(value)})"
+                    )
+                elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    failed = None  # the ZAP handler logged it, with the key
+                elif kind == zmq.EVENT_DISCONNECTED:
+                    peer = peers.pop(value, "unknown")
+                    if failed is not None:
+                        self.refused += 1
+                        log.warning(
+                            "auth refused peer=%s reason=%s endpoint=%s",
+                            peer,
+                            failed,
+                            event["endpoint"].decode(errors="replace"),
+                        )
+                        failed = None
+        except zmq.ZMQError:
+            return  # the context is going away
+        finally:
+            self._monitor.close(linger=0)
+
+
+def _peer_address(fd: int) -> str:
+    """host:port of an accepted TCP connection's descriptor (ipc peers have no address)."""
+    import socket
+
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return "unknown"
+    try:
+        with socket.socket(fileno=dup) as conn:
+            address = conn.getpeername()
+    except OSError:
+        return "unknown"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return address or "local"
+
+
+def _handshake_reason(code: int) -> str:
+    if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "plain-text peer: this socket requires CURVE (mechanism mismatch)"
+    if code in (
+        zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC,
+        zmq.PROTOCOL_ERROR_ZMTP_INVALID_METADATA,
+    ):
+        return "CURVE handshake failed: wrong server public key on the peer's side"
+    return f"handshake failed (ZMTP error {code:#x}): not a ZeroMQ peer, or a broken one"
 
 
 _zap_lock = threading.Lock()

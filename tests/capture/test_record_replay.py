@@ -63,10 +63,16 @@ def test_record_then_replay_is_pixel_identical(
 def test_record_errors_are_named(tmp_path: Path, endpoint: str) -> None:
     with pytest.raises(BadRequest, match="--frames must be >= 1, got 0"):
         record(endpoint, "cam", tmp_path / "a", frames=0)
-    with pytest.raises(NoFrame, match="'cam'"):
+    with pytest.raises(NoFrame, match=r"'cam' arrived within 0\.3 s: nothing was received"):
         record(endpoint, "cam", tmp_path / "b", frames=1, first_frame_timeout_s=0.3)
+    assert not (tmp_path / "b" / "index.jsonl").exists()  # nothing recorded, nothing left
+    with pytest.raises(NoFrame):  # so a retry into the same folder is a retry, not a refusal
+        record(endpoint, "cam", tmp_path / "b", frames=1, first_frame_timeout_s=0.3)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "index.jsonl").write_text('{"seq": 0}\n')
     with pytest.raises(ConfigError, match="already holds a recording"):
-        record(endpoint, "cam", tmp_path / "b", frames=1, first_frame_timeout_s=0.3)
+        record(endpoint, "cam", tmp_path / "c", frames=1, first_frame_timeout_s=0.3)
+    assert (tmp_path / "c" / "index.jsonl").read_text() == '{"seq": 0}\n'
 
 
 def test_record_stops_on_event(tmp_path: Path, endpoint: str) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pnp_vision.client import ServiceTimeout, VisionClient
-from pnp_vision.errors import BadRequest, Busy, ErrorCode
+from pnp_vision.client import NoWorker, ServiceTimeout, VisionClient
+from pnp_vision.errors import BadRequest, Busy, ClientCode
 from pnp_vision.stack.launch import ipc_endpoint
 
 Script = Callable[[zmq.Socket, list[bytes], int], None]  # (router, message, index) -> replies
@@ -79,10 +79,23 @@ def test_no_reply_means_reopen_and_resend_the_same_request_then_service_timeout(
         with pytest.raises(ServiceTimeout, match="after 3 tries") as info:
             client.ping()
         assert client.reconnects == 2
-    assert info.value.code is ErrorCode.DEADLINE_EXCEEDED
+    assert info.value.code is ClientCode.NO_REPLY  # the client's own code, not the worker's
+    assert not isinstance(info.value, NoWorker)  # a worker was connected: it just never answered
     assert len(silent.received) == 3
     assert len({m[-1] for m in silent.received}) == 1  # the same bytes, so the same id
     assert len({m[0] for m in silent.received}) == 3  # from three different sockets
+
+
+def test_no_worker_at_the_endpoint_is_reported_within_the_connect_timeout(tmp_path) -> None:
+    endpoint = f"ipc://{tmp_path}/nobody.sock"
+    with (
+        VisionClient(endpoint, timeout=30.0, retries=3, connect_timeout=0.3) as client,
+        pytest.raises(NoWorker, match="no worker answering at ipc://") as info,
+    ):
+        client.status()
+    assert info.value.code is ClientCode.NO_WORKER
+    assert "is `pnp-vision worker` running" in str(info.value)
+    assert client.reconnects == 0  # not the per-try timeout and its retries: the handshake
 
 
 def test_answer_on_the_second_try_succeeds(peer) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
 import zmq
+import zmq.auth
 
 from pnp_vision.errors import ConfigError
 from pnp_vision.transport.security import (
@@ -124,3 +126,48 @@ def test_keys_generate_command(tmp_path: Path) -> None:
     assert (tmp_path / "authorized" / "line-3.key").exists()
     assert not (tmp_path / "authorized" / "server.key").exists()
     assert security_from_settings(tmp_path, "line-3") is not None
+
+
+def test_secret_keys_are_0600_and_never_silently_replaced(tmp_path: Path) -> None:
+    import stat
+
+    public, secret = generate_keys("server", tmp_path / "k")
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    before = secret.read_bytes()
+    with pytest.raises(ConfigError, match=r"already exists.*--force"):
+        generate_keys("server", tmp_path / "k")
+    assert secret.read_bytes() == before  # the deployed pair is intact
+    generate_keys("server", tmp_path / "k", force=True)
+    assert secret.read_bytes() != before
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    # what we write is what zmq.auth (and so every CURVE peer setup) reads
+    loaded_public, loaded_secret = zmq.auth.load_certificate(secret)
+    assert loaded_secret is not None and zmq.auth.load_certificate(public)[0] == loaded_public
+
+
+def test_a_plain_text_peer_is_logged_with_its_address(
+    keys: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    security = Security(keys_dir=keys, client_name="client")
+    ctx = zmq.Context()
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="pnp_vision.transport.security"),
+            ZapHandler(ctx, security.authorized_dir),
+            ctx.socket(zmq.ROUTER) as server,
+        ):
+            server.linger = 0
+            security.secure_server(server)
+            port = server.bind_to_random_port("tcp://127.0.0.1")
+            endpoint = f"tcp://127.0.0.1:{port}"
+            assert not _roundtrip(ctx, server, endpoint, lambda s: None, 500)  # plain text
+            deadline = time.monotonic() + 10
+            while not any("plain-text peer" in r.message for r in caplog.records):
+                assert time.monotonic() < deadline, "the refusal was never logged"
+                server.poll(50)  # a bounded wait while the monitor thread logs
+        line = next(r.message for r in caplog.records if "plain-text peer" in r.message)
+        assert line.startswith("auth refused peer=")
+        assert f"endpoint={endpoint}" in line
+    finally:
+        ctx.term()

@@ -1,0 +1,124 @@
+"""docs/protocol.md against the pydantic models: examples parse, field tables match the fields.
+
+A controller written from the document alone must see what the worker sends; this keeps the two
+from drifting apart again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.protocol.frames import CameraStatus, FrameHeader, pack_status
+from pnp_vision.protocol.requests import (
+    MAX_DEADLINE_MS,
+    MAX_JSON_BYTES,
+    InspectRequest,
+    InspectResult,
+    PingResult,
+    Reply,
+    StatusResult,
+    decode_request,
+)
+from pnp_vision.protocol.wire_json import MAX_DEPTH, MAX_STRING_CHARS
+
+DOC = (PROJECT_ROOT / "docs" / "protocol.md").read_text()
+
+
+def _json_blocks() -> list[Any]:
+    blocks = re.findall(r"```json\n(.*?)```", DOC, re.DOTALL)
+    out = []
+    for block in blocks:
+        for text in _split_objects(block):
+            out.append(json.loads(text))
+    return out
+
+
+def _split_objects(block: str) -> list[str]:
+    """A block may hold more than one JSON object (request, then reply)."""
+    decoder, texts, i = json.JSONDecoder(), [], 0
+    block = block.strip()
+    while i < len(block):
+        _, end = decoder.raw_decode(block, i)
+        texts.append(block[i:end])
+        i = end
+        while i < len(block) and block[i].isspace():
+            i += 1
+    return texts
+
+
+def _table(heading: str) -> list[str]:
+    """Names in the first column of the first table after `heading` (`a` + `b` gives both)."""
+    section = DOC[DOC.index(heading) :]
+    table = section[section.index("\n|") :]
+    table = table[: table.index("\n\n")]
+    pairs = re.findall(r"^\| `([a-z_]+)`(?: \+ `([a-z_]+)`)?", table, re.M)
+    return [name for pair in pairs for name in pair if name]
+
+
+def test_every_json_example_is_a_valid_message() -> None:
+    checked: dict[str, int] = {}
+    for obj in _json_blocks():
+        if "kind" in obj:  # a request
+            decode_request([json.dumps(obj).encode()])
+            kind = "request"
+        elif "ok" in obj:  # a reply
+            reply = Reply.model_validate(obj)
+            result = reply.result
+            if result is not None and "results" in result:
+                InspectResult.model_validate(result)
+            elif result is not None and "uptime_s" in result and "model" in result:
+                StatusResult.model_validate(result)
+            elif result is not None and "time" in result:
+                PingResult.model_validate(result)
+            kind = "reply"
+        elif "encoding" in obj:
+            FrameHeader.model_validate(obj)
+            kind = "frame header"
+        elif "state" in obj and "session" in obj:
+            status = CameraStatus.model_validate(obj)
+            # the doc promises every field present: the example shows them all
+            assert set(obj) == set(CameraStatus.model_fields), set(CameraStatus.model_fields) - set(
+                obj
+            )
+            assert json.loads(pack_status(status)[1]).keys() == obj.keys()  # and so it is sent
+            kind = "camera status"
+        else:
+            kind = "other"  # a template listing
+        checked[kind] = checked.get(kind, 0) + 1
+    assert checked.get("request", 0) >= 5 and checked.get("reply", 0) >= 4
+    assert checked.get("frame header") == 1 and checked.get("camera status") == 1
+
+
+def test_the_inspect_table_lists_exactly_the_request_fields() -> None:
+    documented = set(_table("### `inspect`")) | set(_table("### Common fields"))
+    assert documented == set(InspectRequest.model_fields)
+
+
+def test_the_status_example_shows_every_status_field() -> None:
+    reply = next(o for o in _json_blocks() if o.get("id") == "s-1" and "ok" in o)
+    result = reply["result"]
+    assert set(result) == set(StatusResult.model_fields)
+    view_fields = set(StatusResult.model_fields["cameras"].annotation.__args__[1].model_fields)
+    assert set(result["cameras"]["demo"]) == view_fields
+
+
+@pytest.mark.parametrize(
+    "fact",
+    [
+        f"{MAX_JSON_BYTES // 1024} KiB",
+        f"{MAX_DEPTH} levels",
+        f"{MAX_STRING_CHARS} characters",
+        f"0 < x <= {MAX_DEADLINE_MS}",
+        "**pixels**",
+        "**fractions**",
+        "## 7. CURVE",
+        "no_worker",
+    ],
+)
+def test_limits_and_units_are_stated(fact: str) -> None:
+    assert fact in DOC
