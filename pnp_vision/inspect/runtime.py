@@ -144,12 +144,19 @@ def setup_runtime(settings: Settings | None = None) -> Runtime:
 
         settings = load_settings()
     backend = _configure_backend(settings.blas, settings.keep_memory)
-    device = device_kind()
-    fastmath = device == "cpu" if settings.fastmath is None else settings.fastmath
-    compile_ = device == "gpu" if settings.compile is None else settings.compile
-    _RUNTIME = Runtime(device, backend, fastmath, compile_, settings.vision_attention)
+    _RUNTIME = decide(settings, device_kind(), backend)
     log.info("runtime: %s", _RUNTIME.summary())
     return _RUNTIME
+
+
+def decide(settings: Settings, device: str, backend: BackendInfo) -> Runtime:
+    """The switches for `device`: fast exp on the CPU (MLX's exp is unvectorised there, a
+    hardware instruction on GPUs); whole-pass compile on GPUs (it removes launch and Python
+    overhead; on the CPU the arithmetic dominates and the first call pays a C++ compile).
+    A setting that is set wins."""
+    fastmath = device == "cpu" if settings.fastmath is None else settings.fastmath
+    compile_ = device == "gpu" if settings.compile is None else settings.compile
+    return Runtime(device, backend, fastmath, compile_, settings.vision_attention)
 
 
 @contextlib.contextmanager

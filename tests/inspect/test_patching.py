@@ -80,3 +80,21 @@ def test_nothing_below_settings_reads_the_environment():
             if read == "environ[" and path.name == "loading.py":
                 continue  # it sets HF_HUB_OFFLINE for mlx-vlm; it reads nothing
             assert read not in text, f"{path.name} reads the environment ({read})"
+
+
+def test_state_kept_beside_a_module_goes_with_it():
+    """Fast-path state (fused weights, window plans) lives beside mlx-vlm's modules, not on
+    them, and never outlives one: a new module at a reused address starts clean."""
+    import gc
+
+    import mlx.nn as nn
+
+    from pnp_vision.inspect.models.base import PerModule
+
+    state: PerModule[str] = PerModule()
+    module = nn.Linear(2, 2)
+    state.set(module, "fused")
+    assert state.get(module) == "fused" and state.get(nn.Linear(2, 2)) is None
+    del module
+    gc.collect()
+    assert state._items == {}

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pnp_vision.inspect.runtime import Runtime
+
+T = TypeVar("T")
+
+
+class PerModule(Generic[T]):
+    """State kept for one mlx-vlm module (a vision tower, a language model) beside it rather
+    than as attributes on it; an entry goes when its module is collected, so a new module at
+    the same address never inherits it."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, T] = {}
+
+    def get(self, module: Any) -> T | None:
+        return self._items.get(id(module))
+
+    def set(self, module: Any, value: T) -> None:
+        key = id(module)
+        if key not in self._items:
+            weakref.finalize(module, self._items.pop, key, None)
+        self._items[key] = value
+
+    def pop(self, module: Any) -> None:
+        self._items.pop(id(module), None)
 
 
 @dataclass

@@ -28,6 +28,8 @@ class QwenVLAdapter(Adapter):
         self.image_token_id = int(model.config.image_token_id)
         self.video_token_id = int(model.config.video_token_id)
         self.merge = int(model.config.vision_config.spatial_merge_size)
+        # our exact, faster copy of the image processor (None: one we do not reproduce)
+        self._pixels = QwenPixels.from_processor(processor.image_processor)
 
     def preprocess(self, image: Any, max_pixels: int | None) -> ImageInputs:
         proc = self.processor.image_processor
@@ -35,8 +37,6 @@ class QwenVLAdapter(Adapter):
         if max_pixels is not None:
             kwargs["max_pixels"] = min(max_pixels, proc.max_pixels)
             kwargs["min_pixels"] = min(proc.min_pixels, kwargs["max_pixels"])
-        if "_pixels" not in self.__dict__:  # our exact, faster copy of the processor (or None)
-            self._pixels = QwenPixels.from_processor(proc)
         pixels = self._pixels
         if pixels is None:  # a processor whose resampling we do not reproduce
             out = proc(images=[to_pil(image)], **kwargs)

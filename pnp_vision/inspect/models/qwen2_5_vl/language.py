@@ -27,6 +27,7 @@ whose model takes `inputs_embeds` and `position_ids` (Qwen2-VL / Qwen2.5-VL).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from mlx_vlm.models import mlp as vlm_mlp
 from mlx_vlm.models.cache import KVCache
 from mlx_vlm.models.qwen2_5_vl import language as qwen_lm
 
+from pnp_vision.inspect.models.base import PerModule
 from pnp_vision.inspect.rope import rope_qkv
 
 
@@ -68,13 +70,13 @@ class Fused:
     gate_up: list[mx.array]
 
 
-_FUSED: dict[int, Fused] = {}  # id(language model) -> its fused weights
-_COMPILED: dict[int, Callable[..., mx.array]] = {}  # id(language model) -> its compiled pass
+_FUSED: PerModule[Fused] = PerModule()  # language model -> its fused weights
+_COMPILED: PerModule[Callable[..., mx.array]] = PerModule()  # language model -> compiled pass
 
 
 def fused(lm: Any) -> Fused | None:
     """The fused weights of `lm`, where `fuse(lm)` ran."""
-    return _FUSED.get(id(lm))
+    return _FUSED.get(lm)
 
 
 def _slices(whole: mx.array, sizes: list[int]) -> list[mx.array]:
@@ -91,7 +93,7 @@ def fuse(lm: Any) -> bool:
     layers = getattr(getattr(lm, "model", None), "layers", None)
     if not layers:
         return False
-    if id(lm) in _FUSED:
+    if _FUSED.get(lm) is not None:
         return True
     for layer in layers:
         a, m = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
@@ -123,7 +125,7 @@ def fuse(lm: Any) -> bool:
         mx.eval(a.parameters(), m.parameters())
         result.qkv.append((weight, bias))
         result.gate_up.append(gate_up)
-    _FUSED[id(lm)] = result
+    _FUSED.set(lm, result)
     return True
 
 
@@ -132,7 +134,9 @@ def decoder_pass(
 ) -> mx.array:
     """`lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)` (no cache)
     on the fused weights: hidden states after the final norm. Needs `fuse(lm)` first."""
-    weights = _FUSED[id(lm)]
+    weights = _FUSED.get(lm)
+    if weights is None:
+        raise ValueError("decoder_pass needs fuse(lm) first")
     model = lm.model
     h = embeds
     batch, length, _ = h.shape
@@ -186,16 +190,21 @@ def layers_pass(lm: Any, compiled: bool) -> Callable[..., mx.array]:
     projections where `fuse` ran (GPUs), else mlx-vlm's model. Compiled once per model
     (mx.compile retraces per new shape by itself)."""
 
+    ref = weakref.ref(lm)  # a compiled pass kept for `lm` must not keep it alive
+
     def run(embeds: mx.array, positions: mx.array, mask: mx.array | None = None) -> mx.array:
-        if id(lm) in _FUSED:
-            return decoder_pass(lm, embeds, positions, mask)
-        return lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
+        model = ref()
+        if _FUSED.get(model) is not None:
+            return decoder_pass(model, embeds, positions, mask)
+        return model.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
 
     if not compiled:
         return run
-    if id(lm) not in _COMPILED:
-        _COMPILED[id(lm)] = mx.compile(run)
-    return _COMPILED[id(lm)]
+    fn = _COMPILED.get(lm)
+    if fn is None:
+        fn = mx.compile(run)
+        _COMPILED.set(lm, fn)
+    return fn
 
 
 def last_position_logits(

@@ -18,6 +18,7 @@ the kept part of the output); "matmul" spells attention out as two matmuls and a
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 from mlx_vlm.models.qwen2_5_vl.vision import VisionModel
 
 from pnp_vision.inspect import fastmath
+from pnp_vision.inspect.models.base import PerModule
 from pnp_vision.inspect.rope import rope_qkv
 from pnp_vision.inspect.runtime import Runtime, blas_threads
 
@@ -263,7 +265,7 @@ def _from_windows(y: mx.array, plan: WindowPlan) -> mx.array:
     return y.reshape(-1, y.shape[-1])
 
 
-_TOWERS: dict[int, FastVision] = {}  # id(tower) -> its fast path; one per loaded model
+_TOWERS: PerModule[FastVision] = PerModule()  # tower -> its fast path (see `install`)
 
 
 class FastVision:
@@ -278,7 +280,7 @@ class FastVision:
         attention: VisionAttention | None = None,
         compiled: bool | None = None,
     ) -> None:
-        self.tower = tower
+        self._tower = weakref.ref(tower)  # the registry must not keep a dropped model alive
         self.fast_exp = runtime.fastmath
         # on the CPU MLX's SDPA is the same ops with the slow exp: MATMUL where fastmath is on
         fallback = VisionAttention.MATMUL if runtime.fastmath else VisionAttention.SDPA
@@ -291,11 +293,14 @@ class FastVision:
         self.plans: dict[tuple[tuple[int, int, int], ...], WindowPlan] = {}
         self._passes: dict[tuple[tuple[int, int, int], ...], Any] = {}
 
+    @property
+    def tower(self) -> Any:
+        return self._tower()
+
     @staticmethod
     def of(tower: Any) -> FastVision | None:
         """The fast path installed for `tower`, if any."""
-        fast = _TOWERS.get(id(tower))
-        return fast if fast is not None and fast.tower is tower else None
+        return _TOWERS.get(tower)
 
     def plan(self, grid: tuple[tuple[int, int, int], ...]) -> WindowPlan:
         if grid not in self.plans:
@@ -373,13 +378,13 @@ def install(
     if not isinstance(tower, VisionModel):
         return None
     fast = FastVision(tower, runtime, attention, compiled)
-    _TOWERS[id(tower)] = fast
+    _TOWERS.set(tower, fast)
     return fast
 
 
 def uninstall(model: Any) -> None:
     """Back to mlx-vlm's own forward for this model (the class route stays, passing through)."""
-    _TOWERS.pop(id(getattr(model, "vision_tower", None)), None)
+    _TOWERS.pop(getattr(model, "vision_tower", None))
 
 
 def plain_forward(tower: Any, *args: Any, **kwargs: Any) -> mx.array:
