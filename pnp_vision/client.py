@@ -169,6 +169,9 @@ class VisionClient:
         self._monitor: zmq.Socket | None = None
         self._opened = 0.0  # when the current socket was opened (monotonic)
         self._handshaken = False  # the current socket completed a handshake with a worker
+        # Once a worker has answered, a lost connection is a restart to ride out with retries
+        # (Lazy Pirate), not "no worker here": NoWorker is for the first contact only.
+        self._ever_handshaken = False
         self.reconnects = 0  # sockets reopened after a timeout (for tests and diagnostics)
 
     # -- socket handling --------------------------------------------------------------------
@@ -255,7 +258,7 @@ class VisionClient:
         while self._monitor.poll(0):
             event = parse_monitor_message(self._monitor.recv_multipart())["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._handshaken = True
+                self._handshaken = self._ever_handshaken = True
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self._reset()
                 name = self.security.client_name if self.security else "-"
@@ -279,7 +282,7 @@ class VisionClient:
             if self._handshaken:
                 return True
             now = time.monotonic()
-            if now >= connect_end:
+            if now >= connect_end and not self._ever_handshaken:
                 self._reset()
                 raise NoWorker(
                     f"no worker answering at {self.endpoint}: is `pnp-vision worker` running "
@@ -288,7 +291,8 @@ class VisionClient:
             if now >= end:
                 return False
             assert self._monitor is not None
-            self._monitor.poll(int((min(end, connect_end) - now) * 1000) + 1)
+            wait_until = end if self._ever_handshaken else min(end, connect_end)
+            self._monitor.poll(int((wait_until - now) * 1000) + 1)
 
     def _await(self, request_id: str, timeout: float) -> Reply | None:
         assert self._socket is not None
