@@ -193,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from pnp_vision.inspect.backend import configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()
+    setup_runtime()
     import mlx.core as mx
 
     device = "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pnp_vision.inspect import Inspector, TemplateSet
-    from pnp_vision.inspect.arch.base import Adapter
+    from pnp_vision.inspect.models.base import Adapter
 
 META_FILE = "pnp_adapter.json"
 WEIGHTS_FILE = "adapters.safetensors"
@@ -178,19 +178,17 @@ def _set_modules(model: Any, modules: Sequence[tuple[str, Any]]) -> None:
 
 
 def _fast_paths(model: Any, adapters_on: bool) -> None:
-    """Keep the GPU fast paths honest about the adapters. `decoder_fast.fuse` runs q/k/v and
-    gate/up from concatenated base weights, bypassing LoRA layers: suspended while adapters are
-    on. A compiled pass holds the weights it was traced with: dropped so the next call retraces."""
+    """Keep the GPU fast paths honest about the adapters: Qwen's fused q/k/v and gate/up
+    weights bypass LoRA layers, so they are set aside while adapters are on."""
     lm = getattr(model, "language_model", None)
     if lm is None:
         return
-    state = lm.__dict__
-    state.pop("_pnp_compiled_pass", None)
-    if adapters_on and state.get("_pnp_fused"):
-        object.__setattr__(lm, "_pnp_fused", False)
-        object.__setattr__(lm, "_pnp_fused_suspended", True)
-    elif not adapters_on and state.pop("_pnp_fused_suspended", False):
-        object.__setattr__(lm, "_pnp_fused", True)
+    from pnp_vision.inspect.models.qwen2_5_vl import language
+
+    if adapters_on:
+        language.suspend_fusion(lm)
+    else:
+        language.resume_fusion(lm)
 
 
 def _forget_adapter_config(model: Any) -> None:
@@ -419,10 +417,11 @@ def _answer_loss(model: Any, batch: Mapping[str, Any], **_: Any) -> tuple[Any, d
 def _adapter(inspector: Inspector) -> Adapter:
     """A fresh architecture adapter on the Inspector's model: the same preprocessing and image
     placeholder layout as the Inspector's own."""
-    from pnp_vision.inspect.arch import adapter_for
+    from pnp_vision.inspect.models import adapter_for
 
     model = inspector.model
-    return adapter_for(model, inspector.processor, {"model_type": model.config.model_type})
+    config = {"model_type": model.config.model_type}
+    return adapter_for(model, inspector.processor, config, inspector.runtime)
 
 
 def _row(inspector: Inspector, adapter: Adapter, example: Example) -> _Row:

@@ -240,24 +240,30 @@ def test_adapters_reach_the_fused_compiled_path(
     trained: Trained, prompts_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GPUs run Qwen through fused q/k/v and gate/up weights in a compiled pass, which would
-    bypass LoRA layers: forced on here (PNP_VISION_COMPILE=1), the adapter's answers must match
-    the plain path's, and unloading must give the fused base's answers back bit for bit."""
+    bypass LoRA layers: forced on here (a runtime with compile on), the adapter's answers must
+    match the plain path's, and unloading must give the fused base's answers back bit for bit."""
+    import dataclasses
+
+    from pnp_vision.inspect.models.qwen2_5_vl import language
+    from pnp_vision.inspect.runtime import setup_runtime
+
     adapted_plain = []
     lora.load_adapter(trained.inspector.model, trained.report.adapter_dir, trained.model_dir)
     try:
         adapted_plain = _answers(trained.inspector)
     finally:
         lora.unload_adapter(trained.inspector.model)
-    monkeypatch.setenv("PNP_VISION_COMPILE", "1")
-    fused = Inspector(trained.model_dir, TemplateSet.load(prompts_dir))
-    assert fused.model.language_model.__dict__.get("_pnp_fused")
+    compiled = dataclasses.replace(setup_runtime(), compile=True)
+    fused = Inspector(trained.model_dir, TemplateSet.load(prompts_dir), runtime=compiled)
+    assert language.fused(fused.model.language_model) is not None
     base = _answers(fused)
     lora.load_adapter(fused.model, trained.report.adapter_dir, trained.model_dir)
     adapted = _answers(fused)
     for got, want in zip(adapted, adapted_plain, strict=True):
         assert got == pytest.approx(want, abs=1e-4)
+    assert language.fused(fused.model.language_model) is None  # set aside: LoRA layers run
     lora.unload_adapter(fused.model)
-    assert fused.model.language_model.__dict__.get("_pnp_fused")
+    assert language.fused(fused.model.language_model) is not None
     assert _answers(fused) == base
 
 

@@ -74,9 +74,31 @@ _FUSED: PerModule[Fused] = PerModule()  # language model -> its fused weights
 _COMPILED: PerModule[Callable[..., mx.array]] = PerModule()  # language model -> compiled pass
 
 
+_SUSPENDED: PerModule[Fused] = PerModule()  # fused weights set aside while adapters are on
+
+
 def fused(lm: Any) -> Fused | None:
     """The fused weights of `lm`, where `fuse(lm)` ran."""
     return _FUSED.get(lm)
+
+
+def suspend_fusion(lm: Any) -> None:
+    """Run mlx-vlm's own layers (LoRA adapters live there; the fused weights bypass them) and
+    drop the compiled pass, which holds the arrays it was traced with."""
+    weights = _FUSED.get(lm)
+    if weights is not None:
+        _SUSPENDED.set(lm, weights)
+        _FUSED.pop(lm)
+    _COMPILED.pop(lm)
+
+
+def resume_fusion(lm: Any) -> None:
+    """Undo `suspend_fusion` once the adapters are gone: the base weights are the fused ones."""
+    weights = _SUSPENDED.get(lm)
+    if weights is not None:
+        _FUSED.set(lm, weights)
+        _SUSPENDED.pop(lm)
+    _COMPILED.pop(lm)
 
 
 def _slices(whole: mx.array, sizes: list[int]) -> list[mx.array]:
