@@ -1,7 +1,8 @@
 """Progress for long work a person waits on (eval, record, make_recording, train, the demo).
 
 On a terminal: one bar redrawn in place. Anywhere else (CI, a log file, a pipe): one plain line
-at each tenth of the way, so logs show that the job moves without a line per item.
+at each tenth of the way (every 100 items when the total is unknown), so logs show that the
+job moves without a line per item.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class Progress:
                 self.stream.write("\n")
             self.stream.flush()
             return
-        tenth = 10 * self.done // self.total if self.total else self.done
-        if tenth != self._tenth:
+        # Unknown total: the 1st, 10th and every 100th item.
+        tenth = 10 * self.done // self.total if self.total else self.done // 100
+        if tenth != self._tenth or (not self.total and self.done in (1, 10)):
             self._tenth = tenth
             print(text, file=self.stream, flush=True)
 

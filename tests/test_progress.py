@@ -39,3 +39,12 @@ def test_an_interrupted_bar_ends_its_line() -> None:
     with Progress("train", 10, stream=out) as bar:
         bar.advance(3)
     assert out.getvalue().endswith("\n")
+
+
+def test_an_unknown_total_logs_now_and_then() -> None:
+    out = io.StringIO()
+    bar = Progress("record", 0, stream=out)
+    for _ in range(250):
+        bar.advance()
+    counts = [line.split(":")[1].split()[0] for line in out.getvalue().splitlines()]
+    assert counts == ["1/?", "10/?", "100/?", "200/?"]

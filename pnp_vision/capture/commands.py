@@ -93,6 +93,7 @@ def _record(args: argparse.Namespace) -> int:
         stop=stop,
         max_message_bytes=settings.max_message_bytes,
         security=security_from_settings(settings.keys_dir, settings.client_key),
+        progress=sys.stderr,
     )
     print(f"recorded {count} frames of {args.camera!r} to {args.out}")
     if got and args.frames is not None and count < args.frames:

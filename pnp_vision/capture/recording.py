@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from pnp_vision.capture.subscriber import Frame, FrameSubscriber
 from pnp_vision.errors import BadRequest, ConfigError, ImageError, NoFrame
 from pnp_vision.logs import kv
+from pnp_vision.progress import Progress
 from pnp_vision.protocol.frames import Encoding, FrameHeader
 from pnp_vision.transport.security import Security
 
@@ -92,8 +93,10 @@ def record(
     stop: threading.Event | None = None,
     max_message_bytes: int = 64 << 20,
     security: Security | None = None,
+    progress: TextIO | None = None,
 ) -> int:
     """Write what ``camera`` publishes until ``frames`` or ``seconds`` (or ``stop``); the count.
+    With ``progress`` (a stream), a bar or a line per tenth of the frames shows it moving.
 
     Frames arriving faster than they can be written are dropped (and logged), never queued
     without bound. Raises NoFrame if nothing arrives within ``first_frame_timeout_s``.
@@ -117,6 +120,7 @@ def record(
 
     written = 0
     index_existed = (Path(out) / INDEX_NAME).exists()
+    bar = Progress(f"record {camera}", frames or 0, stream=progress) if progress else None
     try:
         with (
             FrameSubscriber(
@@ -147,9 +151,13 @@ def record(
                     end = now + seconds if seconds is not None else float("inf")
                 writer.write(frame.header, np.asarray(frame.image))
                 written += 1
+                if bar is not None:
+                    bar.advance(note=f"seq {frame.header.seq}")
                 if frames is not None and written >= frames:
                     break
     finally:
+        if bar is not None:
+            bar.__exit__()
         if written == 0 and not index_existed:
             _remove_empty(Path(out))  # an empty recording must not block a retry into it
     log.info("recorded %s", kv(camera=camera, out=str(out), frames=written, dropped=dropped))

@@ -93,7 +93,12 @@ def run_demo(
     print(f"starting capture ({cameras_dir}) and worker ...", file=out, flush=True)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
-    with service_stack(model_dir=model_dir, cameras=(CAMERA,), cameras_dir=cameras_dir) as stack:
+    def progress(text: str) -> None:
+        print(f"  {text} ({time.monotonic() - started:.1f} s)", file=out, flush=True)
+
+    with service_stack(
+        model_dir=model_dir, cameras=(CAMERA,), cameras_dir=cameras_dir, progress=progress
+    ) as stack:
         info = stack.status.model.info
         print(
             f"ready in {time.monotonic() - started:.1f} s: model {info.get('model_type', '?')} "

@@ -181,8 +181,10 @@ def wait_until_ready(
     cameras: Sequence[str] = (),
     max_frame_age_s: float = 2.0,
     watch: Sequence[ServiceProcess] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> StatusResult:
-    """Poll the worker's status until its model is ready and `cameras` have recent frames.
+    """Poll the worker's status until its model is ready and `cameras` have recent frames;
+    `progress` hears each step as it is reached (a cold model load takes a while).
 
     Raises LaunchError naming what was missing, with the log tails, if a watched process exits
     or the deadline passes.
@@ -191,6 +193,13 @@ def wait_until_ready(
 
     end = time.monotonic() + timeout
     last: StatusResult | None = None
+    said: set[str] = set()
+
+    def step(text: str) -> None:
+        if progress is not None and text not in said:
+            said.add(text)
+            progress(text)
+
     with VisionClient(worker.endpoint, timeout=0.5, retries=0) as client:
         while time.monotonic() < end:
             for proc in (worker, *watch):
@@ -205,6 +214,9 @@ def wait_until_ready(
                 continue
             if last.model.state == "failed":
                 raise LaunchError(f"worker model failed: {last.model.error}")
+            step("worker up, loading the model")
+            if last.ready:
+                step("model loaded, waiting for camera frames")
             views = last.cameras
             if last.ready and all(
                 c in views
@@ -273,6 +285,7 @@ def service_stack(
     worker_env: Mapping[str, str] | None = None,
     ready_timeout: float = 90.0,
     run_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Iterator[ServiceStack]:
     """Start capture + worker, wait until frames flow through a ready worker, stop on exit."""
     with contextlib.ExitStack() as stack:
@@ -291,5 +304,7 @@ def service_stack(
             env=worker_env,
         )
         stack.callback(worker.stop)
-        status = wait_until_ready(worker, ready_timeout, cameras=cameras, watch=[capture])
+        status = wait_until_ready(
+            worker, ready_timeout, cameras=cameras, watch=[capture], progress=progress
+        )
         yield ServiceStack(capture, worker, status, run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -25,9 +26,14 @@ def test_record_then_replay_is_pixel_identical(
     live = CameraConfig(
         name="cam", source=str(tmp_path / "source"), loop=True, pacing="fixed", fps=60
     )
+    shown = io.StringIO()  # not a terminal: a line per tenth of the frames
     with CaptureDaemon([live], endpoint, context=context):
-        count = record(endpoint, "cam", tmp_path / "rec", frames=12, first_frame_timeout_s=5)
+        count = record(
+            endpoint, "cam", tmp_path / "rec", frames=12, first_frame_timeout_s=5, progress=shown
+        )
     assert count == 12
+    lines = shown.getvalue().splitlines()
+    assert lines[0].startswith("record cam: 1/12") and lines[-1].startswith("record cam: 12/12")
     index = [
         json.loads(line) for line in (tmp_path / "rec" / "index.jsonl").read_text().splitlines()
     ]

@@ -40,6 +40,8 @@ def test_demo_answers_every_template_on_live_frames_and_exits_zero() -> None:
     assert answered and answered.group(1) == answered.group(2) == str(len(rows)), out
     assert "exit codes 0, 0" in out
     assert "FAILED" not in out
+    # A cold start is not silent: each step is printed as it is reached, before the table.
+    assert out.index("worker up, loading the model") < out.index("ready in")
 
 
 def test_demo_skips_a_users_template_it_cannot_fill_and_says_so(tmp_path) -> None:
