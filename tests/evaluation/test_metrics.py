@@ -24,7 +24,7 @@ def test_ece_is_the_weighted_gap_between_confidence_and_accuracy() -> None:
 
 
 def test_reliability_bins_hold_every_answer_once() -> None:
-    rows = metrics.reliability(CONF + [1.0, 0.0], HITS + [True, False])
+    rows = metrics.reliability([*CONF, 1.0, 0.0], [*HITS, True, False])
     assert len(rows) == 10 and sum(r["answers"] for r in rows) == 8
     top, sixth, first = rows[9], rows[6], rows[0]
     assert top["answers"] == 5  # 1.0 falls in the last bin
