@@ -86,6 +86,11 @@ class Settings(StrictModel):
     max_frame_age_s: float = Field(
         1.0, gt=0, description="Oldest 'latest' frame the worker will inspect."
     )
+    refuse_untrained: bool = Field(
+        False,
+        description="Answer unknown_template to a template the model folder records it did not "
+        "learn (calibration.json), instead of an answer marked trained: false.",
+    )
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest message any receiving socket accepts."
     )

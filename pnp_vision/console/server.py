@@ -157,17 +157,14 @@ class Console:
         tile = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         height, width = tile.shape[:2]
         for template in self.templates:
-            if template.roi is None:
+            if template.roi is None and template.view is None:
                 continue
-            x, y, w, h = template.roi
-            top_left = (int(x * width), int(y * height))
-            cv2.rectangle(
-                tile, top_left, (int((x + w) * width), int((y + h) * height)), (0, 200, 255), 1
-            )
+            left, top, right, bottom = _box_on(template, width, height)
+            cv2.rectangle(tile, (left, top), (right, bottom), (0, 200, 255), 1)
             cv2.putText(
                 tile,
                 template.name,
-                (top_left[0] + 2, top_left[1] + 11),
+                (left + 2, top + 11),
                 cv2.FONT_HERSHEY_PLAIN,
                 0.8,
                 (0, 200, 255),
@@ -235,6 +232,16 @@ class Console:
             "label recording=%s seq=%d template=%s answer=%s", name, seq, template_name, answer
         )
         return {"seq": seq, "template": template_name, "params": params, "answer": answer}
+
+
+def _box_on(template: Any, width: int, height: int) -> tuple[int, int, int, int]:
+    """The part of a width x height frame the template's view takes (left, top, right, bottom)."""
+    if template.view is not None:
+        from pnp_vision.inspect.views import view_box
+
+        return view_box((width, height), template.roi, template.view)
+    x, y, w, h = template.roi
+    return int(x * width), int(y * height), int((x + w) * width), int((y + h) * height)
 
 
 def _error(exc: PnpVisionError) -> JSONResponse:

@@ -67,8 +67,19 @@ class TrainConfig:
     warmup: int = 100
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.01
-    frame_size: tuple[int, int] = (320, 240)  # the bundled recording's resolution
-    max_pixels: int = 112 * 112  # 320x240 -> 84x112 px = 12 image tokens
+    max_pixels: int = 112 * 112  # the processor's budget; the templates' views are 112x84
+    # Camera sizes drawn per frame and the family `Variation` (train_data.Recipe); these are
+    # the generator's original ranges at the bundled recording's resolution.
+    sizes: tuple[tuple[int, int], ...] = ((320, 240),)
+    size_weights: tuple[float, ...] = (1.0,)
+    shift: tuple[float, float] | None = None
+    tip_radius: tuple[float, float] = (22.0, 36.0)
+    tip_styles: tuple[str, ...] = ("metallic",)
+    centred: tuple[float, float] = (0.0, 2.5)
+    off: tuple[float, float] = (14.0, 40.0)
+    harshness: tuple[float, float] = (1.0, 1.0)
+    jpeg_share: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
     mix: dict[str, int] = field(
         default_factory=lambda: {
             "nozzle_tip": 10,
@@ -93,13 +104,28 @@ class TrainConfig:
     vision_intermediate: int = 256
     prompt_length: int = 0  # prompts are right-padded to this many tokens (0: the longest)
     heldout_seed: int = 1_000_003
-    heldout_frames: int = 500
+    heldout_frames: int = 800  # 200 of each scene: accuracy, learned templates, temperatures
     compile: bool = True
     helpers: int = 2  # processes rendering batches
-    clean_steps: int = 0  # first steps on frames without lighting, blur and noise
+    clean_steps: int = 0  # first batches on frames without lighting, blur, noise and JPEG
     # Every odd step re-uses the batch rendered this many fresh batches earlier (0: never), so
     # the renderers, which cost as much CPU as the step itself, make half as many frames.
     reuse_gap: int = 50
+
+    def recipe(self) -> Any:
+        """The frame distribution (`train_data.Recipe`) these settings describe."""
+        from pnp_vision.devtools.synthetic_scenes import Variation
+        from pnp_vision.devtools.train_data import Recipe
+
+        variation = Variation(
+            shift=self.shift,
+            tip_radius=self.tip_radius,
+            tip_styles=self.tip_styles,
+            centred=self.centred,
+            off=self.off,
+            harshness=self.harshness,
+        )
+        return Recipe(self.sizes, self.size_weights, variation, self.jpeg_share, self.jpeg_quality)
 
 
 def model_spec(cfg: TrainConfig) -> Any:
@@ -150,7 +176,7 @@ class Trainer:
             raise ValueError("training needs the Qwen2.5-VL vision tower")
         self.vision = vision
         self.tables = build_tables(
-            self.inspector, cfg.templates, cfg.prompt_length, cfg.frame_size, cfg.caps
+            self.inspector, cfg.templates, cfg.prompt_length, cfg.sizes, cfg.caps
         )
         self.image_token = self.adapter.image_token_id
         schedule = optim.join_schedules(
@@ -276,15 +302,18 @@ def _save_weights(model: Any, folder: Path) -> None:
     (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
-def heldout_accuracy(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
-    """Reload the saved folder through the normal Inspector and score unseen frames."""
-    from pnp_vision.devtools.synthetic import generate
+def heldout_answers(folder: Path, cfg: TrainConfig) -> dict[str, tuple[list, list[int]]]:
+    """Reload the saved folder through the normal Inspector (uncalibrated) and answer
+    `cfg.heldout_frames` unseen frames of the training distribution (every scene of the mix
+    equally often): per template, each answer's raw probabilities and the labelled answer."""
+    from pnp_vision.devtools.train_data import training_frame
     from pnp_vision.inspect import Inspector, Question, TemplateSet
 
-    inspector = Inspector(folder, TemplateSet.load(PROJECT_ROOT / "prompts"))
-    right: dict[str, int] = defaultdict(int)
-    total: dict[str, int] = defaultdict(int)
-    for image, label in generate(cfg.heldout_frames, cfg.heldout_seed, cfg.frame_size):
+    inspector = Inspector(folder, TemplateSet.load(PROJECT_ROOT / "prompts"), calibrated=False)
+    recipe, pattern = cfg.recipe(), list(cfg.mix)
+    out: dict[str, tuple[list, list[int]]] = {}
+    for index in range(cfg.heldout_frames):
+        image, label = training_frame(index, cfg.heldout_seed, pattern, recipe)
         qs = [q for q in label["questions"] if q["template"] in cfg.templates]
         if not qs:
             continue
@@ -292,9 +321,38 @@ def heldout_accuracy(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
             image, [Question(template=q["template"], params=q["params"]) for q in qs]
         )
         for q, r in zip(qs, results, strict=True):
-            total[q["template"]] += 1
-            right[q["template"]] += r.answer == q["answer"]
-    return {name: right[name] / total[name] for name in sorted(total)}
+            answers = list(r.probabilities)
+            rows, targets = out.setdefault(q["template"], ([], []))
+            rows.append([r.probabilities[a] for a in answers])
+            targets.append(answers.index(q["answer"]))
+    return dict(sorted(out.items()))
+
+
+def calibrate(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Score the folder on held-out frames, decide `learned_templates` (>= 95%) and fit each
+    trained template's temperature; writes the folder's calibration.json, returns its record."""
+    from pnp_vision.inspect.calibration import fit_temperature, nll, write_calibration
+
+    templates: dict[str, Any] = {}
+    for name, (rows, targets) in heldout_answers(folder, cfg).items():
+        pairs = zip(rows, targets, strict=True)
+        right = sum(max(range(len(r)), key=r.__getitem__) == t for r, t in pairs)
+        temperature = fit_temperature(rows, targets)
+        templates[name] = {
+            "temperature": round(temperature, 4),
+            "questions": len(rows),
+            "accuracy": right / len(rows),
+            "nll_raw": round(nll(rows, targets, 1.0), 5),
+            "nll_calibrated": round(nll(rows, targets, temperature), 5),
+        }
+    record = {
+        "learned_templates": [n for n, t in templates.items() if t["accuracy"] >= LEARNED_BAR],
+        "trained_templates": list(cfg.templates),
+        "fitted_on": {"seed": cfg.heldout_seed, "frames": cfg.heldout_frames},
+        "templates": templates,
+    }
+    write_calibration(folder, record)
+    return record
 
 
 def _tokenizer_corpus(folder: Path) -> Path:
@@ -342,7 +400,7 @@ def _train_loop(trainer: Trainer, cfg: TrainConfig, deadline: float | None) -> d
         trainer.tables,
         cfg.seed,
         cfg.mix,
-        cfg.frame_size,
+        cfg.recipe(),
         cfg.helpers,
         clean_batches=cfg.clean_steps,
     )
@@ -407,7 +465,8 @@ def train(
         record = _train_loop(trainer, cfg, deadline)
         train_s = time.monotonic() - started
         _save_weights(trainer.model, folder)
-        accuracy = heldout_accuracy(folder, cfg)
+        calibration = calibrate(folder, cfg)
+        accuracy = {n: t["accuracy"] for n, t in calibration["templates"].items()}
         meta = {
             "config": asdict(cfg),
             "continued_from": previous,
@@ -419,8 +478,9 @@ def train(
                 "accuracy": accuracy,
             },
             "trained_templates": list(cfg.templates),
-            # what the tests and the service check hold the model to: >= 95% on unseen frames
-            "learned_templates": [t for t, a in accuracy.items() if a >= LEARNED_BAR],
+            # what the tests and the service hold the model to: >= 95% on unseen frames; the
+            # Inspector reads it (and the temperatures) from calibration.json
+            "learned_templates": calibration["learned_templates"],
         }
         (folder / "training.json").write_text(json.dumps(meta, indent=2))
         shutil.move(str(folder), out)
@@ -431,16 +491,18 @@ def train(
 
 
 def recheck(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
-    """Score a trained folder again on `cfg.heldout_frames` unseen frames and rewrite its
-    record's held-out accuracy and `learned_templates` (e.g. with more frames than at first)."""
+    """Score a trained folder again on `cfg.heldout_frames` unseen frames, refit its
+    calibration and rewrite its record's held-out accuracy and `learned_templates` (e.g. with
+    more frames than at first)."""
     from pnp_vision.inspect.runtime import setup_runtime
 
     setup_runtime()
     meta = json.loads((folder / "training.json").read_text())
     templates = tuple(meta.get("trained_templates", cfg.templates))
-    accuracy = heldout_accuracy(folder, replace(cfg, templates=templates))
+    calibration = calibrate(folder, replace(cfg, templates=templates))
+    accuracy = {n: t["accuracy"] for n, t in calibration["templates"].items()}
     meta["heldout"] = {"seed": cfg.heldout_seed, "frames": cfg.heldout_frames, "accuracy": accuracy}
-    meta["learned_templates"] = [t for t, a in accuracy.items() if a >= LEARNED_BAR]
+    meta["learned_templates"] = calibration["learned_templates"]
     (folder / "training.json").write_text(json.dumps(meta, indent=2))
     return meta
 

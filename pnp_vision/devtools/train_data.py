@@ -14,7 +14,9 @@ spawned helper processes make the batches (pixels still as bytes, a quarter of t
 send) while MLX trains: helper k makes batches k, k + n, ..., and the
 trainer takes them in order, so the stream is the same for any number of helpers.
 
-Frames come from `synthetic.render` with a per-batch scene pattern: every batch holds the same
+Frames come from `synthetic.render` (`training_frame`: a camera size, a family `Variation` and
+sometimes JPEG, drawn per frame by the `Recipe`) with a per-batch scene pattern: every batch
+holds the same
 scenes in the same slots, so its shapes never change (one compiled step; caps only on templates
 whose answer the scene fixes keep the kept questions, and so the views, in the same slots), and
 the generator's per-slot YES/NO alternation keeps every template balanced.
@@ -26,17 +28,19 @@ import multiprocessing as mp
 import os
 import queue
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from pnp_vision.devtools.synthetic_scenes import DEFAULT, Variation
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.models.qwen2_5_vl.pixels import QwenPixels
 
 _GET_TIMEOUT_S = 300.0
 
-View = tuple[tuple[float, float, float, float] | None, int | None]  # a template's (roi, max_pixels)
+# a template's (roi, max_pixels, view size): what decides the image it is asked about
+View = tuple[tuple[float, float, float, float] | None, int | None, tuple[int, int] | None]
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,12 @@ def build_tables(
     inspector: Any,
     templates: Sequence[str],
     length: int,
-    frame_size: tuple[int, int],
+    frame_sizes: Sequence[tuple[int, int]],
     caps: dict[str, int] | None = None,
 ) -> Tables:
     """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself.
-    `length`: every prompt is right-padded to it (0: to the longest prompt)."""
+    `length`: every prompt is right-padded to it (0: to the longest prompt). Every view must
+    give one image token count at every camera size in `frame_sizes` (one compiled step)."""
     from pnp_vision.inspect import Question
 
     adapter = inspector.adapter
@@ -92,12 +97,15 @@ def build_tables(
         raise ValueError("training needs the Qwen image processor that QwenPixels reproduces")
     views: dict[str, View] = {}
     counts = set()
-    probe = np.zeros((frame_size[1], frame_size[0], 3), np.uint8)
     for name in templates:
         t = inspector.templates.get(name)
-        views[name] = (t.roi, t.max_pixels)
-        image = imageprep.prepare(probe, template_roi=t.roi, max_pixels=t.max_pixels)
-        counts.add(adapter.preprocess(image, t.max_pixels).n_image_tokens)
+        views[name] = (t.roi, t.max_pixels, t.view)
+        for width, height in frame_sizes:
+            probe = np.zeros((height, width, 3), np.uint8)
+            image = imageprep.prepare(
+                probe, template_roi=t.roi, max_pixels=t.max_pixels, view_size=t.view
+            )
+            counts.add(adapter.preprocess(image, t.max_pixels).n_image_tokens)
     if len(counts) != 1:
         raise ValueError(f"learned templates' views must give one image token count: {counts}")
     n_tokens = counts.pop()
@@ -133,8 +141,8 @@ def build_tables(
 def encode_image(tables: Tables, bgr: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
     """(pixel indices, image_grid_thw) exactly as the engine's Qwen adapter prepares `bgr`;
     `pixel_values` expands the indices to what the model sees."""
-    roi, max_pixels = view
-    image = imageprep.prepare(bgr, template_roi=roi, max_pixels=max_pixels)
+    roi, max_pixels, view_size = view
+    image = imageprep.prepare(bgr, template_roi=roi, max_pixels=max_pixels, view_size=view_size)
     px = tables.pixels
     kwargs = {}
     if max_pixels is not None:  # the adapter's rule, kept in step by the parity test
@@ -201,12 +209,48 @@ def scene_pattern(mix: dict[str, int]) -> list[str]:
     return pattern
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """The frames training draws: camera sizes (with weights), the family `Variation` every
+    frame uses, and the share of frames that go through JPEG (quality drawn per frame).
+    Since a template's view is the same image at any camera size, frames of every size mix
+    in one batch; big frames cost more to render, so they come less often."""
+
+    sizes: tuple[tuple[int, int], ...] = ((320, 240),)
+    size_weights: tuple[float, ...] = (1.0,)
+    variation: Variation = DEFAULT
+    jpeg_share: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
+
+
+def training_frame(
+    index: int, seed: int, pattern: Sequence[str], recipe: Recipe, clean: bool = False
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frame `index` of `seed`'s training stream (a function of its arguments only).
+
+    `clean`: even lighting, no blur, noise or JPEG (see `render_batch`)."""
+    from pnp_vision.devtools.synthetic import render
+
+    pick = np.random.default_rng([seed, index, 0x512E])
+    weights = np.asarray(recipe.size_weights, dtype=np.float64)
+    size = recipe.sizes[int(pick.choice(len(recipe.sizes), p=weights / weights.sum()))]
+    variation = recipe.variation
+    if clean:
+        return render(
+            index, seed, size, scenes=pattern, variation=variation, lighting="even",
+            blur=False, noise=0.0,
+        )  # fmt: skip
+    if recipe.jpeg_share and pick.random() < recipe.jpeg_share:
+        variation = replace(variation, jpeg_quality=recipe.jpeg_quality)
+    return render(index, seed, size, scenes=pattern, variation=variation)
+
+
 def render_batch(
     tables: Tables,
     index: int,
     seed: int,
     pattern: list[str],
-    size: tuple[int, int],
+    recipe: Recipe,
     clean_batches: int = 0,
 ) -> Batch:
     """Batch `index` of the stream: frames index * len(pattern) ... of `seed`.
@@ -214,13 +258,10 @@ def render_batch(
     The first `clean_batches` batches have even lighting, no blur and no noise: clean shapes
     first get the model off the 50/50 plateau sooner, then every nuisance is switched on.
     """
-    from pnp_vision.devtools.synthetic import render
-
     n = len(pattern)
     clean = index < clean_batches
-    style: dict[str, Any] = {"lighting": "even", "blur": False, "noise": 0.0} if clean else {}
     frames = [
-        render(i, seed, size, scenes=pattern, **style) for i in range(index * n, (index + 1) * n)
+        training_frame(i, seed, pattern, recipe, clean) for i in range(index * n, (index + 1) * n)
     ]
     return make_batch(tables, frames)
 
@@ -229,7 +270,7 @@ def _helper(
     tables: Tables,
     seed: int,
     pattern: list[str],
-    size: tuple[int, int],
+    recipe: Recipe,
     clean_batches: int,
     k: int,
     n: int,
@@ -238,7 +279,7 @@ def _helper(
     parent = os.getppid()
     index = k
     while True:
-        batch = render_batch(tables, index, seed, pattern, size, clean_batches)
+        batch = render_batch(tables, index, seed, pattern, recipe, clean_batches)
         while True:
             try:
                 out.put(batch, timeout=1.0)
@@ -258,7 +299,7 @@ class BatchStream:
         tables: Tables,
         seed: int,
         mix: dict[str, int],
-        size: tuple[int, int],
+        recipe: Recipe,
         helpers: int = 2,
         prefetch: int = 3,
         clean_batches: int = 0,
@@ -269,7 +310,7 @@ class BatchStream:
         self._procs = [
             ctx.Process(
                 target=_helper,
-                args=(tables, seed, pattern, size, clean_batches, k, helpers, q),
+                args=(tables, seed, pattern, recipe, clean_batches, k, helpers, q),
                 daemon=True,
                 name=f"train-batches-{k}",
             )

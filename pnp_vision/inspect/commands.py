@@ -72,15 +72,16 @@ def run_inspect(args: argparse.Namespace) -> int:
     load_ms = (time.perf_counter() - t0) * 1e3
     result = inspector.inspect(image, [question], roi=roi)[0]
     if args.save_crop is not None:
-        from pnp_vision.inspect.imageprep import prepare
+        from pnp_vision.inspect.imageprep import template_view
 
-        template = templates.get(question.template)
-        view = prepare(image, roi=roi, template_roi=template.roi, max_pixels=template.max_pixels)
+        view = template_view(image, templates.get(question.template), roi=roi)
         view.save(args.save_crop, format="PNG")
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0
     mark = "confident" if result.confident else f"NOT confident (< {settings.min_confidence:g})"
+    if result.trained is False:
+        mark = "NOT confident: the model did not learn this template"
     print(f"{result.template}: {result.answer} ({mark})")
     print(f"  question: {result.question}")
     for answer, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
@@ -115,6 +116,8 @@ def run_templates(args: argparse.Namespace) -> int:
             extras.append(f"roi {t.roi}")
         if t.max_pixels is not None:
             extras.append(f"max_pixels {t.max_pixels}")
+        if t.view is not None:
+            extras.append(f"view {t.view[0]}x{t.view[1]}")
         if extras:
             print(f"  {', '.join(extras)}")
     return 0

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from pnp_vision.errors import BadRequest, ConfigError, ImageError, ModelError, PnpVisionError
 from pnp_vision.inspect import imageprep
+from pnp_vision.inspect.calibration import Calibration
 from pnp_vision.inspect.results import InspectionResult, Timings
 from pnp_vision.inspect.runtime import Runtime, setup_runtime
 from pnp_vision.inspect.scoring import (
@@ -84,6 +85,8 @@ class Inspector:
         min_confidence: float = 0.8,
         compute_dtype: str = "auto",
         runtime: Runtime | None = None,
+        refuse_untrained: bool = False,
+        calibrated: bool = True,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ConfigError(f"min_confidence {min_confidence} must be between 0 and 1")
@@ -100,6 +103,8 @@ class Inspector:
         self.model_dir = Path(model_dir)
         self.templates = templates
         self.min_confidence = min_confidence
+        self.refuse_untrained = refuse_untrained  # calibration: learned templates, temperatures
+        self.calibration = Calibration.load(self.model_dir) if calibrated else Calibration()
         t0 = time.perf_counter()
         self._model, self._processor, self._config = load_model(self.model_dir)
         self.tuning = tune_model(self._model, compute_dtype, device=self.runtime.device)
@@ -204,10 +209,10 @@ class Inspector:
         groups: dict[tuple[Any, ...], list[_Item]] = {}
         for item in items:
             t = item.template
-            groups.setdefault((t.roi, t.max_pixels, t.system), []).append(item)
+            groups.setdefault((t.roi, t.max_pixels, t.system, t.view), []).append(item)
         results: list[InspectionResult | None] = [None] * len(items)
-        for (template_roi, max_pixels, system), members in groups.items():
-            cost = self._run_group(source, roi, template_roi, max_pixels, system, members)
+        for (template_roi, max_pixels, system, view), members in groups.items():
+            cost = self._run_group(source, roi, template_roi, max_pixels, system, members, view)
             n = len(members)
             for item in members:
                 prep = decode_ms / len(items) + cost.prep_ms / n
@@ -236,6 +241,8 @@ class Inspector:
                 except ValidationError as exc:
                     raise BadRequest(f"question {i}: {exc}") from exc
             template = self.templates.get(question.template)
+            if self.refuse_untrained:
+                self.calibration.require(template.name, self.model_dir)
             text = template.render(question.params)
             items.append(_Item(i, question, template, text, self._plans[template.name]))
         return items
@@ -266,14 +273,16 @@ class Inspector:
         max_pixels: int | None,
         system: str,
         members: list[_Item],
+        view_size: tuple[int, int] | None = None,
     ) -> _GroupCost:
         import mlx.core as mx
 
         cost = _GroupCost()
         t0 = time.perf_counter()
         view = imageprep.prepare(
-            source, roi=roi, template_roi=template_roi, max_pixels=max_pixels, keep_array=True
-        )
+            source, roi=roi, template_roi=template_roi, max_pixels=max_pixels, keep_array=True,
+            view_size=view_size,
+        )  # fmt: skip
         try:
             inputs = self._adapter.preprocess(view, max_pixels)
         except Exception as exc:
@@ -346,15 +355,18 @@ class Inspector:
     def _result(
         self, item: _Item, prep_ms: float, vision_ms: float, language_ms: float
     ) -> InspectionResult:
-        probs = dict(zip(item.plan.answers, item.probabilities, strict=True))
-        answer = max(probs, key=probs.__getitem__)
+        raw = dict(zip(item.plan.answers, item.probabilities, strict=True))
+        probs, answer, confident, trained = self.calibration.judge(
+            item.template.name, raw, self.min_confidence
+        )
         return InspectionResult(
             template=item.template.name,
             params=dict(item.question.params),
             question=item.text,
             answer=answer,
             probabilities=probs,
-            confident=probs[answer] >= self.min_confidence,
+            confident=confident,
+            trained=trained,
             timings=Timings(
                 prep_ms=prep_ms,
                 vision_ms=vision_ms,

@@ -154,15 +154,26 @@ def prepare(
     template_roi: FractionRoi | None = None,
     max_pixels: int | None = None,
     keep_array: bool = False,
+    view_size: tuple[int, int] | None = None,
 ) -> Any:
     """Decode, crop (call ROI in pixels, then the template's fractional ROI), fit the budget:
     an RGB PIL image. With `keep_array`, a BGR array input that needs no resize comes back as
-    a BGR array view of the same pixels (no PIL round trip: a copy and a channel swap saved)."""
+    a BGR array view of the same pixels (no PIL round trip: a copy and a channel swap saved).
+    With `view_size`, the template's view instead: its ROI box resized to exactly that size at
+    any camera resolution (`views`)."""
     import numpy as np
 
-    view = to_bgr(image) if keep_array and isinstance(image, np.ndarray) else to_pil(image)
+    view = (
+        to_bgr(image)
+        if isinstance(image, np.ndarray) and (keep_array or view_size)
+        else (to_pil(image))
+    )
     if roi is not None:
         view = crop_pixels(view, roi)
+    if view_size is not None:
+        from pnp_vision.inspect.views import prepare_view
+
+        return prepare_view(view, template_roi, view_size, keep_array)
     if template_roi is not None:
         view = crop_fraction(view, template_roi)
     if isinstance(view, np.ndarray):
@@ -171,3 +182,16 @@ def prepare(
             return view
         view = to_pil(view)
     return fit_pixels(view, max_pixels)
+
+
+def template_view(image: Any, template: Any, *, roi: PixelRoi | None = None) -> Image.Image:
+    """The image the model sees for `template` (an RGB PIL image): the one rule that crops,
+    labels, training examples and the console share with the engine's own `prepare` call."""
+    view = prepare(
+        image,
+        roi=roi,
+        template_roi=template.roi,
+        max_pixels=template.max_pixels,
+        view_size=template.view,
+    )
+    return view if not hasattr(view, "shape") else to_pil(view)

@@ -31,5 +31,13 @@ class InspectionResult(StrictModel):
     probabilities: dict[str, float] = Field(
         description="Every allowed answer's probability (softmax over the answer set; sums to 1)."
     )
-    confident: bool = Field(description="max probability >= the configured minimum confidence.")
+    confident: bool = Field(
+        description="The (calibrated) answer probability >= the configured minimum confidence,"
+        " and the model folder did not say it never learned the template."
+    )
+    trained: bool | None = Field(
+        None,
+        description="Whether the model folder learned this template (its calibration.json);"
+        " None: the folder does not say. An untrained template is never confident.",
+    )
     timings: Timings

@@ -11,6 +11,7 @@ pasted into the question.
     system = "..."                    # optional system text
     max_pixels = 200704               # optional pixel budget for this question
     roi = [0.25, 0.25, 0.5, 0.5]      # optional crop (x, y, w, h) as fractions of the frame
+    view = [112, 84]                  # optional: the ROI resized to exactly this, any camera
 
     [params.marking]
     type = "string"                   # or "integer"
@@ -121,6 +122,18 @@ class Template(StrictModel):
     roi: tuple[float, float, float, float] | None = Field(
         None, description="Crop (x, y, w, h) as fractions of the (camera-cropped) frame."
     )
+    view: tuple[int, int] | None = Field(
+        None,
+        description="Pixels (width, height) the ROI is resized to, at any camera resolution"
+        " (its pixel budget; the box keeps the ROI's centre and height: inspect/views.py).",
+    )
+
+    @field_validator("view")
+    @classmethod
+    def _view_size(cls, view: tuple[int, int] | None) -> tuple[int, int] | None:
+        if view is not None and not all(28 <= v <= 4096 for v in view):
+            raise ValueError(f"view {list(view)} must be [width, height], each in 28..4096")
+        return view
 
     @field_validator("answers")
     @classmethod

@@ -218,6 +218,7 @@ class QuestionResult(StrictModel):
     answer: str
     probabilities: dict[str, float]
     confident: bool
+    trained: bool | None = None  # False: the model folder did not learn this template
     timings: AnswerTimings
 
 

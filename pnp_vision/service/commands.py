@@ -141,6 +141,8 @@ def _ask(args: argparse.Namespace) -> int:
         else f"camera {frame.camera} seq {frame.seq} ({frame.age_ms:.0f} ms old)"
     )
     flag = "" if r.confident else "  (not confident)"
+    if r.trained is False:
+        flag = "  (not confident: the model did not learn this template)"
     print(f"{r.template}: {r.answer}{flag}")
     print(f"  question: {r.question}")
     print("  probabilities: " + ", ".join(f"{a}={p:.3f}" for a, p in r.probabilities.items()))

@@ -79,7 +79,7 @@ class History:
         return found
 
     def crop(self, request_id: str, question: int, templates: TemplateSet) -> CropResult:
-        from pnp_vision.inspect.imageprep import prepare
+        from pnp_vision.inspect.imageprep import template_view
 
         seen = self._seen.get(request_id)
         if seen is None:
@@ -93,9 +93,7 @@ class History:
                 f" question {question} does not exist"
             )
         template = templates.get(seen.summary.answers[question].template)
-        view = prepare(
-            seen.source, roi=seen.roi, template_roi=template.roi, max_pixels=template.max_pixels
-        )
+        view = template_view(seen.source, template, roi=seen.roi)
         png = io.BytesIO()
         view.save(png, format="PNG")
         return CropResult(

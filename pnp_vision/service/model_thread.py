@@ -45,6 +45,7 @@ class ModelThread(threading.Thread):
         min_confidence: float,
         compute_dtype: str,
         jobs: RequestQueue,
+        refuse_untrained: bool = False,
         context: zmq.Context,
         wake_endpoint: str,
     ) -> None:
@@ -53,6 +54,7 @@ class ModelThread(threading.Thread):
         self.prompts_dir = prompts_dir
         self.min_confidence = min_confidence
         self.compute_dtype = compute_dtype
+        self.refuse_untrained = refuse_untrained
         self.jobs = jobs
         self.done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._context = context
@@ -98,6 +100,7 @@ class ModelThread(threading.Thread):
                 TemplateSet.load(self.prompts_dir),
                 min_confidence=self.min_confidence,
                 compute_dtype=self.compute_dtype,
+                refuse_untrained=self.refuse_untrained,
             )
             inspector.warm_up()
             self.info = {k: _jsonable(v) for k, v in inspector.info().items()}

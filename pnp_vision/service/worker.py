@@ -155,6 +155,7 @@ class Worker:
                 prompts_dir=Path(settings.prompts_dir),
                 min_confidence=settings.min_confidence,
                 compute_dtype=settings.compute_dtype,
+                refuse_untrained=settings.refuse_untrained,
                 jobs=self.jobs,
                 context=self.context,
                 wake_endpoint=wake_endpoint,

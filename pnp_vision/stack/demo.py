@@ -35,6 +35,7 @@ _COLUMNS = (
     ("answer", 8),
     ("prob", 5),
     ("conf", 4),
+    ("trained", 7),
     ("truth", 5),
     ("rtt ms", 7),
     ("model ms", 8),
@@ -138,11 +139,15 @@ def _summary(
         file=out,
     )
     judged = [r for r in answered if r.get("truth") not in (None, "-")]
-    if judged:
-        right = sum(r["answer"] == r["truth"] for r in judged)
+    learned = [r for r in judged if r.get("trained") != "NO"]
+    if learned:
+        right = sum(r["answer"] == r["truth"] for r in learned)
+        print(f"answers equal to the recording's labels: {right}/{len(learned)}", file=out)
+    untrained = sorted({r["template"] for r in answered if r.get("trained") == "NO"})
+    if untrained:
         print(
-            f"answers equal to the recording's labels: {right}/{len(judged)} "
-            "(a tiny random-weight model guesses; a trained one should match)",
+            f"trained NO: the model folder did not learn {', '.join(untrained)}; those answers"
+            " are never confident and are not scored",
             file=out,
         )
     for failure in failures:
@@ -210,6 +215,7 @@ def _ask(
                 "answer": r.answer,
                 "prob": f"{r.probabilities[r.answer]:.2f}",
                 "conf": "yes" if r.confident else "no",
+                "trained": {True: "yes", False: "NO", None: "-"}[r.trained],
                 "truth": label.answer,
                 "rtt ms": f"{result.round_trip_ms:.1f}",
                 "model ms": f"{result.timings.inference_ms:.1f}",

@@ -49,11 +49,9 @@ def parse_reply(reply: str, answers: list[str]) -> str | None:
 
 def save_crop(entry: RecordedEntry, template: Template, crops: Path) -> Path:
     """Write the crop the template sees of this frame; returns its path."""
-    from pnp_vision.inspect.imageprep import prepare
+    from pnp_vision.inspect.imageprep import template_view
 
-    view = prepare(
-        entry.file.read_bytes(), template_roi=template.roi, max_pixels=template.max_pixels
-    )
+    view = template_view(entry.file.read_bytes(), template)
     crops.mkdir(parents=True, exist_ok=True)
     path = crops / f"{entry.file.stem}-{template.name}.png"
     view.save(path)

@@ -433,6 +433,7 @@ def _row(inspector: Inspector, adapter: Adapter, example: Example) -> _Row:
         template_roi=template.roi,
         max_pixels=template.max_pixels,
         keep_array=True,
+        view_size=template.view,  # the engine's call: the same image at any camera size
     )
     inputs = adapter.preprocess(view, template.max_pixels)
     prompt = inspector.prompt(Question(template=example.template, params=example.params))

@@ -24,7 +24,7 @@ _TRAINER = textwrap.dedent(
     build_model_folder("qwen2_5_vl", root / "m", train.model_spec(cfg),
                        train._tokenizer_corpus(root / "c"))
     tables = train.Trainer(root / "m", cfg).tables
-    stream = BatchStream(tables, 0, cfg.mix, cfg.frame_size, helpers=2, prefetch=1)
+    stream = BatchStream(tables, 0, cfg.mix, cfg.recipe(), helpers=2, prefetch=1)
     stream.__enter__()
     next(stream)  # the helpers are up; their next batches (> a pipe buffer) wait unread
     print(" ".join(str(p.pid) for p in stream._procs), flush=True)

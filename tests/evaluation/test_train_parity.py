@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from pnp_vision.devtools import train
-from pnp_vision.devtools.train_data import pixel_values, render_batch, scene_pattern
+from pnp_vision.devtools.train_data import (
+    pixel_values,
+    render_batch,
+    scene_pattern,
+    training_frame,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +37,11 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> train.Trainer:
 def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> None:
     import mlx.core as mx
 
-    from pnp_vision.devtools.synthetic import render
     from pnp_vision.inspect import Question
 
     cfg = trainer.cfg
     pattern = scene_pattern(cfg.mix)
-    batch = render_batch(trainer.tables, 2, 11, pattern, cfg.frame_size)
+    batch = render_batch(trainer.tables, 2, 11, pattern, cfg.recipe())
     trainer._prepare_layout(batch)
     logits = trainer.answer_logits(
         mx.array(pixel_values(trainer.tables, batch)),
@@ -50,7 +54,7 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     row = 0
     seen: list[float] = []
     for index in range(2 * n, 3 * n):
-        image, label = render(index, 11, cfg.frame_size, scenes=pattern)
+        image, label = training_frame(index, 11, pattern, cfg.recipe())
         asked = [q for q in label["questions"] if q["template"] in cfg.templates]
         if not asked:
             continue

@@ -35,7 +35,8 @@ def test_demo_answers_every_template_on_live_frames_and_exits_zero() -> None:
     for row in rows:
         assert row[5] in ("YES", "NO"), row  # an answer, never an error
         assert 0.5 <= float(row[6]) <= 1.0, row  # probability of the winning answer
-        assert row[8] in ("YES", "NO"), row  # the recording's true label for that frame
+        assert row[8] in ("yes", "NO", "-"), row  # whether the model learned the template
+        assert row[9] in ("YES", "NO"), row  # the recording's true label for that frame
     answered = re.search(r"(\d+)/(\d+) questions answered on live frames", out)
     assert answered and answered.group(1) == answered.group(2) == str(len(rows)), out
     assert "exit codes 0, 0" in out

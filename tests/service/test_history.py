@@ -12,7 +12,7 @@ from PIL import Image
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.errors import BadRequest
-from pnp_vision.inspect.imageprep import prepare
+from pnp_vision.inspect.imageprep import template_view
 from pnp_vision.inspect.templates import TemplateSet
 from pnp_vision.stack.launch import ServiceStack
 
@@ -39,12 +39,7 @@ def test_recent_lists_another_clients_inspection_and_serves_its_exact_crops(
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     for index, name in enumerate(["nozzle_alignment", "part_marking"]):
         template = templates.get(name)
-        expected = prepare(
-            sample_png,
-            roi=(10, 20, 200, 150),
-            template_roi=template.roi,
-            max_pixels=template.max_pixels,
-        )
+        expected = template_view(sample_png, template, roi=(10, 20, 200, 150))
         got = Image.open(io.BytesIO(client.crop(asked.id, index)))
         assert got.size == expected.size
         assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(expected))
@@ -90,5 +85,5 @@ def test_ask_save_crop_writes_the_image_the_model_saw(
     )
     assert done.returncode == 0, done.stderr
     template = TemplateSet.load(PROJECT_ROOT / "prompts").get("nozzle_alignment")
-    expected = prepare(sample_png, template_roi=template.roi, max_pixels=template.max_pixels)
+    expected = template_view(sample_png, template)
     assert np.array_equal(np.asarray(Image.open(crop).convert("RGB")), np.asarray(expected))
