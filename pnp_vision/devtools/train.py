@@ -158,7 +158,8 @@ def model_spec(cfg: TrainConfig) -> Any:
 class Trainer:
     """Owns the model (through an Inspector on the folder being trained) and the optimizer."""
 
-    def __init__(self, folder: Path, cfg: TrainConfig) -> None:
+    def __init__(self, folder: Path, cfg: TrainConfig, templates: Any = None) -> None:
+        """`templates`: the TemplateSet the folder answers (default: the shipped prompts/)."""
         import mlx.core as mx
         import mlx.optimizers as optim
 
@@ -167,7 +168,7 @@ class Trainer:
         from pnp_vision.inspect.models.qwen2_5_vl.vision import FastVision
 
         self.cfg = cfg
-        templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+        templates = templates or TemplateSet.load(PROJECT_ROOT / "prompts")
         self.inspector = Inspector(folder, templates, compute_dtype="float32")
         self.model = self.inspector.model
         self.adapter = self.inspector.adapter
@@ -282,7 +283,7 @@ class Trainer:
         return loss.item(), hits
 
 
-def _save_weights(model: Any, folder: Path) -> None:
+def save_weights(model: Any, folder: Path) -> None:
     """Replace the folder's random weights with the trained ones, in the builder's layout."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
@@ -464,7 +465,7 @@ def train(
         trainer = Trainer(folder, cfg)
         record = _train_loop(trainer, cfg, deadline)
         train_s = time.monotonic() - started
-        _save_weights(trainer.model, folder)
+        save_weights(trainer.model, folder)
         calibration = calibrate(folder, cfg)
         accuracy = {n: t["accuracy"] for n, t in calibration["templates"].items()}
         meta = {

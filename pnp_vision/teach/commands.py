@@ -6,6 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from pnp_vision.errors import ConfigError
+
 
 def _label(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
@@ -25,7 +27,80 @@ def _label(args: argparse.Namespace) -> int:
     return 130 if counts.remaining and args.fail_if_unfinished else 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from pnp_vision.config import load_settings
+    from pnp_vision.inspect.runtime import setup_runtime
+    from pnp_vision.inspect.templates import TemplateSet
+    from pnp_vision.teach.lora import examples_from_recording
+
+    settings = load_settings()
+    setup_runtime(settings)  # before anything imports mlx
+    templates = TemplateSet.load(args.prompts or settings.prompts_dir)
+    examples = [
+        e for rec in args.recording for e in examples_from_recording(rec, templates=args.template)
+    ]
+    if not examples:
+        raise ConfigError(
+            "no labelled questions in " + ", ".join(map(str, args.recording))
+            + (f" for {', '.join(args.template)}" if args.template else "")
+            + " (label frames with `pnp-vision label` or the console)"
+        )
+    base = args.base or settings.model_dir
+    if args.lora:
+        from pnp_vision.teach.lora import train_lora
+
+        if args.out.exists() and any(args.out.iterdir()) and not args.force:
+            raise ConfigError(f"--out {args.out} is not empty (add --force to replace it)")
+        report = train_lora(
+            base, examples, args.out, steps=args.steps or 100, lr=args.lr or 1e-4,
+            seed=args.seed, holdout=args.holdout, templates=templates, rank=args.rank,
+            progress=print,
+        )  # fmt: skip
+        print(report.summary())
+        return 0
+    from pnp_vision.teach.train import fine_tune
+
+    report = fine_tune(
+        base, examples, args.out, templates, steps=args.steps or 300, batch=args.batch,
+        lr=args.lr or 2e-4, seed=args.seed, holdout=args.holdout, force=args.force,
+    )  # fmt: skip
+    print(report.summary())
+    print(f"model folder {args.out} ({report.seconds:.0f} s); learned templates: "
+          + ", ".join(report.learned_templates))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    t = subparsers.add_parser(
+        "train",
+        help="fine-tune a model on labelled recordings (the shipped inspector, or LoRA)",
+        description=(
+            "Train on the labelled questions of one or more recordings (labels.jsonl), hold"
+            " out a split, print loss and accuracy as it goes, and end with held-out accuracy"
+            " before and after. Without --lora every weight of a small inspector (default: the"
+            " settings' model_dir) is tuned and a new model folder written, its calibration"
+            " refitted; with --lora, mlx-vlm's trainer writes a LoRA adapter folder for a real"
+            " Qwen2.5-VL or Llama-3.2-Vision model."
+        ),
+    )
+    t.add_argument("--recording", type=Path, action="append", required=True, metavar="DIR",
+                   help="labelled recording (repeatable)")
+    t.add_argument("--from", dest="base", type=Path, metavar="MODEL",
+                   help="model folder to start from (default: settings model_dir)")
+    t.add_argument("--out", type=Path, required=True, help="new model (or adapter) folder")
+    t.add_argument("--lora", action="store_true", help="train a LoRA adapter (real models)")
+    t.add_argument("--template", action="append", metavar="NAME",
+                   help="only this template's labels (repeatable)")
+    t.add_argument("--steps", type=int, help="training steps (default 300; LoRA 100)")
+    t.add_argument("--batch", type=int, default=16, help="questions per step (default 16)")
+    t.add_argument("--lr", type=float, help="learning rate (default 2e-4; LoRA 1e-4)")
+    t.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    t.add_argument("--holdout", type=float, default=0.2, help="held-out share (default 0.2)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--prompts", type=Path, help="template folder (default: settings)")
+    t.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    t.set_defaults(func=_train)
+
     p = subparsers.add_parser(
         "label",
         help="answer a template's question for each frame of a recording (resumable)",
