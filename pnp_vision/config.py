@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -204,8 +205,10 @@ def load_settings(
         key = ENV_PREFIX + name.upper()
         if key in env:
             field = Settings.model_fields[name]
-            # An empty variable unsets an optional setting (`PNP_VISION_KEYS_DIR=`: no CURVE).
-            values[name] = None if env[key] == "" and field.default is None else env[key]
+            # An empty variable unsets an optional setting (`PNP_VISION_KEYS_DIR=`: no CURVE),
+            # unless the empty text is itself a value (`PNP_VISION_BLAS=`: preload none).
+            empty_unsets = field.default is None and str not in typing.get_args(field.annotation)
+            values[name] = None if env[key] == "" and empty_unsets else env[key]
             source[name] = key
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)

@@ -126,7 +126,7 @@ def test_frame_that_fails_to_decode_is_dropped_and_worker_keeps_serving(
             again = client.inspect(CAMERA, "tombstone", max_age=5).frame
             assert again is not None and again.seq is not None and again.seq % 2 == 0
             assert worker.alive()
-            assert "bad message" in worker.log_tail(200)  # the drop was logged for operators
+            assert "bad message" in worker.log_path.read_text()  # logged (rate-limited)
     finally:
         worker.stop()
         pub.close()

@@ -27,7 +27,7 @@ def test_the_switch_env_names_are_settings(tmp_path):
     unset = load_settings(env={"PNP_VISION_CONFIG_DIR": str(tmp_path)})
     assert (unset.fastmath, unset.compile, unset.blas) == (None, None, None)
     assert unset.keep_memory
-    with pytest.raises(ConfigError, match="vision_attention"):
+    with pytest.raises(ConfigError, match=r"PNP_VISION_VISION_ATTENTION=.flash.: Input should"):
         load_settings(env={**env, "PNP_VISION_VISION_ATTENTION": "flash"})
 
 

@@ -149,7 +149,10 @@ def test_worker_killed_mid_request_and_restarted_the_retry_succeeds(
             assert first.wait(10.0) == -signal.SIGKILL
             second = workers.start()
             # The I/O thread answers status while the MLX thread is still loading the model.
-            with VisionClient(second.endpoint, timeout=5.0, retries=3) as probe_second:
+            # It is starting: wait for its socket longer than the 2 s "is anyone there?" default.
+            with VisionClient(
+                second.endpoint, timeout=5.0, retries=3, connect_timeout=30.0
+            ) as probe_second:
                 loading = probe_second.status()
             assert loading.model.state == "loading" and not loading.ready
         caller.join(timeout=90.0)
