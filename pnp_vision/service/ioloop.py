@@ -68,6 +68,7 @@ class IOLoop:
         replies: Replies,
         counters: Counters,
         status: Callable[[], StatusResult],
+        max_poll_s: float = MAX_POLL_S,
     ) -> None:
         self.settings = settings
         self.router = router
@@ -80,7 +81,7 @@ class IOLoop:
         self.replies = replies
         self.counters = counters
         self.status = status
-        self.max_poll_s = MAX_POLL_S
+        self.max_poll_s = max_poll_s
         self.wakes = 0  # loop iterations: a debug figure (an idle worker must stay asleep)
 
     def run(self) -> None:

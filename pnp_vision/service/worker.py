@@ -26,7 +26,7 @@ from pnp_vision.service.frame_waits import FrameWaits
 from pnp_vision.service.framestore import FrameStore
 from pnp_vision.service.history import History
 from pnp_vision.service.inspections import Inspections
-from pnp_vision.service.ioloop import IOLoop
+from pnp_vision.service.ioloop import MAX_POLL_S, IOLoop
 from pnp_vision.service.jobs import RequestQueue
 from pnp_vision.service.model_thread import ModelState, ModelThread
 from pnp_vision.service.replies import Replies
@@ -61,6 +61,9 @@ class Worker:
         self.store: FrameStore | None = None
         self.inspections: Inspections | None = None
         self.loop: IOLoop | None = None
+        # The longest the loop sleeps with nothing due (a safety net; tests raise it to show
+        # that nothing but events wakes the loop).
+        self.max_poll_s = MAX_POLL_S
         self._subscriber: Any = None
         self._zap: Any = None
 
@@ -70,6 +73,11 @@ class Worker:
         """Begin the drain (thread-safe; what the signal handlers call)."""
         self._stop.set()
         self.wakeup.set()
+
+    @property
+    def wakes(self) -> int:
+        """How often the I/O loop has woken (a debug figure: an idle worker stays asleep)."""
+        return self.loop.wakes if self.loop is not None else 0
 
     @property
     def draining(self) -> bool:
@@ -133,6 +141,7 @@ class Worker:
                 replies=replies,
                 counters=self.counters,
                 status=self.status,
+                max_poll_s=self.max_poll_s,
             )
             restore = self._install_signal_handlers()
             self.model.start()
