@@ -107,6 +107,7 @@ class IOLoop:
                 drain_until = now + self.settings.drain_timeout_s
             if self.inspections.draining:
                 if not self.inspections.pending:
+                    self._read_requests()  # arrived meanwhile: answered shutting_down, not lost
                     return
                 if drain_until is not None and now > drain_until:
                     log.error(
