@@ -1,7 +1,8 @@
 """Choosing the frame a request is answered on, from the frames a `FrameSubscriber` holds.
 
-Runs on the I/O thread and never blocks: `pick` returns the frame, None ("not yet, ask again on
-the next tick"), or raises the error the request must be answered with. `latest` answers at
+Runs on the I/O thread and never blocks: `pick` returns the frame, None ("not yet, ask again when
+a frame arrives or a deadline passes", see `frame_waits`), or raises the error the request must be
+answered with. `latest` answers at
 once. `fresh` waits (until the request deadline) for the first frame captured after the request
 arrived; `seq` waits likewise for a frame newer than any held (the controller may have received
 it before the worker did) and fails at once for one already dropped. A camera not seen yet is
@@ -38,6 +39,10 @@ class FrameStore:
 
     def _discovering(self, now: float) -> bool:
         return now < self._discovery_end
+
+    def discovery_end(self) -> float | None:
+        """The monotonic time camera discovery ends, while it has not ended yet."""
+        return self._discovery_end if self._discovering(time.monotonic()) else None
 
     def pick(self, job: Job, now: float) -> Frame | None:
         """The frame for `job`, None to wait, or raise UnknownCamera / NoFrame."""
@@ -101,7 +106,8 @@ class FrameStore:
         frame = self.subscriber.latest(camera)
         if frame is None or frame.header.capture_time <= after:
             return None
-        # Polled every few ms, so usually the newest is the first; walk back in case several came.
+        # Looked at on every frame, so usually the newest is the first; walk back in case several
+        # came (the I/O thread was busy).
         while frame.header.seq > 0:
             earlier = self.subscriber.get(camera, frame.header.seq - 1)
             if (

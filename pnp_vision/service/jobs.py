@@ -63,16 +63,21 @@ class RequestQueue:
             self._jobs.append(job)
             self._cond.notify()
 
-    def get(self, timeout: float) -> Job | None:
-        """The next job, or None after `timeout` s or once closed and empty."""
-        end = time.monotonic() + timeout
+    def get(self, timeout: float | None = None) -> Job | None:
+        """The next job; None once closed and empty (or after `timeout` s, if given)."""
+        end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._jobs:
-                left = end - time.monotonic()
-                if self._closed or left <= 0:
+                left = None if end is None else end - time.monotonic()
+                if self._closed or (left is not None and left <= 0):
                     return None
                 self._cond.wait(left)
             return self._jobs.popleft()
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a queued job: when the I/O thread must next look."""
+        with self._cond:
+            return min((job.deadline for job in self._jobs), default=None)
 
     def take_expired(self, now: float) -> list[Job]:
         """Remove and return queued jobs whose deadline has passed (answered by the caller)."""
