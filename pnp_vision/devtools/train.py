@@ -62,30 +62,40 @@ LEARNED_TEMPLATES = (
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 6000
+    steps: int = 5000
     lr: float = 5e-4
     warmup: int = 100
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.01
     max_pixels: int = 112 * 112  # the processor's budget; the templates' views are 112x84
-    # Camera sizes drawn per frame and the family `Variation` (train_data.Recipe); these are
-    # the generator's original ranges at the bundled recording's resolution.
-    sizes: tuple[tuple[int, int], ...] = ((320, 240),)
-    size_weights: tuple[float, ...] = (1.0,)
-    shift: tuple[float, float] | None = None
-    tip_radius: tuple[float, float] = (22.0, 36.0)
-    tip_styles: tuple[str, ...] = ("metallic",)
-    centred: tuple[float, float] = (0.0, 2.5)
-    off: tuple[float, float] = (14.0, 40.0)
-    harshness: tuple[float, float] = (1.0, 1.0)
-    jpeg_share: float = 0.0
+    # Camera sizes drawn per frame (weights: big frames cost more to render, and a view of
+    # one looks much like a view of a half-size one, so they come less often).
+    sizes: tuple[tuple[int, int], ...] = (
+        (160, 120), (224, 168), (320, 240), (480, 270), (640, 480), (800, 600), (1280, 720),
+        (1920, 1080),
+    )  # fmt: skip
+    size_weights: tuple[float, ...] = (4.0, 2.0, 4.0, 2.0, 2.0, 0.4, 0.6, 0.3)
+    # The families the model must be right on (docs/evaluation.md), drawn at random: the
+    # crosshair anywhere in the nozzle view's middle half, tips of radius 10-50 in four styles,
+    # lighting up to 2.2x the original ranges, JPEG on 40% of frames at quality 30-95.
+    shift: tuple[float, float] = (0.0, 34.0)
+    tip_radius: tuple[float, float] = (10.0, 50.0)
+    tip_styles: tuple[str, ...] = ("metallic", "disc", "ring", "gradient")
+    centred: tuple[float, float] = (0.0, 3.0)  # the whole YES side of the label gap ...
+    off: tuple[float, float] = (12.0, 40.0)  # ... and the NO side: the gap itself never shows
+    harshness: tuple[float, float] = (0.8, 2.2)
+    jpeg_share: float = 0.4
     jpeg_quality: tuple[int, int] = (30, 95)
+    # Curriculum: the first `easy_batches` fresh batches keep the generator's original ranges
+    # (crosshair within 20 units, radius 22-36, plain light) in every tip style, and tips at
+    # least 14 units off: the concept first, then the wide ranges.
+    easy_batches: int = 700
     mix: dict[str, int] = field(
         default_factory=lambda: {
             "nozzle_tip": 10,
             "part_held": 2,
-            "tombstone": 7,
-            "feeder_pocket": 2,
+            "tombstone": 6,
+            "feeder_pocket": 3,
         }
     )
     # part_on_nozzle is asked on every nozzle_tip frame (NO) and part_held frame (YES): take
@@ -107,7 +117,7 @@ class TrainConfig:
     heldout_frames: int = 800  # 200 of each scene: accuracy, learned templates, temperatures
     compile: bool = True
     helpers: int = 2  # processes rendering batches
-    clean_steps: int = 0  # first batches on frames without lighting, blur, noise and JPEG
+    clean_steps: int = 100  # first batches on frames without lighting, blur, noise and JPEG
     # Every odd step re-uses the batch rendered this many fresh batches earlier (0: never), so
     # the renderers, which cost as much CPU as the step itself, make half as many frames.
     reuse_gap: int = 50
@@ -125,7 +135,11 @@ class TrainConfig:
             off=self.off,
             harshness=self.harshness,
         )
-        return Recipe(self.sizes, self.size_weights, variation, self.jpeg_share, self.jpeg_quality)
+        easy = Variation(tip_styles=self.tip_styles, centred=self.centred, off=(14.0, 40.0))
+        return Recipe(
+            self.sizes, self.size_weights, variation, self.jpeg_share, self.jpeg_quality,
+            easy=easy, easy_batches=self.easy_batches,
+        )  # fmt: skip
 
 
 def model_spec(cfg: TrainConfig) -> Any:

@@ -221,20 +221,30 @@ class Recipe:
     variation: Variation = DEFAULT
     jpeg_share: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 95)
+    # A curriculum: the first `easy_batches` batches draw from `easy` (narrower ranges) instead
+    # of `variation`, so a tiny model finds the concept on plain cases before the wide ones.
+    easy: Variation | None = None
+    easy_batches: int = 0
 
 
 def training_frame(
-    index: int, seed: int, pattern: Sequence[str], recipe: Recipe, clean: bool = False
+    index: int,
+    seed: int,
+    pattern: Sequence[str],
+    recipe: Recipe,
+    clean: bool = False,
+    easy: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Frame `index` of `seed`'s training stream (a function of its arguments only).
 
-    `clean`: even lighting, no blur, noise or JPEG (see `render_batch`)."""
+    `clean`: even lighting, no blur, noise or JPEG; `easy`: the recipe's easy ranges (see
+    `render_batch`)."""
     from pnp_vision.devtools.synthetic import render
 
     pick = np.random.default_rng([seed, index, 0x512E])
     weights = np.asarray(recipe.size_weights, dtype=np.float64)
     size = recipe.sizes[int(pick.choice(len(recipe.sizes), p=weights / weights.sum()))]
-    variation = recipe.variation
+    variation = recipe.easy if easy and recipe.easy is not None else recipe.variation
     if clean:
         return render(
             index, seed, size, scenes=pattern, variation=variation, lighting="even",
@@ -256,12 +266,14 @@ def render_batch(
     """Batch `index` of the stream: frames index * len(pattern) ... of `seed`.
 
     The first `clean_batches` batches have even lighting, no blur and no noise: clean shapes
-    first get the model off the 50/50 plateau sooner, then every nuisance is switched on.
+    first get the model off the 50/50 plateau sooner, then every nuisance is switched on; the
+    first `recipe.easy_batches` draw from the recipe's easy ranges.
     """
     n = len(pattern)
-    clean = index < clean_batches
+    clean, easy = index < clean_batches, index < recipe.easy_batches
     frames = [
-        training_frame(i, seed, pattern, recipe, clean) for i in range(index * n, (index + 1) * n)
+        training_frame(i, seed, pattern, recipe, clean, easy)
+        for i in range(index * n, (index + 1) * n)
     ]
     return make_batch(tables, frames)
 

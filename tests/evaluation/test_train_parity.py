@@ -41,7 +41,9 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
 
     cfg = trainer.cfg
     pattern = scene_pattern(cfg.mix)
-    batch = render_batch(trainer.tables, 2, 11, pattern, cfg.recipe())
+    recipe = cfg.recipe()
+    at = recipe.easy_batches + 2  # past the curriculum: every family, camera sizes mixed
+    batch = render_batch(trainer.tables, at, 11, pattern, recipe)
     trainer._prepare_layout(batch)
     logits = trainer.answer_logits(
         mx.array(pixel_values(trainer.tables, batch)),
@@ -53,8 +55,10 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     n = len(pattern)
     row = 0
     seen: list[float] = []
-    for index in range(2 * n, 3 * n):
-        image, label = training_frame(index, 11, pattern, cfg.recipe())
+    sizes = set()
+    for index in range(at * n, (at + 1) * n):
+        image, label = training_frame(index, 11, pattern, recipe)
+        sizes.add(image.shape[:2])
         asked = [q for q in label["questions"] if q["template"] in cfg.templates]
         if not asked:
             continue
@@ -76,4 +80,5 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
             seen.append(result.probabilities[plan.answers[0]])
             row += 1
     assert row == len(batch.target) > 0
+    assert len(sizes) > 1  # one batch, several camera sizes, one token grid
     assert max(seen) - min(seen) > 0.01  # inputs move the answer: the comparison has teeth

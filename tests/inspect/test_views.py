@@ -57,9 +57,7 @@ def test_a_scene_looks_the_same_through_its_view_at_any_resolution() -> None:
     assert plain.size != (112, 84)
 
 
-def test_the_inspector_sees_one_token_grid_at_every_resolution(
-    tiny_model_dir, templates
-) -> None:
+def test_the_inspector_sees_one_token_grid_at_every_resolution(tiny_model_dir, templates) -> None:
     """The issue's finding was 4 image tokens at 160x120 and 15 at 1280x720 for one ROI."""
     t = templates.get("nozzle_alignment").model_copy(update={"roi": HALF, "view": (112, 84)})
     qwen = Inspector(tiny_model_dir("qwen2_5_vl"), TemplateSet({t.name: t}))

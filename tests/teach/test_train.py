@@ -85,6 +85,6 @@ def test_train_refuses_a_non_empty_out_and_unlabelled_recordings(rig: Path, tmp_
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "labels.jsonl").write_text("")
-    cmd[4] = str(bare)
+    cmd[5] = str(bare)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert done.returncode == 2 and "label" in done.stderr

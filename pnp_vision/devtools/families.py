@@ -1,0 +1,120 @@
+"""Make the evaluation families of docs/evaluation.md and run `pnp-vision eval` on each.
+
+    python -m pnp_vision.devtools.families --model models/pnp-inspector --out /tmp/families
+
+Each family is a `make_recording` command line with its own seed (never a training seed), so
+the table it prints is the one a person gets by running those commands and `pnp-vision eval`
+on each folder. Recordings already in `--out` are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# name -> make_recording arguments (docs/evaluation.md lists the same command lines)
+FAMILIES: dict[str, list[str]] = {
+    "base": ["--seed", "9001"],
+    "shift20": ["--seed", "9002", "--shift", "20:26"],
+    "shift26": ["--seed", "9003", "--shift", "26:32"],
+    "tip-small": ["--seed", "9004", "--tip-radius", "12:18", "--scenes", "nozzle_tip,part_held"],
+    "tip-big": ["--seed", "9005", "--tip-radius", "38:46", "--scenes", "nozzle_tip,part_held"],
+    "harsh": ["--seed", "9006", "--harshness", "1.5:2"],
+    "edges": ["--seed", "9007", "--centred", "1.5:3", "--off", "12:15", "--scenes", "nozzle_tip"],
+    "hd": ["--seed", "9008", "--size", "1280x720"],
+    "tiny": ["--seed", "9009", "--size", "160x120"],
+    "fullhd": ["--seed", "9010", "--size", "1920x1080", "--frames", "100"],
+    "styles": [
+        "--seed", "9011", "--tip-style", "disc,ring,gradient", "--scenes", "nozzle_tip,part_held"
+    ],
+    "outline": ["--seed", "9012", "--tip-style", "outline", "--scenes", "nozzle_tip,part_held"],
+    "jpeg": ["--seed", "9013", "--jpeg-quality", "30:70"],
+}  # fmt: skip
+COMMON = ["--frames", "300", "--noise", "3"]
+
+
+def make(out: Path, names: list[str]) -> dict[str, Path]:
+    """Write each family's recording under `out` (kept if it is already there)."""
+    from pnp_vision.devtools.make_recording import main as make_recording
+
+    folders = {}
+    for name in names:
+        folder = out / name
+        if not (folder / "labels.jsonl").is_file():
+            args = [*COMMON, *FAMILIES[name], "--out", str(folder), "--force"]
+            if make_recording(args) != 0:
+                raise SystemExit(f"make_recording failed for family {name}")
+        folders[name] = folder
+    return folders
+
+
+def run(model: Path, folders: dict[str, Path], min_confidence: float) -> dict[str, Any]:
+    """`pnp-vision eval --json` of every family, by name (one model load)."""
+    from pnp_vision.config import PROJECT_ROOT
+    from pnp_vision.inspect.backend import configure_backend
+
+    configure_backend()
+    from pnp_vision.evaluation.evaluate import evaluate
+    from pnp_vision.inspect import Inspector, TemplateSet
+
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    inspector = Inspector(model, templates, min_confidence=min_confidence)
+    reports = {}
+    for name, folder in folders.items():
+        report = evaluate(
+            inspector,
+            folder,
+            lambda t: list(templates.get(t).answers),
+            model_name=str(model),
+            min_confidence=min_confidence,
+        )
+        reports[name] = report.as_dict()
+    return reports
+
+
+def table(reports: dict[str, Any]) -> str:
+    """Markdown: per family and template, accuracy / confident-and-wrong / ECE."""
+    names = sorted({t for r in reports.values() for t in r["templates"]})
+    lines = [
+        "| family | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for family, report in reports.items():
+        cells = []
+        for t in names:
+            s = report["templates"].get(t)
+            if s is None:
+                cells.append("-")
+                continue
+            mark = " (untrained)" if s["trained"] is False else ""
+            ece = "-" if s["ece"] is None else f"{s['ece']:.3f}"
+            cells.append(
+                f"{100 * s['accuracy']:.1f} / {100 * s['confident_wrong_share']:.1f} / {ece}"
+                f" (n={s['questions']}){mark}"
+            )
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pnp_vision.devtools.families", description=__doc__)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder for the recordings")
+    p.add_argument("--family", action="append", choices=sorted(FAMILIES), help="only these")
+    p.add_argument("--min-confidence", type=float, default=0.8)
+    p.add_argument("--json", type=Path, help="also write every report here")
+    args = p.parse_args(argv)
+    folders = make(args.out, args.family or list(FAMILIES))
+    reports = run(args.model, folders, args.min_confidence)
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=2))
+    print("accuracy % / confident-and-wrong % / ECE per template")
+    print(table(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
