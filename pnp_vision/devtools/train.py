@@ -14,11 +14,10 @@ Inspector's prompt, tokenizer, answer plan and image prep (`train_data`), so the
 the exact inputs it is scored on (tests/evaluation/test_train_parity.py). The loss is the
 cross-entropy over the template's answer tokens: what the Inspector scores.
 
-What made it fast (from >50 min of chained runs to one run of 14 min on 2 cores: 834 s of
-training, 842 s for the command, on an otherwise idle machine):
-- Each template looks at its part of the frame: the shipped templates' ROIs (`prompts/`) give
-  the nozzle check the camera's full detail and the feeder and tombstone checks 2x and 1.3x, at the
-  same 12 image tokens. Templates that sat at chance for thousands of steps learn in hundreds.
+What made it fast (the previous, narrow recipe: one run of 14 min on 2 idle cores):
+- Each template looks at its part of the frame: the shipped templates' ROIs and views
+  (`prompts/`, `inspect/views.py`) give every check the same 112x84 view at any camera size,
+  12 image tokens. Templates that sat at chance for thousands of steps learn in hundreds.
 - Image features start at the scale of text embeddings (the tiny builder used to draw the
   vision merger's norm scale as a bias, ~0: image tokens reached the language model 60x
   quieter than they should).
@@ -26,9 +25,12 @@ training, 842 s for the command, on an otherwise idle machine):
   image computed once per batch, frames rendered by helper processes and each batch used twice.
 
 Recipe: fp32 with OpenBLAS, AdamW at 5e-4 with warm-up and cosine decay, every nuisance the
-answer must not depend on (crosshair position, sizes, colours, lighting, blur, noise) drawn at
-random by the generator. After training, 500 unseen frames decide `learned_templates` (>= 95%);
-`--recheck` re-scores a folder.
+answer must not depend on drawn at random per frame (`train_data.Recipe`: camera sizes
+160x120-1920x1080, the evaluation families' ranges of crosshair shift, tip size and style,
+lighting, JPEG; blur, noise, colours), after a short clean and easy curriculum. After training,
+held-out frames of the same distribution decide `learned_templates` (>= 95%) and fit each
+template's temperature (`calibration.json`, read by the Inspector); `--recheck` redoes both.
+docs/evaluation.md has the shipped model's figures.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from the repository. A few steps of the real recipe (its widths, helpers and bat
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,3 +32,10 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None
     assert _weights_digest(tmp_path / "a") == _weights_digest(tmp_path / "b")
     assert _weights_digest(tmp_path / "a") != _weights_digest(tmp_path / "c")
     assert first["final_loss"] == again["final_loss"] != other["final_loss"]
+    # the held-out check writes the calibration the Inspector reads, the same both times
+    calibration = (tmp_path / "a" / "calibration.json").read_text()
+    assert calibration == (tmp_path / "b" / "calibration.json").read_text()
+    record = json.loads(calibration)
+    assert set(record["templates"]) <= set(cfg.templates)
+    assert all(t["temperature"] > 0 for t in record["templates"].values())
+    assert record["learned_templates"] == first["learned_templates"]
