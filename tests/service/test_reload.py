@@ -1,0 +1,198 @@
+"""Reload without downtime, with real processes: capture + worker, a steady request stream, and
+reloads (request and SIGHUP) to the same and to another model folder named in a changed config.
+
+The worker reads its model folder from a config folder of this test (PNP_VISION_CONFIG_DIR, no
+--model option), so rewriting the TOML and reloading is exactly what an integrator does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pnp_vision.client import Inspection, VisionClient
+from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.errors import PnpVisionError, UnknownTemplate
+from pnp_vision.stack.launch import ServiceStack, service_stack
+
+NEW_TEMPLATE = """name = "tip_on_part"
+description = "A template added while the worker runs."
+question = "Is the nozzle tip centred on the part? Answer YES or NO."
+"""
+
+
+def _write_config(folder: Path, **values: Path | str) -> None:
+    lines = [f'{key} = "{value}"' for key, value in values.items()]
+    (folder / "service.toml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def folders(run_dir: Path) -> dict[str, Path]:
+    config = run_dir / "config"
+    prompts = run_dir / "prompts"
+    config.mkdir()
+    shutil.copytree(PROJECT_ROOT / "prompts", prompts)
+    return {"config": config, "prompts": prompts, "outcomes": run_dir / "outcomes"}
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model_dir: Callable[[str], Path]) -> dict[str, Path]:
+    return {"qwen": tiny_model_dir("qwen2_5_vl"), "mllama": tiny_model_dir("mllama")}
+
+
+@pytest.fixture(scope="module")
+def configure(folders: dict[str, Path]) -> Callable[..., None]:
+    def write(model: Path, **more: Path | str) -> None:
+        _write_config(
+            folders["config"],
+            model_dir=model,
+            prompts_dir=folders["prompts"],
+            outcomes_dir=folders["outcomes"],
+            **more,
+        )
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def reload_stack(
+    run_dir: Path, folders: dict[str, Path], models: dict[str, Path], configure: Callable
+) -> Iterator[ServiceStack]:
+    configure(models["qwen"])
+    with service_stack(
+        model_dir=None,
+        worker_env={"PNP_VISION_CONFIG_DIR": str(folders["config"])},
+        run_dir=run_dir,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def vc(reload_stack: ServiceStack) -> Iterator[VisionClient]:
+    with VisionClient(reload_stack.requests_endpoint, timeout=120.0, retries=0) as c:
+        yield c
+
+
+@dataclass
+class Stream:
+    """A controller asking without pause on its own thread; every outcome is kept."""
+
+    endpoint: str
+    answers: list[Inspection] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def run(self) -> None:
+        with VisionClient(self.endpoint, timeout=30.0, retries=0) as client:
+            while not self.stop.is_set():
+                try:
+                    got = client.inspect("demo", "nozzle_alignment", deadline=20.0)
+                except PnpVisionError as exc:
+                    with self.changed:
+                        self.failures.append(f"{exc.code}: {exc}")
+                        self.changed.notify_all()
+                    continue
+                with self.changed:
+                    self.answers.append(got)
+                    self.changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 120.0) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: predicate() or bool(self.failures), timeout), (
+                f"stream did not get there in {timeout} s: {len(self.answers)} answers"
+            )
+        assert not self.failures, self.failures
+
+    def generations(self) -> list[int]:
+        return [a.model.generation for a in self.answers if a.model is not None]
+
+
+def test_zero_failed_requests_while_the_worker_swaps_models(
+    reload_stack: ServiceStack,
+    vc: VisionClient,
+    folders: dict[str, Path],
+    models: dict[str, Path],
+    configure: Callable,
+) -> None:
+    stream = Stream(reload_stack.requests_endpoint)
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    try:
+        stream.wait_for(lambda: len(stream.answers) >= 5)
+        # 1: a new template and the same folder, by request; the worker did not know it before.
+        (folders["prompts"] / "tip_on_part.toml").write_text(NEW_TEMPLATE)
+        with pytest.raises(UnknownTemplate):
+            vc.inspect("demo", "tip_on_part")
+        first = vc.reload()
+        assert first.model.path == str(models["qwen"])
+        assert "tip_on_part" in first.templates and "tip_on_part" in first.checked
+        assert vc.inspect("demo", "tip_on_part").model == first.model
+        before = len(stream.answers)
+        stream.wait_for(lambda: len(stream.answers) >= before + 5)
+
+        # 2: another model folder named in the changed config, by SIGHUP.
+        configure(models["mllama"])
+        reload_stack.worker.send_signal(signal.SIGHUP)
+        stream.wait_for(lambda: max(stream.generations()) >= first.model.generation + 1)
+        before = len(stream.answers)
+        stream.wait_for(lambda: len(stream.answers) >= before + 5)
+    finally:
+        stream.stop.set()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert not stream.failures, stream.failures
+    identities = [a.model for a in stream.answers]
+    assert all(m is not None for m in identities)
+    generations = stream.generations()
+    assert generations == sorted(generations), "an answer from an older model after a newer one"
+    start = generations[0]
+    assert set(generations) == {start, start + 1, start + 2}
+    last = identities[-1]
+    assert last is not None and last.path == str(models["mllama"])
+    assert identities[0] is not None and identities[0].path == str(models["qwen"])
+    assert identities[0].fingerprint != last.fingerprint
+    status = vc.status()
+    assert status.model.identity == last
+    assert status.reload is not None and status.reload.state == "ok"
+    assert status.model.info["model_type"] == "mllama"
+    configure(models["qwen"])
+    vc.reload()
+
+
+def test_a_failed_reload_keeps_the_old_model_answering_and_says_why(
+    vc: VisionClient, run_dir: Path, models: dict[str, Path], configure: Callable
+) -> None:
+    before = vc.inspect("demo", "nozzle_alignment").model
+    empty = run_dir / "not-a-model"
+    empty.mkdir(exist_ok=True)
+    configure(empty)
+    try:
+        with pytest.raises(PnpVisionError) as failed:
+            vc.reload()
+        assert str(empty) in str(failed.value)
+        status = vc.status()
+        assert status.ready and status.model.identity == before
+        assert status.reload is not None and status.reload.state == "failed"
+        assert status.reload.error is not None and str(empty) in status.reload.error
+        assert vc.inspect("demo", "nozzle_alignment").model == before
+    finally:
+        configure(models["qwen"])
+
+
+def test_a_broken_config_fails_the_reload_not_the_worker(
+    vc: VisionClient, folders: dict[str, Path], models: dict[str, Path], configure: Callable
+) -> None:
+    (folders["config"] / "service.toml").write_text("model_dir = [not toml\n")
+    try:
+        with pytest.raises(PnpVisionError, match="cannot read settings"):
+            vc.reload()
+        assert vc.inspect("demo", "nozzle_alignment").answer in ("YES", "NO")
+    finally:
+        configure(models["qwen"])
