@@ -196,3 +196,44 @@ def test_a_broken_config_fails_the_reload_not_the_worker(
         assert vc.inspect("demo", "nozzle_alignment").answer in ("YES", "NO")
     finally:
         configure(models["qwen"])
+
+
+def test_outcomes_from_the_controller_label_the_inspected_frame(
+    vc: VisionClient, folders: dict[str, Path]
+) -> None:
+    import cv2
+
+    from pnp_vision.capture.recording import INDEX_NAME
+    from pnp_vision.errors import BadRequest
+    from pnp_vision.evaluation.labels import load_labels
+    from pnp_vision.teach.lora import examples_from_recording
+
+    asked = vc.inspect_many("demo", ["nozzle_alignment", ("polarity_mark", {"corner": "top_left"})])
+    first = vc.outcome(asked.id, {0: "YES"})
+    later = vc.outcome(asked.id, {1: "NO"})  # the same frame, labelled once more
+    assert (later.seq, later.file) == (first.seq, first.file)
+    other = vc.outcome(vc.inspect("demo", "tombstone").id, {0: "NO"})
+    assert other.seq == first.seq + 1
+    for wrong, match in (
+        ({0: "MAYBE"}, "not one of YES, NO"),
+        ({5: "YES"}, "question 5 does not exist"),
+    ):
+        with pytest.raises(BadRequest, match=match):
+            vc.outcome(asked.id, wrong)
+    with pytest.raises(BadRequest, match="no recent inspection"):
+        vc.outcome("never-asked", {0: "YES"})
+
+    outcomes = folders["outcomes"]
+    labels = {f.seq: f for f in load_labels(outcomes)}
+    questions = {
+        (q.template, tuple(q.params.items()), q.answer) for q in labels[first.seq].questions
+    }
+    assert questions == {
+        ("nozzle_alignment", (), "YES"),
+        ("polarity_mark", (("corner", "top_left"),), "NO"),
+    }
+    image = cv2.imread(str(outcomes / first.file))
+    assert image is not None and image.shape[2] == 3
+    assert len((outcomes / INDEX_NAME).read_text().splitlines()) == 2
+    # What `pnp-vision train --recording OUTCOMES_DIR` reads.
+    assert len(examples_from_recording(outcomes)) == 3
