@@ -27,8 +27,11 @@ question = "Is the nozzle tip centred on the part? Answer YES or NO."
 """
 
 
-def _write_config(folder: Path, **values: Path | str) -> None:
-    lines = [f'{key} = "{value}"' for key, value in values.items()]
+def _write_config(folder: Path, **values: Path | str | dict[str, Path]) -> None:
+    lines = [f'{key} = "{value}"' for key, value in values.items() if not isinstance(value, dict)]
+    for key, table in values.items():
+        if isinstance(table, dict):
+            lines += [f"[{key}]", *(f'{name} = "{path}"' for name, path in table.items())]
     (folder / "service.toml").write_text("\n".join(lines) + "\n")
 
 
@@ -48,7 +51,7 @@ def models(tiny_model_dir: Callable[[str], Path]) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def configure(folders: dict[str, Path]) -> Callable[..., None]:
-    def write(model: Path, **more: Path | str) -> None:
+    def write(model: Path, **more: Path | str | dict[str, Path]) -> None:
         _write_config(
             folders["config"],
             model_dir=model,
@@ -237,3 +240,73 @@ def test_outcomes_from_the_controller_label_the_inspected_frame(
     assert len((outcomes / INDEX_NAME).read_text().splitlines()) == 2
     # What `pnp-vision train --recording OUTCOMES_DIR` reads.
     assert len(examples_from_recording(outcomes)) == 3
+
+
+@pytest.fixture(scope="module")
+def adapter(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter on the tiny Qwen base (a few seconds of mlx-vlm training)."""
+    import contextlib
+    import io
+
+    from pnp_vision.teach import lora
+
+    frames = sorted((PROJECT_ROOT / "recordings" / "demo").glob("*nozzle_tip.png"))[:3]
+    examples = [lora.Example(f, "part_on_nozzle", {}, "YES") for f in frames]
+    out = tmp_path_factory.mktemp("adapter") / "part_on_nozzle"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        lora.train_lora(models["qwen"], examples, out, steps=20, lr=3e-3, seed=0, holdout=0.0)
+    return out
+
+
+def test_adapters_per_template_and_camera_switch_on_one_base(
+    vc: VisionClient, models: dict[str, Path], configure: Callable, adapter: Path
+) -> None:
+    image = sorted((PROJECT_ROOT / "recordings" / "demo").glob("*nozzle_tip.png"))[0]
+    both = ["part_on_nozzle", "nozzle_alignment"]
+    vc.reload()  # the bare base, for reference
+    base = vc.inspect_many("tool", both, image=image)
+    assert [r.adapter for r in base.results] == [None, None]
+    configure(
+        models["qwen"], adapters={"part_on_nozzle": adapter}, camera_adapters={"top": adapter}
+    )
+    try:
+        loaded = vc.reload()
+        assert loaded.adapters == {
+            "template:part_on_nozzle": str(adapter),
+            "camera:top": str(adapter),
+        }
+        routed = vc.inspect_many("tool", both, image=image)
+        assert [r.adapter for r in routed.results] == [str(adapter), None]
+        assert routed.results[0].probabilities != base.results[0].probabilities
+        # The question without an adapter is the bare base's answer, bit for bit.
+        assert routed.results[1].probabilities == base.results[1].probabilities
+        by_camera = vc.inspect_many("top", both, image=image)
+        assert [r.adapter for r in by_camera.results] == [str(adapter), str(adapter)]
+        assert vc.status().model.adapters == loaded.adapters
+    finally:
+        configure(models["qwen"])
+        vc.reload()
+
+
+def test_an_adapter_for_another_base_is_a_clear_error_and_the_old_set_stays(
+    vc: VisionClient, models: dict[str, Path], configure: Callable, adapter: Path, run_dir: Path
+) -> None:
+    import json
+
+    from pnp_vision.errors import BadRequest
+
+    foreign = run_dir / "foreign-adapter"
+    shutil.copytree(adapter, foreign, dirs_exist_ok=True)
+    meta_path = foreign / "pnp_adapter.json"
+    meta = json.loads(meta_path.read_text())
+    meta["base"] = {"path": "/models/another", "fingerprint": "0123456789abcdef"}
+    meta_path.write_text(json.dumps(meta))
+    before = vc.inspect("demo", "part_on_nozzle").model
+    configure(models["qwen"], adapters={"part_on_nozzle": foreign})
+    try:
+        # A ConfigError in the worker: `bad_request` on the wire, naming both bases.
+        with pytest.raises(BadRequest, match="was made for base /models/another"):
+            vc.reload()
+        assert vc.inspect("demo", "part_on_nozzle").model == before
+    finally:
+        configure(models["qwen"])
