@@ -310,3 +310,26 @@ def test_an_adapter_for_another_base_is_a_clear_error_and_the_old_set_stays(
         assert vc.inspect("demo", "part_on_nozzle").model == before
     finally:
         configure(models["qwen"])
+
+
+def test_the_reload_command_swaps_and_status_shows_the_generation(
+    reload_stack: ServiceStack, vc: VisionClient
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    before = vc.status().model.identity
+    assert before is not None
+    command = [sys.executable, "-m", "pnp_vision.cli"]
+    endpoint = ["--endpoint", reload_stack.requests_endpoint]
+    done = subprocess.run(
+        [*command, "reload", *endpoint, "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["model"]["generation"] == before.generation + 1
+    shown = subprocess.run(
+        [*command, "status", *endpoint], capture_output=True, text=True, timeout=60
+    )
+    assert f"generation: {before.generation + 1}" in shown.stdout
+    assert "last reload: ok" in shown.stdout
