@@ -42,12 +42,18 @@ from pnp_vision.protocol.requests import (
     FrameUsed,
     InspectRequest,
     InspectResult,
+    ModelIdentity,
+    Outcome,
+    OutcomeRequest,
+    OutcomeResult,
     PingRequest,
     PingResult,
     QuestionResult,
     QuestionSpec,
     RecentRequest,
     RecentResult,
+    ReloadRequest,
+    ReloadResult,
     Reply,
     SeenInspection,
     ServiceTimings,
@@ -94,6 +100,7 @@ class Inspection(StrictModel):
     results: list[QuestionResult]
     timings: ServiceTimings
     round_trip_ms: float
+    model: ModelIdentity | None = None  # which model generation answered
 
     @property
     def result(self) -> QuestionResult:
@@ -339,6 +346,22 @@ class VisionClient:
         got = self.request(CropRequest(id=_new_id(), request=request_id, question=question))[0]
         return base64.b64decode(CropResult.model_validate(got.result).png_base64)
 
+    def reload(self) -> ReloadResult:
+        """Reload the worker's model, adapters and templates; returns when the new set answers.
+
+        Raises the error that made it fail (the old set then keeps answering). Loading a large
+        model takes a while: give this client a `timeout` long enough for it."""
+        reply, _ = self.request(ReloadRequest(id=_new_id()))
+        return ReloadResult.model_validate(reply.result)
+
+    def outcome(self, request_id: str, answers: Mapping[int, str]) -> OutcomeResult:
+        """Tell the worker the true answers (question index -> answer) the machine observed for
+        a recent inspection: its frame is written, labelled, into the worker's outcomes_dir."""
+        outcomes = [Outcome(question=q, answer=a) for q, a in answers.items()]
+        request = OutcomeRequest(id=_new_id(), request=request_id, outcomes=outcomes)
+        reply, _ = self.request(request)
+        return OutcomeResult.model_validate(reply.result)
+
     def inspect(
         self,
         camera: str | None,
@@ -408,6 +431,7 @@ class VisionClient:
             results=result.results,
             timings=result.timings,
             round_trip_ms=round(round_trip, 3),
+            model=result.model,
         )
 
 

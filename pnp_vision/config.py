@@ -154,6 +154,34 @@ class Settings(StrictModel):
         description="Answered inspections the worker keeps (with their frame) for `recent` and "
         "`crop`: what a console shows. 0 keeps none.",
     )
+    adapters: dict[str, Path] = Field(
+        default_factory=dict,
+        description="LoRA adapter folder per template (`[adapters]` table: template = folder); "
+        "the worker loads the base once and activates the template's adapter for its questions.",
+    )
+    camera_adapters: dict[str, Path] = Field(
+        default_factory=dict,
+        description="LoRA adapter folder per camera (`[camera_adapters]` table: camera = "
+        "folder), for questions whose template names none in `adapters`.",
+    )
+    outcomes_dir: Path | None = Field(
+        None,
+        description="Recording folder where `outcome` requests write labelled frames (what the "
+        "machine observed); unset: outcome requests are refused (bad_request).",
+    )
+
+    @field_validator("adapters", "camera_adapters", mode="before")
+    @classmethod
+    def _json_table(cls, value: Any) -> Any:
+        """From the environment a table is JSON: `{"nozzle_alignment": "/path/adapter"}`."""
+        if isinstance(value, str):
+            import json
+
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"expected a JSON object of name -> folder: {exc}") from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

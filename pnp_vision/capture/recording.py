@@ -33,9 +33,19 @@ FORMATS = ("png", "jpeg")
 
 
 class RecordingWriter:
-    """Appends frames to a recording folder; the index line is written after its file."""
+    """Appends frames to a recording folder; the index line is written after its file.
 
-    def __init__(self, folder: Path, *, image_format: str = "png", png_level: int = 3) -> None:
+    `append`: continue a recording already there (the worker's outcomes folder grows across
+    restarts) instead of refusing it."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        image_format: str = "png",
+        png_level: int = 3,
+        append: bool = False,
+    ) -> None:
         if image_format not in FORMATS:
             raise BadRequest(f"recording format {image_format!r} is not one of {FORMATS}")
         self.folder = Path(folder)
@@ -43,11 +53,12 @@ class RecordingWriter:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create recording folder {str(folder)!r}: {exc}") from exc
-        if (self.folder / INDEX_NAME).exists():
+        index = self.folder / INDEX_NAME
+        if index.exists() and not append:
             raise ConfigError(f"{str(self.folder)!r} already holds a recording; pick a new folder")
         self._format, self._png_level = image_format, png_level
-        self._index: IO[str] = open(self.folder / INDEX_NAME, "w")  # noqa: SIM115 - closed in close()
-        self.count = 0
+        self.count = len(index.read_text().splitlines()) if index.exists() else 0
+        self._index: IO[str] = open(index, "a" if append else "w")  # noqa: SIM115 - closed in close()
 
     def write(self, header: FrameHeader, image: np.ndarray, name: str | None = None) -> str:
         """Store one frame; returns its file name inside the folder."""

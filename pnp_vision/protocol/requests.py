@@ -45,6 +45,8 @@ class RequestKind(StrEnum):
     PING = "ping"
     RECENT = "recent"
     CROP = "crop"
+    RELOAD = "reload"
+    OUTCOME = "outcome"
 
 
 class FrameChoice(StrEnum):
@@ -157,8 +159,39 @@ class CropRequest(_Request):
     question: int = Field(0, ge=0, lt=MAX_QUESTIONS, description="Index in its questions.")
 
 
+class ReloadRequest(_Request):
+    """Load the model folder, adapters and templates again (settings re-read); answered once
+    the new set has passed its self-check and replaced the old, or failed and the old stays."""
+
+    kind: Literal["reload"] = "reload"
+
+
+class Outcome(StrictModel):
+    """What the machine later observed for one question of an inspection: its true answer."""
+
+    question: int = Field(0, ge=0, lt=MAX_QUESTIONS, description="Index in its questions.")
+    answer: TemplateName = Field(description="One of the template's answers.")
+
+
+class OutcomeRequest(_Request):
+    """Label a recent inspection's frame with observed outcomes (written to outcomes_dir)."""
+
+    kind: Literal["outcome"] = "outcome"
+    request: RequestId = Field(description="The id of the inspect request.")
+    outcomes: Annotated[list[Outcome], Field(min_length=1, max_length=MAX_QUESTIONS)] = Field(
+        description="One true answer per question labelled."
+    )
+
+
 AnyRequest = (
-    InspectRequest | StatusRequest | TemplatesRequest | PingRequest | RecentRequest | CropRequest
+    InspectRequest
+    | StatusRequest
+    | TemplatesRequest
+    | PingRequest
+    | RecentRequest
+    | CropRequest
+    | ReloadRequest
+    | OutcomeRequest
 )
 Request = Annotated[AnyRequest, Field(discriminator="kind")]
 _REQUEST = TypeAdapter(Request)
@@ -220,6 +253,18 @@ class QuestionResult(StrictModel):
     confident: bool
     trained: bool | None = None  # False: the model folder did not learn this template
     timings: AnswerTimings
+    adapter: str | None = Field(
+        None, description="The LoRA adapter that answered (its folder); null: the bare base."
+    )
+
+
+class ModelIdentity(StrictModel):
+    """Which loaded model answered: a reload changes `generation` (and path/fingerprint when
+    the folder changed), so a controller can tell old answers from new ones."""
+
+    path: str = Field(description="The model folder.")
+    fingerprint: str = Field(description="config.json + weight file names and sizes, short.")
+    generation: int = Field(description="1 at start, +1 per successful reload.")
 
 
 class ServiceTimings(StrictModel):
@@ -232,6 +277,7 @@ class ServiceTimings(StrictModel):
 class InspectResult(StrictModel):
     results: list[QuestionResult]
     timings: ServiceTimings
+    model: ModelIdentity | None = Field(None, description="The model that answered.")
 
 
 class ModelStatus(StrictModel):
@@ -239,6 +285,36 @@ class ModelStatus(StrictModel):
     path: str
     info: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    identity: ModelIdentity | None = Field(None, description="Set once the model is ready.")
+    adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Adapter routes: `template:NAME` / `camera:NAME` -> folder.",
+    )
+
+
+class ReloadStatus(StrictModel):
+    """The latest reload: running now, or how the last one ended."""
+
+    state: Literal["loading", "ok", "failed"]
+    generation: int = Field(description="The generation it loads or loaded.")
+    started: float = Field(description="Unix time it began.")
+    load_s: float | None = Field(None, description="Load + self-check time, once ended.")
+    error: str | None = Field(None, description="Why it failed; the old model kept answering.")
+
+
+class ReloadResult(StrictModel):
+    model: ModelIdentity
+    load_s: float = Field(description="Load, warm-up and self-check of the new set.")
+    templates: list[str]
+    adapters: dict[str, str]
+    checked: list[str] = Field(description="Templates the self-check inspected.")
+
+
+class OutcomeResult(StrictModel):
+    recording: str = Field(description="The outcomes_dir recording the frame was written to.")
+    seq: int = Field(description="Frame seq in that recording (its labels line).")
+    file: str
+    labelled: int = Field(description="Questions labelled by this request.")
 
 
 class QueueStatus(StrictModel):
@@ -270,6 +346,7 @@ class StatusResult(StrictModel):
     counters: dict[str, int]
     errors: dict[str, int]
     endpoints: dict[str, str]
+    reload: ReloadStatus | None = Field(None, description="The latest reload, if any.")
 
 
 class TemplatesResult(StrictModel):

@@ -59,6 +59,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=_status)
 
+    reload = sub.add_parser(
+        "reload",
+        help="reload the worker's model, adapters and templates without downtime",
+        description="Like SIGHUP: the worker re-reads its settings, loads the model folder, "
+        "adapters and prompts/ beside the running set, self-checks them (one inspection per "
+        "template) and only then swaps; the old set answers meanwhile and stays if the new "
+        "one fails. Exit status: 0 swapped, 2 failed (the old set still answers).",
+    )
+    _client_options(reload)
+    reload.set_defaults(func=_reload)
+    reload.add_argument("--json", action="store_true", help="print the result as JSON")
+
     demo = sub.add_parser(
         "demo",
         help="the main job: capture + worker on the bundled recording, every template asked",
@@ -90,15 +102,18 @@ def _worker(args: argparse.Namespace) -> int:
     from pnp_vision.logs import setup_logging
     from pnp_vision.service.worker import Worker
 
-    settings = load_settings(
-        requests_endpoint=args.endpoint,
-        frames_endpoint=args.frames_endpoint,
-        model_dir=args.model,
-        prompts_dir=args.prompts,
-        queue_size=args.queue_size,
-    )
+    options = {
+        "requests_endpoint": args.endpoint,
+        "frames_endpoint": args.frames_endpoint,
+        "model_dir": args.model,
+        "prompts_dir": args.prompts,
+        "queue_size": args.queue_size,
+    }
+    settings = load_settings(**options)
     setup_logging(settings.log_level)
-    Worker(settings).serve()
+    # A reload (request or SIGHUP) reads config/*.toml and the environment again; options given
+    # here stay as given (a --model folder stays; name it in config to change it on reload).
+    Worker(settings, reread=lambda: load_settings(**options)).serve()
     # Every socket is closed and the last replies are flushed. Python's own teardown of the
     # mlx / mlx-vlm / transformers modules takes 3-4 s here and does nothing we need, and a fast
     # exit is what lets a supervisor restart the worker (or a SIGTERM drain end) promptly.
@@ -164,6 +179,16 @@ def _status(args: argparse.Namespace) -> int:
     m, q = status.model, status.queue
     print(f"worker up {status.uptime_s:.0f} s, {'ready' if status.ready else 'not ready'}")
     print(f"  model: {m.state} {m.path}" + (f" ({m.error})" if m.error else ""))
+    if m.identity is not None:
+        print(f"    generation: {m.identity.generation}, fingerprint {m.identity.fingerprint}")
+    for route, folder in m.adapters.items():
+        print(f"    adapter {route}: {folder}")
+    if status.reload is not None:
+        r = status.reload
+        took = "" if r.load_s is None else f" in {r.load_s:.1f} s"
+        print(f"  last reload: {r.state} (generation {r.generation}){took}")
+        if r.error:
+            print(f"    error: {r.error}")
     for key in ("model_type", "device", "dtype"):
         if key in m.info:
             print(f"    {key}: {m.info[key]}")
@@ -179,6 +204,31 @@ def _status(args: argparse.Namespace) -> int:
     if status.errors:
         print("  errors: " + ", ".join(f"{k}={v}" for k, v in status.errors.items()))
     return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from pnp_vision.client import VisionClient
+
+    timeout = args.timeout if args.timeout is not None else RELOAD_TIMEOUT_S
+    retries = args.retries if args.retries is not None else 0
+    with VisionClient(args.endpoint, timeout, retries) as client:
+        result = client.reload()
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    m = result.model
+    print(
+        f"reloaded: generation {m.generation}, {m.path} (fingerprint {m.fingerprint}) "
+        f"in {result.load_s:.1f} s"
+    )
+    print(f"  templates: {', '.join(result.templates)}")
+    print(f"  self-checked: {', '.join(result.checked) or 'none'}")
+    for route, folder in result.adapters.items():
+        print(f"  adapter {route}: {folder}")
+    return 0
+
+
+RELOAD_TIMEOUT_S = 600.0  # a large model loads, warms up and self-checks before the reply
 
 
 def _demo(args: argparse.Namespace) -> int:

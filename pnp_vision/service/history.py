@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _Seen:
+class Seen:
     summary: SeenInspection
     source: Any  # the BGR frame array or the uploaded image bytes
     roi: tuple[int, int, int, int] | None
@@ -40,7 +40,7 @@ class History:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._seen: OrderedDict[str, _Seen] = OrderedDict()
+        self._seen: OrderedDict[str, Seen] = OrderedDict()
 
     def add(self, job: Job, results: list[QuestionResult], total_ms: float) -> None:
         if self.capacity <= 0:
@@ -65,7 +65,7 @@ class History:
         )
         source = job.frame.image if job.frame is not None else job.image_bytes
         self._seen.pop(job.id, None)
-        self._seen[job.id] = _Seen(summary, source, job.request.roi)
+        self._seen[job.id] = Seen(summary, source, job.request.roi)
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
 
@@ -78,9 +78,8 @@ class History:
             found.append(seen.summary)
         return found
 
-    def crop(self, request_id: str, question: int, templates: TemplateSet) -> CropResult:
-        from pnp_vision.inspect.imageprep import template_view
-
+    def get(self, request_id: str, question: int = 0) -> Seen:
+        """A kept inspection that has question `question`; BadRequest naming what is missing."""
         seen = self._seen.get(request_id)
         if seen is None:
             raise BadRequest(
@@ -92,6 +91,12 @@ class History:
                 f"inspection {request_id!r} has {len(seen.summary.answers)} question(s);"
                 f" question {question} does not exist"
             )
+        return seen
+
+    def crop(self, request_id: str, question: int, templates: TemplateSet) -> CropResult:
+        from pnp_vision.inspect.imageprep import template_view
+
+        seen = self.get(request_id, question)
         template = templates.get(seen.summary.answers[question].template)
         view = template_view(seen.source, template, roi=seen.roi)
         png = io.BytesIO()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pnp_vision.config import Settings
@@ -27,7 +28,7 @@ from pnp_vision.protocol.requests import (
 from pnp_vision.service.frame_waits import FrameWaits
 from pnp_vision.service.history import History
 from pnp_vision.service.jobs import Job, RequestQueue
-from pnp_vision.service.model_thread import Completion, ModelThread
+from pnp_vision.service.model_thread import Completion
 from pnp_vision.service.replies import Replies
 from pnp_vision.service.retries import Retries, request_key
 from pnp_vision.service.status import Counters
@@ -44,7 +45,7 @@ class Inspections:
         templates: TemplateSet,
         jobs: RequestQueue,
         waits: FrameWaits,
-        model: ModelThread,
+        done: queue.SimpleQueue[Completion],
         history: History,
         replies: Replies,
         counters: Counters,
@@ -53,7 +54,9 @@ class Inspections:
         self.templates = templates
         self.jobs = jobs
         self.waits = waits
-        self.model = model
+        self.done = done  # completions of every model generation
+        # Fed an answered inspection; set by the worker (outcome labels read what it kept).
+        self.on_answered: Callable[[Job], None] | None = None
         self.history = history
         self.replies = replies
         self.counters = counters
@@ -139,7 +142,7 @@ class Inspections:
     def deliver_completions(self) -> None:
         while True:
             try:
-                done = self.model.done.get_nowait()
+                done = self.done.get_nowait()
             except queue.Empty:
                 return
             self._complete(done)
@@ -159,7 +162,7 @@ class Inspections:
             inference_ms=done.inference_ms,
             total_ms=round((time.monotonic() - job.arrival) * 1000, 3),
         )
-        result = InspectResult(results=done.results, timings=timings)
+        result = InspectResult(results=done.results, timings=timings, model=done.model)
         self.history.add(job, done.results, timings.total_ms)
         self._finish(job, ok_reply(job.id, result, frame=job.frame_used), cache=True)
 

@@ -4,7 +4,8 @@ Driven by events, never by a tick: the poll returns on a request (ROUTER readabl
 wake-up (a model completion or state change, a frame some job waits for, `stop()` or a signal),
 or when the earliest deadline among waiting and queued jobs (or the drain) comes due. With
 nothing pending it sleeps up to `max_poll_s`, a safety net only. `ping`, `status`, `templates`,
-`recent` and `crop` are answered here, so they never wait behind an inference.
+`recent`, `crop` and `outcome` are answered here, so they never wait behind an inference;
+`reload` starts a second model generation (`reloads`) and is answered when it ends.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from pnp_vision.protocol.requests import (
     MAX_JSON_BYTES,
     CropRequest,
     InspectRequest,
+    OutcomeRequest,
     PingRequest,
     PingResult,
     RecentRequest,
     RecentResult,
+    ReloadRequest,
     StatusRequest,
     StatusResult,
     TemplatesResult,
@@ -39,7 +42,9 @@ from pnp_vision.protocol.requests import (
 )
 from pnp_vision.service.history import History
 from pnp_vision.service.inspections import Inspections
-from pnp_vision.service.model_thread import ModelState, ModelThread
+from pnp_vision.service.model_thread import ModelState
+from pnp_vision.service.outcomes import Outcomes
+from pnp_vision.service.reloads import Generations
 from pnp_vision.service.replies import Replies, peer
 from pnp_vision.service.status import Counters
 from pnp_vision.service.wakeup import Wakeup
@@ -62,20 +67,24 @@ class IOLoop:
         wakeup: Wakeup,
         stop: threading.Event,
         inspections: Inspections,
-        model: ModelThread,
+        generations: Generations,
         history: History,
         templates: TemplateSet,
         replies: Replies,
         counters: Counters,
         status: Callable[[], StatusResult],
         max_poll_s: float = MAX_POLL_S,
+        reload: threading.Event | None = None,
+        outcomes: Outcomes | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
         self.wakeup = wakeup
         self._stop = stop
         self.inspections = inspections
-        self.model = model
+        self.generations = generations
+        self._reload = reload or threading.Event()  # SIGHUP: set by the signal handler
+        self.outcomes = outcomes
         self.history = history
         self.templates = templates
         self.replies = replies
@@ -98,6 +107,7 @@ class IOLoop:
             if events.get(self.router):
                 self._read_requests()
             self.inspections.deliver_completions()
+            self._reloads()
             now = time.monotonic()
             self.inspections.look(now)
             if self._model_gone():
@@ -132,16 +142,25 @@ class IOLoop:
             self._on_message_safely(frames)
         self.wakeup.set()  # more may be queued: come straight back after the other work
 
+    def _reloads(self) -> None:
+        if self._reload.is_set() and not self.inspections.draining:
+            self._reload.clear()
+            self.generations.request(None, None)  # SIGHUP: no one to answer, the log says it
+        templates = self.generations.poll()
+        if templates is not None:  # swapped: admission, listings and crops use the new set
+            self.templates = self.inspections.templates = templates
+
     def _model_gone(self) -> bool:
         """A failed (or, never expected, dead) model thread: answer everything, then stop."""
         if self.inspections.draining:
             return False
-        state, error = self.model.snapshot()
-        if state is ModelState.READY and not self.model.is_alive():
+        model = self.generations.current
+        state, error = model.snapshot()
+        if state is ModelState.READY and not model.is_alive():
             # The thread catches everything, but a dead one must not leave requests queued
             # forever: answer them and exit non-zero.
             error = Internal("the model thread died")
-            self.model.fail(error)
+            model.fail(error)
             state = ModelState.FAILED
         if state is not ModelState.FAILED:
             return False
@@ -149,6 +168,7 @@ class IOLoop:
         return True
 
     def _begin_drain(self) -> None:
+        self.generations.abandon()
         answered = self.inspections.answer_all(ShuttingDown("the worker is shutting down"))
         in_flight = self.inspections.pending
         log.info("draining %s", kv(answered_shutting_down=answered, in_flight=in_flight))
@@ -200,6 +220,23 @@ class IOLoop:
         elif isinstance(request, RecentRequest):
             found = self.history.recent(request.limit, request.after)
             self.replies.send(envelope, ok_reply(request.id, RecentResult(inspections=found)))
+        elif isinstance(request, ReloadRequest):
+            if self.inspections.draining:
+                shutting = ShuttingDown("the worker is shutting down")
+                self.replies.send(envelope, error_reply(request.id, shutting))
+            else:
+                self.generations.request(envelope, request.id)
+        elif isinstance(request, OutcomeRequest):
+            try:
+                if self.outcomes is None:
+                    raise BadRequest("outcome labels are off: set outcomes_dir to record them")
+                written = self.outcomes.record(request, self.history, self.templates)
+            except PnpVisionError as exc:
+                refused = kv(id=request.id, request=request.request, error=exc)
+                log.info("outcome refused %s", refused)
+                self.replies.send(envelope, error_reply(request.id, exc))
+            else:
+                self.replies.send(envelope, ok_reply(request.id, written))
         elif isinstance(request, CropRequest):
             try:
                 crop = self.history.crop(request.request, request.question, self.templates)

@@ -63,16 +63,24 @@ class RequestQueue:
             self._jobs.append(job)
             self._cond.notify()
 
-    def get(self, timeout: float | None = None) -> Job | None:
-        """The next job; None once closed and empty (or after `timeout` s, if given)."""
+    def get(self, timeout: float | None = None, until: threading.Event | None = None) -> Job | None:
+        """The next job; None once closed and empty, once `until` is set (a retired model
+        generation takes nothing more), or after `timeout` s, if given."""
         end = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._jobs:
+            while not self._jobs or (until is not None and until.is_set()):
+                if until is not None and until.is_set():
+                    return None
                 left = None if end is None else end - time.monotonic()
                 if self._closed or (left is not None and left <= 0):
                     return None
                 self._cond.wait(left)
             return self._jobs.popleft()
+
+    def wake_all(self) -> None:
+        """Wake every waiting consumer (to see its `until`)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a queued job: when the I/O thread must next look."""

@@ -1,6 +1,10 @@
-"""The one thread that owns MLX: it creates the Inspector, warms it up, and runs every inference.
+"""A thread that owns one loaded model generation: it creates the Inspector (and its adapters),
+warms it up, self-checks it, and runs every inference of that generation.
 
-MLX streams are per thread, so the Inspector is created and used here only. Finished jobs go
+MLX streams are per thread, so the Inspector is created and used here only. A reload starts a
+second ModelThread in standby: it loads while the current one keeps answering, and takes over
+the shared job queue only once it passed its self-check (`go`); the old one is `retire`d and
+ends after the job it is running. Finished jobs go
 back to the I/O thread through `done` plus a wake-up of its poller (only the I/O thread may
 touch the ROUTER). An engine exception travels back as the job's error; it is never turned into
 an answer. The model's state is written here and read by the I/O thread for `status`, so it is
@@ -11,16 +15,24 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pnp_vision.errors import DeadlineExceeded, Internal, ModelLoadError, PnpVisionError
+from pnp_vision.errors import (
+    DeadlineExceeded,
+    Internal,
+    ModelError,
+    ModelLoadError,
+    PnpVisionError,
+)
 from pnp_vision.logs import kv
-from pnp_vision.protocol.requests import QuestionResult
+from pnp_vision.protocol.requests import ModelIdentity, QuestionResult
 from pnp_vision.service.jobs import Job, RequestQueue
 
 if TYPE_CHECKING:
@@ -43,6 +55,31 @@ class Completion:
     error: PnpVisionError | None = None
     inference_ms: float = 0.0
     ran: bool = False  # the engine was called (False: expired before it started)
+    model: ModelIdentity | None = None
+
+
+@dataclass(frozen=True)
+class AdapterRoutes:
+    """Which adapter folder answers a question: the template's, else the camera's, else none."""
+
+    templates: Mapping[str, Path] = field(default_factory=dict)
+    cameras: Mapping[str, Path] = field(default_factory=dict)
+
+    def folders(self) -> dict[str, Path]:
+        """Each distinct folder once, by its name in replies (the folder path)."""
+        return {str(f): Path(f) for f in [*self.templates.values(), *self.cameras.values()]}
+
+    def route(self, template: str, camera: str | None) -> str | None:
+        folder = self.templates.get(template)
+        if folder is None and camera is not None:
+            folder = self.cameras.get(camera)
+        return None if folder is None else str(folder)
+
+    def listing(self) -> dict[str, str]:
+        return {
+            **{f"template:{k}": str(v) for k, v in self.templates.items()},
+            **{f"camera:{k}": str(v) for k, v in self.cameras.items()},
+        }
 
 
 class ModelThread(threading.Thread):
@@ -56,21 +93,48 @@ class ModelThread(threading.Thread):
         jobs: RequestQueue,
         wakeup: Wakeup,
         refuse_untrained: bool = False,
+        done: queue.SimpleQueue[Completion] | None = None,
+        generation: int = 1,
+        adapters: AdapterRoutes | None = None,
+        standby: bool = False,
+        self_check: bool = False,
     ) -> None:
-        super().__init__(name="mlx", daemon=True)
+        super().__init__(name=f"mlx-{generation}", daemon=True)
         self.model_dir = model_dir
-        self.templates = templates  # the I/O thread's own set: loaded once, read by both
+        self.templates = templates  # the I/O thread's set of this generation, read by both
         self.min_confidence = min_confidence
         self.compute_dtype = compute_dtype
         self.refuse_untrained = refuse_untrained
         self.jobs = jobs
-        self.done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        # Shared by every generation: the I/O thread reads completions from one place.
+        self.done: queue.SimpleQueue[Completion] = done or queue.SimpleQueue()
+        self.generation = generation
+        self.routes = adapters or AdapterRoutes()
+        self.self_check = self_check
+        self.identity: ModelIdentity | None = None
+        self.checked: list[str] = []  # templates the self-check inspected
+        self.load_s: float | None = None
         self._wakeup = wakeup
         self.info: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._state = ModelState.LOADING
         self._error: PnpVisionError | None = None
         self._in_flight: Job | None = None
+        self._adapter_set: Any = None
+        self._go = threading.Event()  # standby ends: take jobs (also set by retire)
+        self._retired = threading.Event()  # take no further job; exit after the current one
+        if not standby:
+            self._go.set()
+
+    def go(self) -> None:
+        """Start taking jobs (a standby generation that passed its self-check)."""
+        self._go.set()
+
+    def retire(self) -> None:
+        """Take no further job; the thread ends after the one it runs (if any)."""
+        self._retired.set()
+        self._go.set()
+        self.jobs.wake_all()
 
     @property
     def state(self) -> ModelState:
@@ -103,9 +167,10 @@ class ModelThread(threading.Thread):
             inspector = self._load()
             if inspector is None:
                 return
+            self._go.wait()
             while True:
-                job = self.jobs.get(timeout=None)
-                if job is None:  # closed and empty: the drain
+                job = self.jobs.get(timeout=None, until=self._retired)
+                if job is None:  # closed and empty (the drain), or retired by a reload
                     return
                 self.done.put(self._run_job(inspector, job))
                 self._wakeup.set()
@@ -116,6 +181,7 @@ class ModelThread(threading.Thread):
         started = time.monotonic()
         try:
             from pnp_vision.inspect import Inspector
+            from pnp_vision.teach.lora import base_fingerprint
 
             inspector = Inspector(
                 self.model_dir,
@@ -124,7 +190,19 @@ class ModelThread(threading.Thread):
                 compute_dtype=self.compute_dtype,
                 refuse_untrained=self.refuse_untrained,
             )
+            folders = self.routes.folders()
+            if folders:
+                from pnp_vision.teach.lora import AdapterSet
+
+                self._adapter_set = AdapterSet(inspector.model, self.model_dir, folders)
             inspector.warm_up()
+            if self.self_check:
+                self.checked = self._check(inspector)
+            self.identity = ModelIdentity(
+                path=str(self.model_dir),
+                fingerprint=base_fingerprint(self.model_dir)[:12],
+                generation=self.generation,
+            )
             self.info = {k: _jsonable(v) for k, v in inspector.info().items()}
         except PnpVisionError as exc:
             self._load_failed(exc)
@@ -133,15 +211,60 @@ class ModelThread(threading.Thread):
             log.exception("model load failed")
             self._load_failed(ModelLoadError(f"cannot load model {self.model_dir}: {exc!r}"))
             return None
+        self.load_s = round(time.monotonic() - started, 3)
         with self._lock:
             self._state = ModelState.READY
         self._wakeup.set()
-        log.info("model ready %s", kv(path=self.model_dir, load_s=time.monotonic() - started))
+        log.info(
+            "model ready %s",
+            kv(
+                path=self.model_dir,
+                generation=self.generation,
+                adapters=len(self.routes.folders()),
+                checked=len(self.checked),
+                load_s=self.load_s,
+            ),
+        )
         return inspector
 
     def _load_failed(self, exc: PnpVisionError) -> None:
-        log.error("model load failed %s", kv(path=self.model_dir, error=exc))
+        log.error(
+            "model load failed %s", kv(path=self.model_dir, generation=self.generation, error=exc)
+        )
         self.fail(exc)
+
+    def _check(self, inspector: Any) -> list[str]:
+        """One inspection per template (with the adapter its questions get) on a synthetic
+        frame: a set that cannot answer every template never replaces the one that can."""
+        from pnp_vision.inspect import Question
+
+        image = _check_image()
+        checked = []
+        for template in self.templates:
+            params = example_params(template)
+            if params is None:
+                log.info("self-check skips a template %s", kv(template=template.name))
+                continue
+            cameras = [None, *self.routes.cameras]
+            for route in dict.fromkeys(self.routes.route(template.name, c) for c in cameras):
+                self._activate(route)
+                result = inspector.inspect(image, [Question(template=template.name, params=params)])
+                probabilities = result[0].probabilities
+                total = sum(probabilities.values())
+                if result[0].answer not in template.answers or not math.isclose(
+                    total, 1.0, abs_tol=1e-3
+                ):
+                    raise ModelError(
+                        f"self-check failed on template {template.name} (adapter {route}):"
+                        f" answer {result[0].answer!r}, probabilities summing to {total:.4f}"
+                    )
+            checked.append(template.name)
+        self._activate(None)
+        return checked
+
+    def _activate(self, route: str | None) -> None:
+        if self._adapter_set is not None:
+            self._adapter_set.activate(route)
 
     def _run_job(self, inspector: Any, job: Job) -> Completion:
         job.started = time.monotonic()
@@ -152,13 +275,31 @@ class ModelThread(threading.Thread):
         try:
             from pnp_vision.inspect import Question
 
-            questions = [
-                Question(template=q.template, params=q.params) for q in job.request.question_list()
-            ]
+            specs = job.request.question_list()
             image = job.image_bytes if job.image_bytes is not None else job.frame.image
-            results = inspector.inspect(image, questions, roi=job.request.roi)
-            wire = [QuestionResult.model_validate(r.model_dump(mode="json")) for r in results]
-            return Completion(job, wire, inference_ms=_ms_since(job.started), ran=True)
+            # Questions grouped by adapter: one activation per group, the base never reloaded.
+            groups: dict[str | None, list[int]] = {}
+            for i, q in enumerate(specs):
+                groups.setdefault(self.routes.route(q.template, job.request.camera), []).append(i)
+            wire: list[QuestionResult | None] = [None] * len(specs)
+            for route, indices in groups.items():
+                self._activate(route)
+                questions = [
+                    Question(template=specs[i].template, params=specs[i].params) for i in indices
+                ]
+                results = inspector.inspect(image, questions, roi=job.request.roi)
+                for i, r in zip(indices, results, strict=True):
+                    wire[i] = QuestionResult.model_validate(
+                        {**r.model_dump(mode="json"), "adapter": route}
+                    )
+            answered = [r for r in wire if r is not None]
+            return Completion(
+                job,
+                answered,
+                inference_ms=_ms_since(job.started),
+                ran=True,
+                model=self.identity,
+            )
         except PnpVisionError as exc:
             return Completion(job, error=exc, inference_ms=_ms_since(job.started), ran=True)
         except Exception as exc:
@@ -167,6 +308,43 @@ class ModelThread(threading.Thread):
         finally:
             with self._lock:
                 self._in_flight = None
+
+
+def example_params(template: Any) -> dict[str, str] | None:
+    """Parameters the self-check can ask a template with, or None when one has no example."""
+    params: dict[str, str] = {}
+    for name, param in template.params.items():
+        if param.choices:
+            params[name] = param.choices[0]
+        elif param.type == "integer":
+            params[name] = str(param.minimum if param.minimum is not None else 0)
+        else:
+            fitting = [v for v in _SAMPLE_VALUES if _allowed(param, name, v)]
+            if not fitting:
+                return None
+            params[name] = fitting[0]
+    return params
+
+
+_SAMPLE_VALUES = ("R0603", "A1", "A", "a", "1", "x")
+
+
+def _allowed(param: Any, name: str, value: str) -> bool:
+    try:
+        param.check(name, value)
+    except PnpVisionError:
+        return False
+    return True
+
+
+def _check_image() -> Any:
+    """A synthetic frame with some structure (a bright disc on grey): not a blank image."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:96, 0:128]
+    image = np.full((96, 128, 3), 60, np.uint8)
+    image[(yy - 48) ** 2 + (xx - 64) ** 2 < 400] = 200
+    return image
 
 
 def _late(job: Job) -> str:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pnp_vision.config import Settings
 from pnp_vision.errors import ErrorCode
 from pnp_vision.protocol.requests import ModelStatus, QueueStatus, Reply, StatusResult
 from pnp_vision.service.framestore import FrameStore
 from pnp_vision.service.jobs import RequestQueue
-from pnp_vision.service.model_thread import ModelState, ModelThread
+from pnp_vision.service.model_thread import ModelState
+
+if TYPE_CHECKING:
+    from pnp_vision.service.reloads import Generations
 
 _COUNTED = (
     "received",
@@ -24,6 +28,8 @@ _COUNTED = (
     "ping",
     "recent",
     "crop",
+    "reload",
+    "outcome",
     "replies",
     "ok_replies",
     "inferences",
@@ -53,13 +59,14 @@ class Counters:
 def status_result(
     settings: Settings,
     counters: Counters,
-    model: ModelThread,
+    generations: Generations,
     store: FrameStore,
     jobs: RequestQueue,
     *,
     waiting_for_frame: int,
     draining: bool,
 ) -> StatusResult:
+    model = generations.current
     state, error = model.snapshot()
     return StatusResult(
         uptime_s=counters.uptime(),
@@ -70,6 +77,8 @@ def status_result(
             path=str(model.model_dir),
             info=model.info,
             error=str(error) if error else None,
+            identity=model.identity,
+            adapters=model.routes.listing(),
         ),
         queue=QueueStatus(
             capacity=jobs.capacity,
@@ -85,4 +94,5 @@ def status_result(
         },
         errors={code: n for code, n in counters.errors.items() if n},
         endpoints={"requests": settings.requests_endpoint, "frames": settings.frames_endpoint},
+        reload=generations.status,
     )

@@ -3,13 +3,16 @@
 The parts, each in its own module: `ioloop` (the I/O thread's poll and dispatch), `inspections`
 (admission, frame waits, deadlines, completions), `retries` (resends and duplicates),
 `frame_waits` / `framestore` (frame choice), `jobs` (the queue to the MLX thread),
-`model_thread` (MLX and its state), `status` (counters and the status reply), `history`
-(`recent` / `crop`). This module only builds them, binds the sockets and handles signals.
+`model_thread` (MLX and its state), `reloads` (model generations: reload without downtime),
+`status` (counters and the status reply), `history` (`recent` / `crop`), `outcomes` (labelled
+frames from the controller). This module only builds them, binds the sockets and handles
+signals (SIGINT/SIGTERM drain, SIGHUP reloads).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 from collections.abc import Callable
@@ -28,7 +31,9 @@ from pnp_vision.service.history import History
 from pnp_vision.service.inspections import Inspections
 from pnp_vision.service.ioloop import MAX_POLL_S, IOLoop
 from pnp_vision.service.jobs import RequestQueue
-from pnp_vision.service.model_thread import ModelState, ModelThread
+from pnp_vision.service.model_thread import AdapterRoutes, Completion, ModelState, ModelThread
+from pnp_vision.service.outcomes import Outcomes
+from pnp_vision.service.reloads import Generations
 from pnp_vision.service.replies import Replies
 from pnp_vision.service.status import Counters, status_result
 from pnp_vision.service.wakeup import Wakeup
@@ -41,10 +46,20 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    """Build with settings, then `serve()` (blocks until SIGTERM/SIGINT or `stop()`)."""
+    """Build with settings, then `serve()` (blocks until SIGTERM/SIGINT or `stop()`).
 
-    def __init__(self, settings: Settings, *, context: zmq.Context | None = None) -> None:
+    `reread`: how a reload gets its settings again (the CLI re-reads config/*.toml and the
+    environment with its own options on top); by default the same settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        context: zmq.Context | None = None,
+        reread: Callable[[], Settings] | None = None,
+    ) -> None:
         self.settings = settings
+        self.reread = reread or (lambda: settings)
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.counters = Counters()
@@ -57,7 +72,11 @@ class Worker:
         self.ready = threading.Event()
         self.templates: TemplateSet | None = None
         self.router: zmq.Socket | None = None
-        self.model: ModelThread | None = None
+        self.model: ModelThread | None = None  # the first generation (see generations)
+        self.generations: Generations | None = None
+        self.outcomes: Outcomes | None = None
+        self._reload = threading.Event()  # set by SIGHUP or reload()
+        self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self.store: FrameStore | None = None
         self.inspections: Inspections | None = None
         self.loop: IOLoop | None = None
@@ -72,6 +91,11 @@ class Worker:
     def stop(self) -> None:
         """Begin the drain (thread-safe; what the signal handlers call)."""
         self._stop.set()
+        self.wakeup.set()
+
+    def reload(self) -> None:
+        """Reload model, adapters and templates like SIGHUP does (thread-safe)."""
+        self._reload.set()
         self.wakeup.set()
 
     @property
@@ -110,22 +134,19 @@ class Worker:
                 discovery_s=settings.camera_discovery_s,
             )
             self.router = self._bind_router()
-            self.model = ModelThread(
-                model_dir=Path(settings.model_dir),
-                templates=templates,
-                min_confidence=settings.min_confidence,
-                compute_dtype=settings.compute_dtype,
-                refuse_untrained=settings.refuse_untrained,
-                jobs=self.jobs,
-                wakeup=self.wakeup,
-            )
+            self.model = self._make_model(settings, templates, 1, False)
             replies = Replies(self.router, self.counters)
+            self.generations = Generations(
+                self.model, make=self._make_model, reread=self.reread, replies=replies
+            )
+            if settings.outcomes_dir is not None:
+                self.outcomes = Outcomes(Path(settings.outcomes_dir))
             self.inspections = Inspections(
                 settings,
                 templates=templates,
                 jobs=self.jobs,
                 waits=self.waits,
-                model=self.model,
+                done=self._done,
                 history=self.history,
                 replies=replies,
                 counters=self.counters,
@@ -136,13 +157,15 @@ class Worker:
                 wakeup=self.wakeup,
                 stop=self._stop,
                 inspections=self.inspections,
-                model=self.model,
+                generations=self.generations,
                 history=self.history,
                 templates=templates,
                 replies=replies,
                 counters=self.counters,
                 status=self.status,
                 max_poll_s=self.max_poll_s,
+                reload=self._reload,
+                outcomes=self.outcomes,
             )
             restore = self._install_signal_handlers()
             self.model.start()
@@ -155,9 +178,28 @@ class Worker:
         finally:
             restore()
             self._close()
-        state, error = self.model.snapshot()
+        state, error = self.generations.current.snapshot()
         if state is ModelState.FAILED and error is not None:
             raise error
+
+    def _make_model(
+        self, settings: Settings, templates: TemplateSet, generation: int, standby: bool
+    ) -> ModelThread:
+        """One model generation; a reload's (standby) self-checks before it may answer."""
+        return ModelThread(
+            model_dir=Path(settings.model_dir),
+            templates=templates,
+            min_confidence=settings.min_confidence,
+            compute_dtype=settings.compute_dtype,
+            refuse_untrained=settings.refuse_untrained,
+            jobs=self.jobs,
+            wakeup=self.wakeup,
+            done=self._done,
+            generation=generation,
+            adapters=AdapterRoutes(dict(settings.adapters), dict(settings.camera_adapters)),
+            standby=standby,
+            self_check=standby,
+        )
 
     def _bind_router(self) -> zmq.Socket:
         from pnp_vision.transport.security import ZapHandler, warn_if_exposed
@@ -192,7 +234,7 @@ class Worker:
             return _nothing
         previous = {
             sig: signal.signal(sig, lambda signum, _frame: self._on_signal(signum))
-            for sig in (signal.SIGINT, signal.SIGTERM)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         }
 
         def restore() -> None:
@@ -202,12 +244,21 @@ class Worker:
         return restore
 
     def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            log.info("signal received, reloading %s", kv(signal="SIGHUP"))
+            self.reload()
+            return
         log.info("signal received, draining %s", kv(signal=signal.Signals(signum).name))
         self.stop()
 
     def _close(self) -> None:
-        if self.model is not None and self.model.is_alive():
-            self.model.join(timeout=2.0)  # past the drain timeout it is left to die with us
+        if self.generations is not None:
+            self.generations.abandon()
+            current = self.generations.current
+            if current.is_alive():
+                current.join(timeout=2.0)  # past the drain timeout it is left to die with us
+        if self.outcomes is not None:
+            self.outcomes.close()
         if self._subscriber is not None:
             self._subscriber.close()
         if self.router is not None:
@@ -222,11 +273,11 @@ class Worker:
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> StatusResult:
-        assert self.model is not None and self.store is not None
+        assert self.generations is not None and self.store is not None
         return status_result(
             self.settings,
             self.counters,
-            self.model,
+            self.generations,
             self.store,
             self.jobs,
             waiting_for_frame=len(self.waits),

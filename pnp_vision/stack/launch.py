@@ -154,21 +154,16 @@ def start_worker(
     requests_endpoint: str,
     frames_endpoint: str,
     *,
-    model_dir: Path,
+    model_dir: Path | None,
     log_dir: Path,
     queue_size: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ServiceProcess:
-    """`env` may carry any PNP_VISION_* setting (e.g. PNP_VISION_DEFAULT_DEADLINE_S)."""
-    args = [
-        "worker",
-        "--endpoint",
-        requests_endpoint,
-        "--frames-endpoint",
-        frames_endpoint,
-        "--model",
-        str(model_dir),
-    ]
+    """`env` may carry any PNP_VISION_* setting (e.g. PNP_VISION_DEFAULT_DEADLINE_S);
+    `model_dir` None leaves the folder to the settings (which a reload reads again)."""
+    args = ["worker", "--endpoint", requests_endpoint, "--frames-endpoint", frames_endpoint]
+    if model_dir is not None:
+        args += ["--model", str(model_dir)]
     if queue_size is not None:
         args += ["--queue-size", str(queue_size)]
     return _spawn("worker", args, requests_endpoint, log_dir, env)
@@ -278,7 +273,7 @@ class ServiceStack:
 @contextlib.contextmanager
 def service_stack(
     *,
-    model_dir: Path,
+    model_dir: Path | None,
     cameras: Sequence[str] = ("demo",),
     cameras_dir: Path = DEMO_CAMERAS,
     queue_size: int | None = None,

@@ -87,3 +87,9 @@ def test_ask_save_crop_writes_the_image_the_model_saw(
     template = TemplateSet.load(PROJECT_ROOT / "prompts").get("nozzle_alignment")
     expected = template_view(sample_png, template)
     assert np.array_equal(np.asarray(Image.open(crop).convert("RGB")), np.asarray(expected))
+
+
+def test_outcomes_are_refused_when_no_outcomes_dir_is_set(client: VisionClient) -> None:
+    asked = client.inspect("demo", "nozzle_alignment")
+    with pytest.raises(BadRequest, match="outcomes_dir"):
+        client.outcome(asked.id, {0: "YES"})

@@ -19,7 +19,10 @@ from pnp_vision.protocol.requests import (
     MAX_JSON_BYTES,
     InspectRequest,
     InspectResult,
+    ModelIdentity,
+    OutcomeRequest,
     PingResult,
+    ReloadResult,
     Reply,
     StatusResult,
     decode_request,
@@ -97,6 +100,19 @@ def test_every_json_example_is_a_valid_message() -> None:
 def test_the_inspect_table_lists_exactly_the_request_fields() -> None:
     documented = set(_table("### `inspect`")) | set(_table("### Common fields"))
     assert documented == set(InspectRequest.model_fields)
+
+
+def test_the_outcome_table_lists_exactly_the_request_fields() -> None:
+    documented = set(_table("### `outcome`")) | set(_table("### Common fields"))
+    assert documented == set(OutcomeRequest.model_fields)
+
+
+def test_the_reload_reply_and_the_model_identity_show_every_field() -> None:
+    reply = next(o for o in _json_blocks() if o.get("id") == "l-1" and "ok" in o)
+    result = ReloadResult.model_validate(reply["result"])
+    assert set(reply["result"]) == set(ReloadResult.model_fields)
+    assert set(reply["result"]["model"]) == set(ModelIdentity.model_fields)
+    assert result.model.generation == 2
 
 
 def test_the_status_example_shows_every_status_field() -> None:
