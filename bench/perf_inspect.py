@@ -95,7 +95,7 @@ def engine_inspector(model: Any, vocab_size: int, side: int, compute_dtype: str)
     shipped = TemplateSet.load(pc.ROOT / "prompts")
     templates = TemplateSet({
         name: Template.model_validate(
-            {**shipped.get(name).model_dump(), "roi": None, "max_pixels": side * side}
+            {**shipped.get(name).model_dump(), "roi": None, "view": None, "max_pixels": side * side}
         )
         for name in ENGINE_TEMPLATES
     })  # fmt: skip
