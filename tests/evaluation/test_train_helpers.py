@@ -46,7 +46,7 @@ def test_helpers_exit_after_the_trainer_is_killed(tmp_path: Path) -> None:
         [sys.executable, "-c", _TRAINER, str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
     pids = [int(p) for p in proc.stdout.split()]

@@ -266,6 +266,8 @@ def test_adapters_per_template_and_camera_switch_on_one_base(
     vc.reload()  # the bare base, for reference
     base = vc.inspect_many("tool", both, image=image)
     assert [r.adapter for r in base.results] == [None, None]
+    # Alone, as it will be once its neighbour is routed to an adapter (packing changes rounding).
+    alone = vc.inspect("tool", "nozzle_alignment", image=image).result
     configure(
         models["qwen"], adapters={"part_on_nozzle": adapter}, camera_adapters={"top": adapter}
     )
@@ -279,7 +281,7 @@ def test_adapters_per_template_and_camera_switch_on_one_base(
         assert [r.adapter for r in routed.results] == [str(adapter), None]
         assert routed.results[0].probabilities != base.results[0].probabilities
         # The question without an adapter is the bare base's answer, bit for bit.
-        assert routed.results[1].probabilities == base.results[1].probabilities
+        assert routed.results[1].probabilities == alone.probabilities
         by_camera = vc.inspect_many("top", both, image=image)
         assert [r.adapter for r in by_camera.results] == [str(adapter), str(adapter)]
         assert vc.status().model.adapters == loaded.adapters

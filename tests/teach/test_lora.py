@@ -27,7 +27,10 @@ STEPS = 60
 LR = 3e-3
 
 
-def _examples(answers: tuple[str, str] = ("YES", "NO")) -> list[lora.Example]:
+def _examples(answers: tuple[str, str] = ("YES", "YES")) -> list[lora.Example]:
+    """Three nozzle frames, both nozzle questions. Both templates see the same view of the
+    frame (prompts/: the middle half), so a tiny model tells them apart only by their text:
+    the default labels agree, and what is tested is that the adapter moves answers."""
     frames = sorted(DEMO.glob("*nozzle_tip.png"))[:3]
     held, aligned = answers
     return [lora.Example(f, "part_on_nozzle", {}, held) for f in frames] + [
@@ -119,7 +122,7 @@ def test_load_switch_unload_leave_base_answers_bit_identical(
     base = _answers(inspector)
     other = _quiet_train(
         trained.model_dir,
-        _examples(("NO", "YES")),
+        _examples(("NO", "NO")),
         tmp_path / "opposite",
         steps=5,
         lr=LR,
