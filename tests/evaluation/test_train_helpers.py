@@ -42,14 +42,18 @@ def _alive(pid: int) -> bool:
 
 
 def test_helpers_exit_after_the_trainer_is_killed(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", _TRAINER, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
-    pids = [int(p) for p in proc.stdout.split()]
+    # Files, not pipes: the helpers inherit the trainer's stdout/stderr, and a pipe would keep
+    # this wait open for as long as they live, which is the very thing under test.
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.run(
+            [sys.executable, "-c", _TRAINER, str(tmp_path)],
+            stdout=stdout,
+            stderr=stderr,
+            timeout=300,
+        )
+    assert proc.returncode == -9, err.read_text()[-2000:]
+    pids = [int(p) for p in out.read_text().split()]
     assert len(pids) == 2
     deadline = time.monotonic() + 30
     while any(map(_alive, pids)) and time.monotonic() < deadline:
