@@ -168,6 +168,7 @@ def test_asking_from_the_page_answers(page: object) -> None:
 def test_labelling_a_frame_writes_the_recordings_labels(page: object, recordings: Path) -> None:
     page.select_option("#recording", "rig")
     page.select_option("#label-template", "part_on_nozzle")
+    page.wait_for_selector('#frames[data-template="part_on_nozzle"] .frame', timeout=20_000)
     button = '.frame[data-seq="1"] button[data-answer="NO"]'
     page.wait_for_selector(button, timeout=20_000)
     page.click(button)

@@ -144,13 +144,18 @@ async function setupAsk() {
 
 // -- recordings and labels --------------------------------------------------------------------
 
+let shown = 0;  // the latest showRecording call: an earlier one still loading must not draw
+
 async function showRecording() {
+  const call = ++shown;
   const name = document.getElementById("recording").value;
   const template = templates.find((t) => t.name === document.getElementById("label-template").value);
   const root = document.getElementById("frames");
   root.replaceChildren();
   if (!name || !template) return;
   const view = await api(`api/recordings/${encodeURIComponent(name)}`);
+  if (call !== shown) return;  // the operator picked another recording or template meanwhile
+  root.dataset.template = template.name;
   for (const frame of view.frames) {
     const params = el("div");
     paramInputs(params, template);
