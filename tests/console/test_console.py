@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright import sync_api as playwright  # a dev dependency (the lock): never skipped
 
 from pnp_vision.client import VisionClient
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.evaluation.labels import load_labels
 from pnp_vision.stack.launch import ServiceStack, service_stack
 
-playwright = pytest.importorskip("playwright.sync_api")  # a dev dependency: always there in CI
 CHROMIUM = (
     os.environ.get("PNP_VISION_CHROMIUM")
     or shutil.which("chromium")
