@@ -348,17 +348,15 @@ def heldout_answers(folder: Path, cfg: TrainConfig) -> dict[str, tuple[list, lis
 def calibrate(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     """Score the folder on held-out frames, decide `learned_templates` (>= 95%) and fit each
     trained template's temperature; writes the folder's calibration.json, returns its record."""
-    from pnp_vision.inspect.calibration import fit_temperature, nll, write_calibration
+    from pnp_vision.inspect.calibration import accuracy, fit_temperature, nll, write_calibration
 
     templates: dict[str, Any] = {}
     for name, (rows, targets) in heldout_answers(folder, cfg).items():
-        pairs = zip(rows, targets, strict=True)
-        right = sum(max(range(len(r)), key=r.__getitem__) == t for r, t in pairs)
         temperature = fit_temperature(rows, targets)
         templates[name] = {
             "temperature": round(temperature, 4),
             "questions": len(rows),
-            "accuracy": right / len(rows),
+            "accuracy": accuracy(rows, targets),
             "nll_raw": round(nll(rows, targets, 1.0), 5),
             "nll_calibrated": round(nll(rows, targets, temperature), 5),
         }

@@ -101,6 +101,14 @@ def nll(rows: Sequence[Sequence[float]], targets: Sequence[int], temperature: fl
     return total / max(1, len(rows))
 
 
+def accuracy(rows: Sequence[Sequence[float]], targets: Sequence[int]) -> float:
+    """Share of rows whose most probable answer is the labelled one (`targets`: its index)."""
+    right = sum(
+        max(range(len(r)), key=r.__getitem__) == t for r, t in zip(rows, targets, strict=True)
+    )
+    return right / max(1, len(rows))
+
+
 def fit_temperature(
     rows: Sequence[Sequence[float]], targets: Sequence[int], lo: float = 0.05, hi: float = 50.0
 ) -> float:

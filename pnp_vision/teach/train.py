@@ -72,11 +72,9 @@ def heldout_answers(
 
 
 def _accuracy(answers: dict[str, tuple[list[list[float]], list[int]]]) -> dict[str, float]:
-    return {
-        name: sum(max(range(len(r)), key=r.__getitem__) == t for r, t in zip(*pair, strict=True))
-        / len(pair[1])
-        for name, pair in sorted(answers.items())
-    }
+    from pnp_vision.inspect.calibration import accuracy
+
+    return {name: accuracy(rows, targets) for name, (rows, targets) in sorted(answers.items())}
 
 
 def _calibrate(out: Path, answers: dict[str, Any], base: Path) -> dict[str, Any]:
