@@ -108,6 +108,14 @@ class Settings(StrictModel):
         description="Largest request (JSON + inline image) the worker inspects; a larger one gets "
         "bad_request. Messages above max_message_bytes are dropped by ZeroMQ itself.",
     )
+    bad_request_rate: float = Field(
+        20.0,
+        ge=0,
+        le=1_000_000,
+        description="Bad requests per second one connection may send; past that its messages "
+        "are held back (read in turn as it earns tokens) so a flood costs the rig little. "
+        "0 turns it off.",
+    )
     camera_discovery_s: float = Field(
         3.0,
         ge=0,

@@ -40,6 +40,7 @@ from pnp_vision.protocol.requests import (
     ok_reply,
     peek_id,
 )
+from pnp_vision.service.bad_peers import SLOW_DOWN, BadPeers, Verdict
 from pnp_vision.service.history import History
 from pnp_vision.service.inspections import Inspections
 from pnp_vision.service.model_thread import ModelState
@@ -91,6 +92,7 @@ class IOLoop:
         self.counters = counters
         self.status = status
         self.max_poll_s = max_poll_s
+        self.bad_peers = BadPeers(settings.bad_request_rate, counters.counts)
         self.wakes = 0  # loop iterations: a debug figure (an idle worker must stay asleep)
 
     def run(self) -> None:
@@ -106,6 +108,8 @@ class IOLoop:
                 self.wakeup.clear()  # before acting: a wake-up set meanwhile is not lost
             if events.get(self.router):
                 self._read_requests()
+            for frames in self.bad_peers.release():
+                self._on_message_safely(frames)
             self.inspections.deliver_completions()
             self._reloads()
             now = time.monotonic()
@@ -118,6 +122,8 @@ class IOLoop:
             if self.inspections.draining:
                 if not self.inspections.pending:
                     self._read_requests()  # arrived meanwhile: answered shutting_down, not lost
+                    for frames in self.bad_peers.release_all():
+                        self._on_message_safely(frames)
                     return
                 if drain_until is not None and now > drain_until:
                     log.error(
@@ -127,7 +133,11 @@ class IOLoop:
                     return
 
     def _timeout_ms(self, drain_until: float | None) -> int:
-        due = [t for t in (self.inspections.next_deadline(), drain_until) if t is not None]
+        due = [
+            t
+            for t in (self.inspections.next_deadline(), self.bad_peers.next_release(), drain_until)
+            if t is not None
+        ]
         wait = self.max_poll_s
         if due:
             wait = min(wait, max(0.0, min(due) - time.monotonic()))
@@ -139,7 +149,11 @@ class IOLoop:
                 frames = self.router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._on_message_safely(frames)
+            verdict = self.bad_peers.admit(frames[0], frames)
+            if verdict is Verdict.NOW:
+                self._on_message_safely(frames)
+            elif verdict is Verdict.REFUSED:
+                self.replies.send_raw(_split(frames)[0], SLOW_DOWN)
         self.wakeup.set()  # more may be queued: come straight back after the other work
 
     def _reloads(self) -> None:
@@ -181,7 +195,7 @@ class IOLoop:
             self._on_message(frames)
         except Exception as exc:
             log.exception("internal error on a message %s", kv(parts=len(frames)))
-            envelope = frames[:2] if len(frames) > 1 and frames[1] == b"" else frames[:1]
+            envelope = _split(frames)[0]
             try:
                 reply = error_reply(None, Internal(f"worker bug: {exc!r}"[:300]))
                 self.replies.send(envelope, reply)
@@ -190,9 +204,7 @@ class IOLoop:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self.counters.counts["received"] += 1
-        # DEALER: [identity, body...]; REQ (or a DEALER mimicking it): [identity, b"", body...]
-        split = 2 if len(frames) > 1 and frames[1] == b"" else 1
-        envelope, body = frames[:split], frames[split:]
+        envelope, body = _split(frames)
         size = sum(len(part) for part in body)
         limit = self.settings.max_request_bytes
         if size > limit:
@@ -201,6 +213,7 @@ class IOLoop:
                 f"request is {size} bytes; the limit is {limit} (max_request_bytes)"
             )
             self.replies.send(envelope, error_reply(request_id, too_big))
+            self.bad_peers.charge(envelope[0])
             return
         try:
             request, image = decode_request(body)
@@ -208,6 +221,7 @@ class IOLoop:
             request_id = peek_id(body[0]) if body else None
             log.info("bad request %s", kv(peer=peer(envelope), id=request_id, error=exc))
             self.replies.send(envelope, error_reply(request_id, exc))
+            self.bad_peers.charge(envelope[0])
             return
         self.counters.counts[request.kind] += 1
         if isinstance(request, PingRequest):
@@ -247,3 +261,10 @@ class IOLoop:
         else:
             listing = [t.model_dump(mode="json") for t in self.templates]
             self.replies.send(envelope, ok_reply(request.id, TemplatesResult(templates=listing)))
+
+
+def _split(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(envelope, body). DEALER: [identity, body...]; REQ (or a DEALER mimicking it):
+    [identity, b"", body...]."""
+    split = 2 if len(frames) > 1 and frames[1] == b"" else 1
+    return frames[:split], frames[split:]

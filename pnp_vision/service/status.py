@@ -35,6 +35,8 @@ _COUNTED = (
     "inferences",
     "duplicates",
     "resent_replies",
+    "bad_requests_held",
+    "bad_requests_refused",
 )
 
 

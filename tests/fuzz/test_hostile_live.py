@@ -58,6 +58,9 @@ class Rig:
             env={
                 "PNP_VISION_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
                 "PNP_VISION_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
+                # The corpus checks the parser on every message; the slowing-down of a flooding
+                # connection has tests of its own (tests/service/test_bad_peers.py).
+                "PNP_VISION_BAD_REQUEST_RATE": "100000",
             },
         )
 
