@@ -12,8 +12,9 @@ with a one-template prompt set whose pixel budget is 448x448 (256 image tokens):
   train    `train_lora` (mlx-vlm's trainer, LoRA rank 8 on every language linear layer) on
            demo frames resized to 448x448: steps/s after the first steps (warm-up), peak memory;
   infer    `Inspector.inspect` latency, median of --repeat after warm-up: base, the adapter
-           loaded (`load_adapter`), an `AdapterSet` switch, and the base again after
-           `unload_adapter` (whose probabilities must equal the first base run's, bit for bit).
+           loaded (`load_adapter`), an `AdapterSet` switch, alternating adapter and base on
+           every request (per-template routing), and the base again after `unload_adapter`
+           (whose probabilities must equal the first base run's, bit for bit).
 
 Prints a table and writes JSON (--out, default bench/results/lora_gpu_<device>.json).
 Speed does not depend on weight values, so random weights measure what real ones would.
@@ -150,6 +151,14 @@ def run_shape(shape: str, args: argparse.Namespace, prompts: Path) -> dict[str, 
     adapters.activate("b")
     switch_ms = (time.perf_counter() - t1) * 1e3 / 2
     set_ms = _median_ms(infer, args.repeat)
+
+    def switching() -> None:  # per-template routing: every request another adapter (or none)
+        adapters.activate("a")
+        infer()
+        adapters.activate(None)
+        infer()
+
+    switching_ms = _median_ms(switching, args.repeat) / 2
     adapters.activate(None)
     after_ms = _median_ms(infer, args.repeat)
     identical = infer() == base_probs
@@ -174,6 +183,8 @@ def run_shape(shape: str, args: argparse.Namespace, prompts: Path) -> dict[str, 
         "infer_adapter_set_ms": set_ms,
         "adapter_overhead_pct": 100 * (adapter_ms / base_ms - 1),
         "switch_ms": switch_ms,
+        "infer_switching_ms": switching_ms,
+        "switching_overhead_pct": 100 * (switching_ms / base_ms - 1),
         "infer_after_unload_ms": after_ms,
         "base_bit_identical_after_unload": identical,
     }
@@ -212,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         ("infer_adapter_ms", "{:.1f}"),
         ("adapter_overhead_pct", "{:+.1f}"),
         ("switch_ms", "{:.2f}"),
+        ("switching_overhead_pct", "{:+.1f}"),
         ("base_bit_identical_after_unload", "{}"),
     )
     print(" | ".join(name for name, _ in columns))

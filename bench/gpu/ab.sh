@@ -9,7 +9,8 @@
 #                typing-inspection typing-extensions -d .whl
 #              git archive 93f32ba pnp_vision bench prompts pyproject.toml | tar -x -C .whl/base
 #   call 1 (carry .mlxcuda/a):       bash bench/gpu/ab.sh part1
-#   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/ab.sh part2   (A/B; LORA=1 adds LoRA)
+#   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/ab.sh part2   (A/B; LORA=1 adds LoRA;
+#                                    AB=0 skips the A/B)
 set -uo pipefail
 stage=${1:?usage: ab.sh part1|part2}
 out=${OUT:-bench/results}
@@ -34,6 +35,7 @@ run() {  # tree label
       --plain-repeat 3 --questions 4 --engine --plain-vision-fix matmul --out "ab_7b_$label" \
       2>&1 | grep -v Warning | tail -12)
 }
+if [ "${AB:-1}" = 1 ]; then
 run .whl/base base1
 run . head1
 run .whl/base base2
@@ -46,6 +48,7 @@ for path in sorted(glob.glob(os.path.join(out, "ab_7b_*.json"))):
     keys = {k: v for k, v in r.items() if isinstance(v, (int, float)) and "ms" in k}
     print(os.path.basename(path), json.dumps(keys)[:400])
 EOF
+fi
 if [ "${LORA:-1}" = 1 ]; then
   for shape in 3b 7b; do
     echo "== lora $shape"

@@ -243,8 +243,9 @@ def test_adapters_reach_the_fused_compiled_path(
     trained: Trained, prompts_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GPUs run Qwen through fused q/k/v and gate/up weights in a compiled pass, which would
-    bypass LoRA layers: forced on here (a runtime with compile on), the adapter's answers must
-    match the plain path's, and unloading must give the fused base's answers back bit for bit."""
+    bypass LoRA layers: forced on here (a runtime with compile on), the adapter is folded into
+    that pass and its answers must match the plain path's; switching adapters must not
+    retrace, and unloading must give the fused base's answers back bit for bit."""
     import dataclasses
 
     from pnp_vision.inspect.models.qwen2_5_vl import language
@@ -256,17 +257,32 @@ def test_adapters_reach_the_fused_compiled_path(
         adapted_plain = _answers(trained.inspector)
     finally:
         lora.unload_adapter(trained.inspector.model)
+    traces = []  # decoder_pass runs in Python only while mx.compile traces it
+    real = language.decoder_pass
+    monkeypatch.setattr(language, "decoder_pass", lambda *a, **k: traces.append(1) or real(*a, **k))
     compiled = dataclasses.replace(setup_runtime(), compile=True)
     fused = Inspector(trained.model_dir, TemplateSet.load(prompts_dir), runtime=compiled)
     assert language.fused(fused.model.language_model) is not None
     base = _answers(fused)
+    assert traces  # the compiled fused pass ran
     lora.load_adapter(fused.model, trained.report.adapter_dir, trained.model_dir)
     adapted = _answers(fused)
     for got, want in zip(adapted, adapted_plain, strict=True):
         assert got == pytest.approx(want, abs=1e-4)
-    assert language.fused(fused.model.language_model) is None  # set aside: LoRA layers run
+    lm = fused.model.language_model
+    assert language.fused(lm) is not None and language._LORA.get(lm)  # folded into the pass
     lora.unload_adapter(fused.model)
-    assert language.fused(fused.model.language_model) is not None
+    assert language.fused(lm) is not None and language._LORA.get(lm) is None
+    assert _answers(fused) == base
+
+    folder = trained.report.adapter_dir
+    adapters = lora.AdapterSet(fused.model, trained.model_dir, {"one": folder, "two": folder})
+    adapters.activate("one")
+    assert _answers(fused) == adapted
+    traced = len(traces)
+    adapters.activate("two")  # another adapter of the same shape: new inputs, same trace
+    assert _answers(fused) == adapted and len(traces) == traced
+    adapters.activate(None)
     assert _answers(fused) == base
 
 

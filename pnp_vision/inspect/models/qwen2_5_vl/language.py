@@ -74,7 +74,8 @@ _FUSED: PerModule[Fused] = PerModule()  # language model -> its fused weights
 _COMPILED: PerModule[Callable[..., mx.array]] = PerModule()  # language model -> compiled pass
 
 
-_SUSPENDED: PerModule[Fused] = PerModule()  # fused weights set aside while adapters are on
+_SUSPENDED: PerModule[Fused] = PerModule()  # fused weights set aside (adapters it can't take)
+_LORA: PerModule[list[dict[str, tuple[mx.array, mx.array]]]] = PerModule()  # see attach_lora
 
 
 def fused(lm: Any) -> Fused | None:
@@ -83,22 +84,97 @@ def fused(lm: Any) -> Fused | None:
 
 
 def suspend_fusion(lm: Any) -> None:
-    """Run mlx-vlm's own layers (LoRA adapters live there; the fused weights bypass them) and
-    drop the compiled pass, which holds the arrays it was traced with."""
+    """Run mlx-vlm's own layers (adapters `attach_lora` cannot fold in live there; the fused
+    weights bypass them) and drop the compiled pass, which holds the arrays it was traced with."""
     weights = _FUSED.get(lm)
     if weights is not None:
         _SUSPENDED.set(lm, weights)
         _FUSED.pop(lm)
     _COMPILED.pop(lm)
+    _LORA.pop(lm)
 
 
 def resume_fusion(lm: Any) -> None:
-    """Undo `suspend_fusion` once the adapters are gone: the base weights are the fused ones."""
+    """Undo `suspend_fusion` (if it ran): the base weights are the fused ones again."""
     weights = _SUSPENDED.get(lm)
     if weights is not None:
         _FUSED.set(lm, weights)
         _SUSPENDED.pop(lm)
-    _COMPILED.pop(lm)
+        _COMPILED.pop(lm)
+
+
+def _is_lora(module: Any) -> bool:
+    return type(module).__name__ == "LoRALinear" and hasattr(module, "linear")
+
+
+LoraTerms = list[dict[str, tuple[mx.array, mx.array]]]  # per layer: group -> (A, B)
+
+
+def lora_terms(lm: Any) -> LoraTerms | None:
+    """The LoRA layers mlx-vlm put on `lm`, folded for the fused pass: per layer, the q/k/v
+    (and gate/up) adapters as one low-rank pair, A side by side and B block-diagonal with the
+    scale folded in, so an adapter costs two thin matmuls per projection group. None for what
+    cannot be folded (DoRA)."""
+    terms: LoraTerms = []
+    for layer in lm.model.layers:
+        a, m = layer.self_attn, layer.mlp
+        groups = {
+            "qkv": [a.q_proj, a.k_proj, a.v_proj],
+            "o": [a.o_proj],
+            "gate_up": [m.gate_proj, m.up_proj],
+            "down": [m.down_proj],
+        }
+        layer_terms = {}
+        for name, modules in groups.items():
+            wrapped = [x for x in modules if hasattr(x, "lora_a")]
+            if not wrapped:
+                continue
+            if not all(_is_lora(x) for x in wrapped):
+                return None
+            layer_terms[name] = _low_rank_pair(modules)
+        terms.append(layer_terms)
+    return terms
+
+
+def attach_lora(lm: Any, terms: LoraTerms | None = None) -> LoraTerms | None:
+    """Let the fused pass run the adapter on `lm` (`terms`, or `lora_terms(lm)`): the pairs are
+    inputs of the compiled pass, not constants in it, so switching between adapters of one
+    shape does not retrace. What cannot be folded suspends fusion instead (mlx-vlm's layers
+    run). Where `fuse` never ran (CPUs) there is nothing to do. Returns the terms in use."""
+    if _FUSED.get(lm) is None and _SUSPENDED.get(lm) is None:
+        return None
+    terms = terms if terms is not None else lora_terms(lm)
+    if terms is None:
+        suspend_fusion(lm)
+        return None
+    resume_fusion(lm)
+    if any(terms):
+        _LORA.set(lm, terms)
+    return terms
+
+
+def _low_rank_pair(modules: list[Any]) -> tuple[mx.array, mx.array]:
+    """(A, B) with x @ A @ B == the concatenated LoRA terms of `modules` (zeros where one
+    has no adapter)."""
+    lora = [x for x in modules if _is_lora(x)]
+    outs = [(x.linear if _is_lora(x) else x).weight.shape[0] for x in modules]
+    b = mx.zeros((sum(x.lora_a.shape[1] for x in lora), sum(outs)), dtype=lora[0].lora_b.dtype)
+    r0 = o0 = 0
+    for x, o in zip(modules, outs, strict=True):
+        if _is_lora(x):
+            r = x.lora_a.shape[1]
+            b[r0 : r0 + r, o0 : o0 + o] = (x.lora_b * x.scale).astype(b.dtype)
+            r0 += r
+        o0 += o
+    pair = (mx.concatenate([x.lora_a for x in lora], axis=1), b)
+    mx.eval(*pair)
+    return pair
+
+
+def detach_lora(lm: Any) -> None:
+    """The bare base again (`attach_lora` undone, or fusion resumed after a suspension)."""
+    _LORA.pop(lm)
+    resume_fusion(lm)
 
 
 def _slices(whole: mx.array, sizes: list[int]) -> list[mx.array]:
@@ -152,10 +228,15 @@ def fuse(lm: Any) -> bool:
 
 
 def decoder_pass(
-    lm: Any, embeds: mx.array, positions: mx.array, mask: mx.array | None = None
+    lm: Any,
+    embeds: mx.array,
+    positions: mx.array,
+    mask: mx.array | None = None,
+    lora: list[dict[str, tuple[mx.array, mx.array]]] | None = None,
 ) -> mx.array:
     """`lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)` (no cache)
-    on the fused weights: hidden states after the final norm. Needs `fuse(lm)` first."""
+    on the fused weights: hidden states after the final norm. Needs `fuse(lm)` first. `lora`:
+    the active adapter's pairs per layer (`attach_lora`), added to the base projections."""
     weights = _FUSED.get(lm)
     if weights is None:
         raise ValueError("decoder_pass needs fuse(lm) first")
@@ -164,19 +245,37 @@ def decoder_pass(
     batch, length, _ = h.shape
     cos, sin = model.layers[0].self_attn.rotary_emb(h, positions)  # (B, L, D), mlx-vlm's own
     attend_mask = "causal" if mask is None else mask
-    for layer, (weight, bias), gate_up_w in zip(
-        model.layers, weights.qkv, weights.gate_up, strict=True
+    for i, (layer, (weight, bias), gate_up_w) in enumerate(
+        zip(model.layers, weights.qkv, weights.gate_up, strict=True)
     ):
         a, m = layer.self_attn, layer.mlp
+        terms = lora[i] if lora is not None else {}
         x = layer.input_layernorm(h)
-        qkv = x @ weight.T if bias is None else mx.addmm(bias, x, weight.T)
+        qkv = _plus(x @ weight.T if bias is None else mx.addmm(bias, x, weight.T), x, terms, "qkv")
         q, k, v = rope_qkv(qkv, cos, sin, a.n_heads, a.n_kv_heads)
         out = qwen_lm.scaled_dot_product_attention(q, k, v, None, scale=a.scale, mask=attend_mask)
-        h = h + a.o_proj(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
-        gate_up = layer.post_attention_layernorm(h) @ gate_up_w.T
+        out = out.transpose(0, 2, 1, 3).reshape(batch, length, -1)
+        h = h + _project(a.o_proj, out, terms, "o")
+        x = layer.post_attention_layernorm(h)
+        gate_up = _plus(x @ gate_up_w.T, x, terms, "gate_up")
         width = gate_up.shape[-1] // 2
-        h = h + m.down_proj(vlm_mlp.swiglu(gate_up[..., :width], gate_up[..., width:]))
+        out = vlm_mlp.swiglu(gate_up[..., :width], gate_up[..., width:])
+        h = h + _project(m.down_proj, out, terms, "down")
     return model.norm(h)
+
+
+def _plus(y: mx.array, x: mx.array, terms: dict[str, Any], name: str) -> mx.array:
+    """`y` plus the low-rank term `name` of `x`, where the adapter has one."""
+    pair = terms.get(name)
+    return y if pair is None else y + (x @ pair[0]) @ pair[1]
+
+
+def _project(module: Any, x: mx.array, terms: dict[str, Any], name: str) -> mx.array:
+    """A projection through its base layer plus the folded adapter term (a LoRA layer is
+    bypassed for its base: its arrays would be constants of a compiled pass)."""
+    if name in terms:
+        return _plus((module.linear if _is_lora(module) else module)(x), x, terms, name)
+    return module(x)
 
 
 def head_rows(lm: Any, token_ids: tuple[int, ...]) -> mx.array:
@@ -214,19 +313,27 @@ def layers_pass(lm: Any, compiled: bool) -> Callable[..., mx.array]:
 
     ref = weakref.ref(lm)  # a compiled pass kept for `lm` must not keep it alive
 
-    def run(embeds: mx.array, positions: mx.array, mask: mx.array | None = None) -> mx.array:
+    def run(
+        embeds: mx.array, positions: mx.array, mask: mx.array | None = None, lora: Any = None
+    ) -> mx.array:
         model = ref()
         if _FUSED.get(model) is not None:
-            return decoder_pass(model, embeds, positions, mask)
+            return decoder_pass(model, embeds, positions, mask, lora)
         return model.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
 
-    if not compiled:
-        return run
-    fn = _COMPILED.get(lm)
-    if fn is None:
-        fn = mx.compile(run)
-        _COMPILED.set(lm, fn)
-    return fn
+    fn = run
+    if compiled:
+        fn = _COMPILED.get(lm)
+        if fn is None:
+            fn = mx.compile(run)
+            _COMPILED.set(lm, fn)
+
+    def with_adapter(
+        embeds: mx.array, positions: mx.array, mask: mx.array | None = None
+    ) -> mx.array:
+        return fn(embeds, positions, mask, _LORA.get(ref()))
+
+    return with_adapter
 
 
 def last_position_logits(
@@ -339,8 +446,7 @@ def suffix_logits(
     ids = mx.array([s + [s[-1]] * (width - len(s)) for s in suffixes])
     prefix_len = cache[0].offset
     views = [
-        SharedPrefixCache(c.keys[..., :prefix_len, :], c.values[..., :prefix_len, :])
-        for c in cache
+        SharedPrefixCache(c.keys[..., :prefix_len, :], c.values[..., :prefix_len, :]) for c in cache
     ]
     embeds = lm.model.embed_tokens(ids)
     pos = mx.broadcast_to(
@@ -420,12 +526,15 @@ def answer_hidden(
 __all__ = [
     "SharedPrefixCache",
     "answer_hidden",
+    "attach_lora",
     "decoder_pass",
+    "detach_lora",
     "fuse",
     "head_rows",
     "last_position_logits",
     "layers_pass",
     "logits_of",
+    "lora_terms",
     "mrope_positions",
     "packed_logits",
     "prefill",
