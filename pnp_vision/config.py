@@ -151,6 +151,12 @@ class Settings(StrictModel):
     vision_attention: Literal["sdpa", "padded", "matmul"] | None = Field(
         None, description="Qwen2.5-VL vision attention; unset: matmul with fastmath, else sdpa."
     )
+    merge_adapters: bool | None = Field(
+        None,
+        description="GPUs' fused pass: merge each LoRA adapter into its own copy of the weights "
+        "it changes (no cost per inference, that much more memory per adapter) instead of "
+        "adding its low-rank terms; unset: on GPUs.",
+    )
     keys_dir: Path | None = Field(
         None, description="CurveZMQ key folder (pnp-vision keys generate); unset = no CURVE."
     )

@@ -122,6 +122,7 @@ class Runtime:
     fastmath: bool  # mlx-vlm's SwiGLU/attention (and mllama's MLPs) through `fastmath`
     compile: bool  # whole forward passes through mx.compile
     vision_attention: str | None  # Qwen2.5-VL vision attention; None: the model's default
+    merge_adapters: bool = False  # a LoRA adapter merged into its own weight copy (fused pass)
 
     def summary(self) -> str:
         return (
@@ -156,7 +157,8 @@ def decide(settings: Settings, device: str, backend: BackendInfo) -> Runtime:
     A setting that is set wins."""
     fastmath = device == "cpu" if settings.fastmath is None else settings.fastmath
     compile_ = device == "gpu" if settings.compile is None else settings.compile
-    return Runtime(device, backend, fastmath, compile_, settings.vision_attention)
+    merge = device == "gpu" if settings.merge_adapters is None else settings.merge_adapters
+    return Runtime(device, backend, fastmath, compile_, settings.vision_attention, merge)
 
 
 @contextlib.contextmanager

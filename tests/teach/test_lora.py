@@ -238,9 +238,10 @@ def test_held_out_accuracy_is_measured_before_and_after(trained: Trained, tmp_pa
     assert "held-out (2) accuracy" in report.summary()
 
 
+@pytest.mark.parametrize("merge", [False, True], ids=["low-rank", "merged"])
 @pytest.mark.parametrize("trained", ["qwen2_5_vl"], indirect=True)  # the one fused architecture
 def test_adapters_reach_the_fused_compiled_path(
-    trained: Trained, prompts_dir: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Trained, prompts_dir: Path, monkeypatch: pytest.MonkeyPatch, merge: bool
 ) -> None:
     """GPUs run Qwen through fused q/k/v and gate/up weights in a compiled pass, which would
     bypass LoRA layers: forced on here (a runtime with compile on), the adapter is folded into
@@ -260,7 +261,7 @@ def test_adapters_reach_the_fused_compiled_path(
     traces = []  # decoder_pass runs in Python only while mx.compile traces it
     real = language.decoder_pass
     monkeypatch.setattr(language, "decoder_pass", lambda *a, **k: traces.append(1) or real(*a, **k))
-    compiled = dataclasses.replace(setup_runtime(), compile=True)
+    compiled = dataclasses.replace(setup_runtime(), compile=True, merge_adapters=merge)
     fused = Inspector(trained.model_dir, TemplateSet.load(prompts_dir), runtime=compiled)
     assert language.fused(fused.model.language_model) is not None
     base = _answers(fused)
@@ -270,9 +271,11 @@ def test_adapters_reach_the_fused_compiled_path(
     for got, want in zip(adapted, adapted_plain, strict=True):
         assert got == pytest.approx(want, abs=1e-4)
     lm = fused.model.language_model
-    assert language.fused(lm) is not None and language._LORA.get(lm)  # folded into the pass
+    folded = language._ADAPTER.get(lm)  # folded into the pass
+    assert language.fused(lm) is not None and folded is not None
+    assert (folded.merged is not None, folded.lora is not None) == (merge, not merge)
     lora.unload_adapter(fused.model)
-    assert language.fused(lm) is not None and language._LORA.get(lm) is None
+    assert language.fused(lm) is not None and language._ADAPTER.get(lm) is None
     assert _answers(fused) == base
 
     folder = trained.report.adapter_dir

@@ -68,6 +68,16 @@ class Fused:
 
     qkv: list[tuple[mx.array, mx.array | None]]
     gate_up: list[mx.array]
+    merge_adapters: bool = False  # an adapter gets its own merged copy (see `attach_lora`)
+
+
+@dataclass(frozen=True)
+class Folded:
+    """An adapter as the fused pass takes it: low-rank pairs per layer (group -> (A, B)), or
+    merged weights (group -> one per layer). Inputs of the compiled pass, never constants."""
+
+    lora: list[dict[str, tuple[mx.array, mx.array]]] | None = None
+    merged: dict[str, list[mx.array]] | None = None
 
 
 _FUSED: PerModule[Fused] = PerModule()  # language model -> its fused weights
@@ -75,7 +85,7 @@ _COMPILED: PerModule[Callable[..., mx.array]] = PerModule()  # language model ->
 
 
 _SUSPENDED: PerModule[Fused] = PerModule()  # fused weights set aside (adapters it can't take)
-_LORA: PerModule[list[dict[str, tuple[mx.array, mx.array]]]] = PerModule()  # see attach_lora
+_ADAPTER: PerModule[Folded] = PerModule()  # the active adapter's folded form: see attach_lora
 
 
 def fused(lm: Any) -> Fused | None:
@@ -91,7 +101,7 @@ def suspend_fusion(lm: Any) -> None:
         _SUSPENDED.set(lm, weights)
         _FUSED.pop(lm)
     _COMPILED.pop(lm)
-    _LORA.pop(lm)
+    _ADAPTER.pop(lm)
 
 
 def resume_fusion(lm: Any) -> None:
@@ -107,25 +117,15 @@ def _is_lora(module: Any) -> bool:
     return type(module).__name__ == "LoRALinear" and hasattr(module, "linear")
 
 
-LoraTerms = list[dict[str, tuple[mx.array, mx.array]]]  # per layer: group -> (A, B)
-
-
-def lora_terms(lm: Any) -> LoraTerms | None:
+def lora_terms(lm: Any) -> list[dict[str, tuple[mx.array, mx.array]]] | None:
     """The LoRA layers mlx-vlm put on `lm`, folded for the fused pass: per layer, the q/k/v
     (and gate/up) adapters as one low-rank pair, A side by side and B block-diagonal with the
     scale folded in, so an adapter costs two thin matmuls per projection group. None for what
     cannot be folded (DoRA)."""
-    terms: LoraTerms = []
+    terms = []
     for layer in lm.model.layers:
-        a, m = layer.self_attn, layer.mlp
-        groups = {
-            "qkv": [a.q_proj, a.k_proj, a.v_proj],
-            "o": [a.o_proj],
-            "gate_up": [m.gate_proj, m.up_proj],
-            "down": [m.down_proj],
-        }
         layer_terms = {}
-        for name, modules in groups.items():
+        for name, modules in _groups(layer).items():
             wrapped = [x for x in modules if hasattr(x, "lora_a")]
             if not wrapped:
                 continue
@@ -136,21 +136,68 @@ def lora_terms(lm: Any) -> LoraTerms | None:
     return terms
 
 
-def attach_lora(lm: Any, terms: LoraTerms | None = None) -> LoraTerms | None:
-    """Let the fused pass run the adapter on `lm` (`terms`, or `lora_terms(lm)`): the pairs are
-    inputs of the compiled pass, not constants in it, so switching between adapters of one
-    shape does not retrace. What cannot be folded suspends fusion instead (mlx-vlm's layers
-    run). Where `fuse` never ran (CPUs) there is nothing to do. Returns the terms in use."""
-    if _FUSED.get(lm) is None and _SUSPENDED.get(lm) is None:
+def _groups(layer: Any) -> dict[str, list[Any]]:
+    """A decoder layer's projections, grouped as the fused pass runs them."""
+    a, m = layer.self_attn, layer.mlp
+    return {
+        "qkv": [a.q_proj, a.k_proj, a.v_proj],
+        "o": [a.o_proj],
+        "gate_up": [m.gate_proj, m.up_proj],
+        "down": [m.down_proj],
+    }
+
+
+def merged_weights(lm: Any, terms: list[dict[str, tuple[mx.array, mx.array]]]) -> dict:
+    """Each group's weight with the adapter merged in, W + (A B)^T: no cost per inference,
+    one copy of every adapted weight in memory. The base arrays are left as they were, so
+    the bare base stays bit-identical; groups the adapter leaves alone share them."""
+    base = _FUSED.get(lm) or _SUSPENDED.get(lm)
+    assert base is not None
+    merged: dict[str, list[mx.array]] = {"qkv": [], "gate_up": [], "o": [], "down": []}
+    for layer, (qkv_w, _), gate_up_w, layer_terms in zip(
+        lm.model.layers, base.qkv, base.gate_up, terms, strict=True
+    ):
+        a, m = layer.self_attn, layer.mlp
+        weights = {
+            "qkv": qkv_w,
+            "gate_up": gate_up_w,
+            "o": _base_layer(a.o_proj).weight,
+            "down": _base_layer(m.down_proj).weight,
+        }
+        for name, w in weights.items():
+            pair = layer_terms.get(name)
+            if pair is not None:
+                delta = (pair[0].astype(mx.float32) @ pair[1].astype(mx.float32)).T
+                w = (w.astype(mx.float32) + delta).astype(w.dtype)
+                mx.eval(w)
+            merged[name].append(w)
+    return merged
+
+
+def attach_lora(lm: Any, folded: Folded | None = None) -> Folded | None:
+    """Let the fused pass run the adapter on `lm` (`folded`, or folded now from its LoRA
+    layers: merged where `fuse` was asked to merge adapters, else low-rank pairs). Either way
+    its arrays are inputs of the compiled pass, so switching between adapters of one shape
+    does not retrace. What cannot be folded suspends fusion instead (mlx-vlm's layers run).
+    Where `fuse` never ran (CPUs) there is nothing to do. Returns what is in use."""
+    base = _FUSED.get(lm) or _SUSPENDED.get(lm)
+    if base is None:
         return None
-    terms = terms if terms is not None else lora_terms(lm)
-    if terms is None:
-        suspend_fusion(lm)
-        return None
+    if folded is None:
+        terms = lora_terms(lm)
+        if terms is None:
+            suspend_fusion(lm)
+            return None
+        if not any(terms):
+            folded = Folded()
+        elif base.merge_adapters:
+            folded = Folded(merged=merged_weights(lm, terms))
+        else:
+            folded = Folded(lora=terms)
     resume_fusion(lm)
-    if any(terms):
-        _LORA.set(lm, terms)
-    return terms
+    if folded.lora is not None or folded.merged is not None:
+        _ADAPTER.set(lm, folded)
+    return folded
 
 
 def _low_rank_pair(modules: list[Any]) -> tuple[mx.array, mx.array]:
@@ -173,7 +220,7 @@ def _low_rank_pair(modules: list[Any]) -> tuple[mx.array, mx.array]:
 
 def detach_lora(lm: Any) -> None:
     """The bare base again (`attach_lora` undone, or fusion resumed after a suspension)."""
-    _LORA.pop(lm)
+    _ADAPTER.pop(lm)
     resume_fusion(lm)
 
 
@@ -185,13 +232,16 @@ def _slices(whole: mx.array, sizes: list[int]) -> list[mx.array]:
     return out
 
 
-def fuse(lm: Any) -> bool:
+def fuse(lm: Any, merge_adapters: bool = False) -> bool:
     """Fuse every decoder layer's q/k/v and gate/up projections (plain float Linear layers
-    only; a quantized or otherwise different layer leaves the model as it is). True if done."""
+    only; a quantized or otherwise different layer leaves the model as it is). True if done.
+    `merge_adapters`: adapters get merged weights rather than low-rank terms (`attach_lora`)."""
     layers = getattr(getattr(lm, "model", None), "layers", None)
     if not layers:
         return False
-    if _FUSED.get(lm) is not None:
+    done = _FUSED.get(lm)
+    if done is not None:  # already fused: only the adapter mode may change
+        _FUSED.set(lm, Fused(done.qkv, done.gate_up, merge_adapters))
         return True
     for layer in layers:
         a, m = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
@@ -204,7 +254,7 @@ def fuse(lm: Any) -> bool:
             return False
         if len({"bias" in p for p in parts[:3]}) != 1 or any("bias" in p for p in parts[3:5]):
             return False
-    result = Fused([], [])
+    result = Fused([], [], merge_adapters)
     for layer in layers:
         a, m = layer.self_attn, layer.mlp
         projs = [a.q_proj, a.k_proj, a.v_proj]
@@ -233,10 +283,12 @@ def decoder_pass(
     positions: mx.array,
     mask: mx.array | None = None,
     lora: list[dict[str, tuple[mx.array, mx.array]]] | None = None,
+    merged: dict[str, list[mx.array]] | None = None,
 ) -> mx.array:
     """`lm.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)` (no cache)
-    on the fused weights: hidden states after the final norm. Needs `fuse(lm)` first. `lora`:
-    the active adapter's pairs per layer (`attach_lora`), added to the base projections."""
+    on the fused weights: hidden states after the final norm. Needs `fuse(lm)` first. The
+    active adapter (`attach_lora`), if any: `lora` pairs per layer added to the base
+    projections, or `merged` weights used in place of the base ones."""
     weights = _FUSED.get(lm)
     if weights is None:
         raise ValueError("decoder_pass needs fuse(lm) first")
@@ -250,17 +302,19 @@ def decoder_pass(
     ):
         a, m = layer.self_attn, layer.mlp
         terms = lora[i] if lora is not None else {}
+        if merged is not None:
+            weight, gate_up_w = merged["qkv"][i], merged["gate_up"][i]
         x = layer.input_layernorm(h)
         qkv = _plus(x @ weight.T if bias is None else mx.addmm(bias, x, weight.T), x, terms, "qkv")
         q, k, v = rope_qkv(qkv, cos, sin, a.n_heads, a.n_kv_heads)
         out = qwen_lm.scaled_dot_product_attention(q, k, v, None, scale=a.scale, mask=attend_mask)
         out = out.transpose(0, 2, 1, 3).reshape(batch, length, -1)
-        h = h + _project(a.o_proj, out, terms, "o")
+        h = h + _project(a.o_proj, out, terms, "o", merged and merged["o"][i])
         x = layer.post_attention_layernorm(h)
         gate_up = _plus(x @ gate_up_w.T, x, terms, "gate_up")
         width = gate_up.shape[-1] // 2
         out = vlm_mlp.swiglu(gate_up[..., :width], gate_up[..., width:])
-        h = h + _project(m.down_proj, out, terms, "down")
+        h = h + _project(m.down_proj, out, terms, "down", merged and merged["down"][i])
     return model.norm(h)
 
 
@@ -270,11 +324,22 @@ def _plus(y: mx.array, x: mx.array, terms: dict[str, Any], name: str) -> mx.arra
     return y if pair is None else y + (x @ pair[0]) @ pair[1]
 
 
-def _project(module: Any, x: mx.array, terms: dict[str, Any], name: str) -> mx.array:
-    """A projection through its base layer plus the folded adapter term (a LoRA layer is
-    bypassed for its base: its arrays would be constants of a compiled pass)."""
+def _base_layer(module: Any) -> Any:
+    return module.linear if _is_lora(module) else module
+
+
+def _project(
+    module: Any, x: mx.array, terms: dict[str, Any], name: str, weight: mx.array | None = None
+) -> mx.array:
+    """A projection through its base layer plus the folded adapter term, or with the merged
+    `weight` (a LoRA layer is bypassed for its base: its arrays would be constants of a
+    compiled pass)."""
+    base = _base_layer(module)
+    if weight is not None:
+        y = x @ weight.T
+        return y + base.bias if "bias" in base else y
     if name in terms:
-        return _plus((module.linear if _is_lora(module) else module)(x), x, terms, name)
+        return _plus(base(x), x, terms, name)
     return module(x)
 
 
@@ -314,11 +379,15 @@ def layers_pass(lm: Any, compiled: bool) -> Callable[..., mx.array]:
     ref = weakref.ref(lm)  # a compiled pass kept for `lm` must not keep it alive
 
     def run(
-        embeds: mx.array, positions: mx.array, mask: mx.array | None = None, lora: Any = None
+        embeds: mx.array,
+        positions: mx.array,
+        mask: mx.array | None = None,
+        lora: Any = None,
+        merged: Any = None,
     ) -> mx.array:
         model = ref()
         if _FUSED.get(model) is not None:
-            return decoder_pass(model, embeds, positions, mask, lora)
+            return decoder_pass(model, embeds, positions, mask, lora, merged)
         return model.model(None, inputs_embeds=embeds, mask=mask, position_ids=positions)
 
     fn = run
@@ -331,7 +400,8 @@ def layers_pass(lm: Any, compiled: bool) -> Callable[..., mx.array]:
     def with_adapter(
         embeds: mx.array, positions: mx.array, mask: mx.array | None = None
     ) -> mx.array:
-        return fn(embeds, positions, mask, _LORA.get(ref()))
+        folded = _ADAPTER.get(ref()) or Folded()
+        return fn(embeds, positions, mask, folded.lora, folded.merged)
 
     return with_adapter
 
@@ -535,6 +605,7 @@ __all__ = [
     "layers_pass",
     "logits_of",
     "lora_terms",
+    "merged_weights",
     "mrope_positions",
     "packed_logits",
     "prefill",

@@ -54,7 +54,7 @@ def prepare(model: Any, runtime: Runtime) -> list[str]:
         rope.enable_kernel()
     vision.install(model, runtime)
     notes = []
-    if runtime.compile and language.fuse(model.language_model):
+    if runtime.compile and language.fuse(model.language_model, runtime.merge_adapters):
         notes.append("language q/k/v and gate/up projections fused")
     notes.append(
         f"fast vision on, MLP width {tower.blocks[0].mlp.gate_proj.weight.shape[0]}"
