@@ -52,7 +52,7 @@ fi
 if [ "${LORA:-1}" = 1 ]; then
   for shape in 3b 7b; do
     echo "== lora $shape"
-    PYTHONPATH="$PWD:/tmp/site:$base_path" PNP_BENCH_OUT="$out" timeout 150 \
+    PYTHONPATH="$PWD:/tmp/site:$base_path" PNP_BENCH_OUT="$out" timeout 280 \
       $py bench/lora_gpu.py --shape $shape --steps 10 --quiet --out "$out/lora_gpu_$shape.json" \
       2>&1 | grep -v Warning | tail -12
   done
