@@ -287,8 +287,10 @@ def _helper(
     k: int,
     n: int,
     out: Any,
+    parent: int,
 ) -> None:
-    parent = os.getppid()
+    """Render batches k, k + n, ... into `out` until the trainer (pid `parent`, passed in: a
+    helper that starts after its trainer died would read init's pid from getppid) is gone."""
     index = k
     while True:
         batch = render_batch(tables, index, seed, pattern, recipe, clean_batches)
@@ -322,7 +324,7 @@ class BatchStream:
         self._procs = [
             ctx.Process(
                 target=_helper,
-                args=(tables, seed, pattern, recipe, clean_batches, k, helpers, q),
+                args=(tables, seed, pattern, recipe, clean_batches, k, helpers, q, os.getpid()),
                 daemon=True,
                 name=f"train-batches-{k}",
             )

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 _TRAINER = textwrap.dedent(
     """
     import os, signal, sys
@@ -26,7 +28,10 @@ _TRAINER = textwrap.dedent(
     tables = train.Trainer(root / "m", cfg).tables
     stream = BatchStream(tables, 0, cfg.mix, cfg.recipe(), helpers=2, prefetch=1)
     stream.__enter__()
-    next(stream)  # the helpers are up; their next batches (> a pipe buffer) wait unread
+    if sys.argv[2] == "running":
+        next(stream)  # the helpers are up; their next batches (> a pipe buffer) wait unread
+    # else: killed while the helpers are still starting (they must not take init for their
+    # trainer)
     print(" ".join(str(p.pid) for p in stream._procs), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # no __exit__: the helpers are on their own
     """
@@ -41,13 +46,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_helpers_exit_after_the_trainer_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["running", "starting"])
+def test_helpers_exit_after_the_trainer_is_killed(tmp_path: Path, when: str) -> None:
     # Files, not pipes: the helpers inherit the trainer's stdout/stderr, and a pipe would keep
     # this wait open for as long as they live, which is the very thing under test.
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.run(
-            [sys.executable, "-c", _TRAINER, str(tmp_path)],
+            [sys.executable, "-c", _TRAINER, str(tmp_path), when],
             stdout=stdout,
             stderr=stderr,
             timeout=300,
