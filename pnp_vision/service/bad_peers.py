@@ -26,7 +26,7 @@ log = logging.getLogger("pnp_vision.service.worker")
 
 HELD_PER_PEER = 32  # messages held back per peer; more are answered at once, unread
 HELD_BYTES = 64 << 20  # bytes held back over all peers; more are answered at once, unread
-MAX_PEERS = 4096  # buckets remembered; the fullest ones (nothing owed) are forgotten first
+MAX_PEERS = 4096  # buckets remembered; past it the least recently seen with none held go
 
 SLOW_DOWN = encode_reply(
     error_reply(

@@ -177,18 +177,18 @@ def _set_modules(model: Any, modules: Sequence[tuple[str, Any]]) -> None:
         model.update_modules(tree_unflatten(list(modules)))
 
 
-def _fast_paths(model: Any, adapters_on: bool, terms: Any = None) -> Any:
+def _fast_paths(model: Any, adapters_on: bool, folded: Any = None) -> Any:
     """Keep the GPU fast paths honest about the adapters: Qwen's fused pass (fused q/k/v and
     gate/up weights, compiled) would bypass LoRA layers, so the active adapter's terms are
-    folded into it (`attach_lora`; `terms` from an earlier call for the same adapter), and
-    dropped with the adapter. Returns the terms in use (None: nothing folded)."""
+    folded into it (`attach_lora`; `folded`: what an earlier call returned for the same
+    adapter), and dropped with the adapter. Returns the folded adapter (None: not folded)."""
     lm = getattr(model, "language_model", None)
     if lm is None:
         return None
     from pnp_vision.inspect.models.qwen2_5_vl import language
 
     if adapters_on:
-        return language.attach_lora(lm, terms)
+        return language.attach_lora(lm, folded)
     language.detach_lora(lm)
     return None
 
@@ -264,7 +264,7 @@ class AdapterSet:
         self._base: dict[str, Any] = {}  # layer name -> the base's own Linear
         self._wrappers: dict[str, Any] = {}  # layer name -> one LoRALinear reused by all
         self._weights: dict[str, dict[str, tuple[Any, Any, float]]] = {}
-        self._terms: dict[str, Any] = {}  # name -> its folded terms for the fused pass
+        self._folded: dict[str, Any] = {}  # name -> its folded form for the fused pass
         self.meta: dict[str, dict[str, Any]] = {}
         self.active: str | None = None
         unload_adapter(model)
@@ -312,9 +312,12 @@ class AdapterSet:
             else:
                 swaps.append((key, base))
         _set_modules(self._model, swaps)
-        terms = _fast_paths(self._model, name is not None, self._terms.get(name or ""))
-        if name is not None and terms is not None:
-            self._terms[name] = terms
+        if name is None:
+            _fast_paths(self._model, adapters_on=False)
+        else:
+            folded = _fast_paths(self._model, True, self._folded.get(name))
+            if folded is not None:
+                self._folded[name] = folded
         self.active = name
 
 

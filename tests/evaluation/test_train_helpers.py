@@ -63,7 +63,7 @@ def test_helpers_exit_after_the_trainer_is_killed(tmp_path: Path, when: str) -> 
     assert len(pids) == 2
     deadline = time.monotonic() + 30
     while any(map(_alive, pids)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.2)  # polling interval under the deadline
     left = [p for p in pids if _alive(p)]
     for pid in left:
         os.kill(pid, 9)

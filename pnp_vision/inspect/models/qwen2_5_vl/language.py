@@ -204,7 +204,7 @@ def _low_rank_pair(modules: list[Any]) -> tuple[mx.array, mx.array]:
     """(A, B) with x @ A @ B == the concatenated LoRA terms of `modules` (zeros where one
     has no adapter)."""
     lora = [x for x in modules if _is_lora(x)]
-    outs = [(x.linear if _is_lora(x) else x).weight.shape[0] for x in modules]
+    outs = [_base_layer(x).weight.shape[0] for x in modules]
     b = mx.zeros((sum(x.lora_a.shape[1] for x in lora), sum(outs)), dtype=lora[0].lora_b.dtype)
     r0 = o0 = 0
     for x, o in zip(modules, outs, strict=True):
