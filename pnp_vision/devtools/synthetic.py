@@ -133,7 +133,8 @@ def render(
         quality = int(rng.integers(variation.jpeg_quality[0], variation.jpeg_quality[1] + 1))
         _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return image, {"scene": scene, "questions": questions}
+    geometry = {q["template"]: q.pop("offset") for q in questions if "offset" in q}
+    return image, {"scene": scene, "questions": questions, "geometry": geometry}
 
 
 def generate(
@@ -220,5 +221,11 @@ def write_synthetic_recording(
                 height=size[1],
             )
             name = writer.write(header, image, name=f"{seq:06d}-{label['scene']}.png")
-            labels.write(json.dumps({"seq": seq, "file": name, **label}) + "\n")
+            row = {
+                "seq": seq,
+                "file": name,
+                "scene": label["scene"],
+                "questions": label["questions"],
+            }
+            labels.write(json.dumps(row) + "\n")
     return n

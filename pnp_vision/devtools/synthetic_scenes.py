@@ -184,7 +184,10 @@ def nozzle_tip(
     tip = (cross[0] + dist * u * np.cos(angle), cross[1] + dist * u * np.sin(angle))
     _nozzle(img, tip, rng, u, var)
     _draw_crosshair(img, cross, rng, u)
-    return [_q("nozzle_alignment", centred), _q("part_on_nozzle", False)]
+    # where the tip sits from the crosshair, in units: training's geometry target (`render`
+    # moves it out of the question into the label's "geometry")
+    offset = [dist * np.cos(angle), dist * np.sin(angle)]
+    return [{**_q("nozzle_alignment", centred), "offset": offset}, _q("part_on_nozzle", False)]
 
 
 def part_held(

@@ -64,7 +64,7 @@ LEARNED_TEMPLATES = (
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 5000
+    steps: int = 12000
     lr: float = 5e-4
     warmup: int = 100
     final_lr_fraction: float = 0.05
@@ -94,7 +94,7 @@ class TrainConfig:
     easy_batches: int = 700
     mix: dict[str, int] = field(
         default_factory=lambda: {
-            "nozzle_tip": 10,
+            "nozzle_tip": 14,
             "part_held": 2,
             "tombstone": 6,
             "feeder_pocket": 3,
@@ -111,7 +111,7 @@ class TrainConfig:
     kv_heads: int = 2
     intermediate: int = 512
     vision_hidden: int = 64
-    vision_depth: int = 2
+    vision_depth: int = 4
     vision_heads: int = 4
     vision_intermediate: int = 256
     prompt_length: int = 0  # prompts are right-padded to this many tokens (0: the longest)
@@ -123,6 +123,11 @@ class TrainConfig:
     # Every odd step re-uses the batch rendered this many fresh batches earlier (0: never), so
     # the renderers, which cost as much CPU as the step itself, make half as many frames.
     reuse_gap: int = 50
+    # Weight of the auxiliary geometry loss: a linear head on the answer position's hidden
+    # state regresses the scene's geometry behind the answer (the nozzle tip's offset from
+    # the crosshair). YES/NO alone says only which side of a line a frame fell; the offset
+    # tells the model where the tip and the crosshair are. The head is not saved.
+    geometry_weight: float = 3.0
 
     def recipe(self) -> Any:
         """The frame distribution (`train_data.Recipe`) these settings describe."""
@@ -182,16 +187,21 @@ class Trainer:
         from pnp_vision.devtools.train_data import build_tables
         from pnp_vision.inspect import Inspector, TemplateSet
         from pnp_vision.inspect.models.qwen2_5_vl.vision import FastVision
+        from pnp_vision.inspect.rope import disable_kernel
 
         self.cfg = cfg
         templates = templates or TemplateSet.load(PROJECT_ROOT / "prompts")
         self.inspector = Inspector(folder, templates, compute_dtype="float32")
+        disable_kernel()  # the CUDA rope kernel has no gradient
         self.model = self.inspector.model
         self.adapter = self.inspector.adapter
         vision = FastVision.of(self.model.vision_tower)  # the engine's vision pass
         if vision is None:
             raise ValueError("training needs the Qwen2.5-VL vision tower")
         self.vision = vision
+        self.trainable = _trainable(
+            self.model, int(self.model.language_model.args.hidden_size), cfg.geometry_weight > 0
+        )
         self.tables = build_tables(
             self.inspector, cfg.templates, cfg.prompt_length, cfg.sizes, cfg.caps
         )
@@ -234,7 +244,8 @@ class Trainer:
         self._rows = len(batch.ids)
 
     def answer_logits(self, pixels: Any, ids: Any, last: Any, frame_of: Any) -> Any:
-        """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position."""
+        """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position, and
+        that position's hidden state."""
         import mlx.core as mx
 
         from pnp_vision.inspect.models.qwen2_5_vl.language import answer_hidden
@@ -251,27 +262,40 @@ class Trainer:
         rows = mx.concatenate([feats, embed(ids[:, start + n_tokens :])], axis=1)
         hidden = answer_hidden(lm, prefix, rows, self._positions, last - start)
         answers = embed(mx.array(self.tables.answer_ids))  # tied head: the answers' rows only
-        return hidden @ answers.T
+        return hidden @ answers.T, hidden
 
     def _build_step(self) -> Any:
         import mlx.core as mx
         import mlx.nn as nn
 
-        def loss_fn(model: Any, pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any):
-            logits = self.answer_logits(pixels, ids, last, frame_of)
+        weight = self.cfg.geometry_weight
+
+        def loss_fn(
+            trainable: Any, pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any,
+            geometry: Any,
+        ):  # fmt: skip
+            logits, hidden = self.answer_logits(pixels, ids, last, frame_of)
             loss = nn.losses.cross_entropy(logits, target).mean()
+            if weight:
+                known = ~mx.isnan(geometry)
+                err = nn.losses.smooth_l1_loss(
+                    trainable.geometry(hidden), mx.where(known, geometry, 0.0), reduction="none"
+                )
+                loss = loss + weight * mx.where(known, err, 0.0).sum() / mx.maximum(known.sum(), 1)
             return loss, mx.argmax(logits, axis=-1) == target
 
-        grad_fn = nn.value_and_grad(self.model, loss_fn)
+        grad_fn = nn.value_and_grad(self.trainable, loss_fn)
 
-        def step(pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any):
-            (loss, hits), grads = grad_fn(self.model, pixels, ids, last, frame_of, target)
-            self.optimizer.update(self.model, grads)
+        def step(pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any, geometry: Any):
+            (loss, hits), grads = grad_fn(
+                self.trainable, pixels, ids, last, frame_of, target, geometry
+            )
+            self.optimizer.update(self.trainable, grads)
             return loss, hits
 
         if not self.cfg.compile:
             return step
-        state = [self.model.state, self.optimizer.state]
+        state = [self.trainable.state, self.optimizer.state]
         return mx.compile(step, inputs=state, outputs=state)
 
     def train_step(self, batch: Any) -> tuple[float, Any]:
@@ -294,9 +318,24 @@ class Trainer:
             mx.array(batch.last),
             mx.array(batch.frame_of),
             mx.array(batch.target),
+            mx.array(batch.geometry),
         )
-        mx.eval(loss, hits, self.model.state, self.optimizer.state)
+        mx.eval(loss, hits, self.trainable.state, self.optimizer.state)
         return loss.item(), hits
+
+
+def _trainable(model: Any, width: int, geometry: bool) -> Any:
+    """The model plus the training-only geometry head (if used), as one module to train."""
+    import mlx.nn as nn
+
+    class Trainable(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            if geometry:
+                self.geometry = nn.Linear(width, 3)
+
+    return Trainable()
 
 
 def save_weights(model: Any, folder: Path) -> None:
@@ -368,6 +407,17 @@ def calibrate(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     }
     write_calibration(folder, record)
     return record
+
+
+def _device() -> str:
+    """What trained the folder: same seed, same weights holds on one kind of machine."""
+    import platform
+
+    import mlx.core as mx
+
+    from pnp_vision.inspect.runtime import device_kind
+
+    return f"{device_kind()} ({platform.machine()}), mlx {mx.__version__}"
 
 
 def _tokenizer_corpus(folder: Path) -> Path:
@@ -484,6 +534,7 @@ def train(
         accuracy = {n: t["accuracy"] for n, t in calibration["templates"].items()}
         meta = {
             "config": asdict(cfg),
+            "device": _device(),
             "continued_from": previous,
             **record,
             "train_seconds": round(train_s, 1),

@@ -53,6 +53,10 @@ class Batch:
     target: np.ndarray  # (questions,) int32, index of the labelled answer in answer_ids
     template: list[str]  # (questions,) template name
     answer: list[str]  # (questions,) labelled answer
+    # (questions, 3) float32: the scene's geometry behind the answer, where it has one (the
+    # nozzle tip's offset from the crosshair, dx, dy, distance, in units / GEOMETRY_SCALE),
+    # else NaN: an auxiliary target that teaches where things are, not just YES or NO
+    geometry: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
     """One batch from rendered (image, labels) pairs; prompts right-padded to `tables.length`."""
     pixels, grids = [], []
     ids, last, frame_of, target, template, answer = [], [], [], [], [], []
+    geometry = []
     taken: dict[tuple[str, str], int] = {}
     for bgr, label in frames:
         kept = []
@@ -185,6 +190,8 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
             target.append(tables.targets[(q["template"], q["answer"])])
             template.append(q["template"])
             answer.append(q["answer"])
+            offset = label.get("geometry", {}).get(q["template"])
+            geometry.append(_geometry(offset))
     return Batch(
         pixels=np.concatenate(pixels),
         grid=np.concatenate(grids),
@@ -194,7 +201,18 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
         target=np.array(target, dtype=np.int32),
         template=template,
         answer=answer,
+        geometry=np.array(geometry, dtype=np.float32),
     )
+
+
+GEOMETRY_SCALE = 20.0  # units: offsets of 0-40 units become targets of 0-2
+
+
+def _geometry(offset: Sequence[float] | None) -> list[float]:
+    if offset is None:
+        return [float("nan")] * 3
+    dx, dy = offset
+    return [v / GEOMETRY_SCALE for v in (dx, dy, float(np.hypot(dx, dy)))]
 
 
 def scene_pattern(mix: dict[str, int]) -> list[str]:

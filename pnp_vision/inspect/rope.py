@@ -127,4 +127,9 @@ def enable_kernel() -> bool:
     return _KERNEL[1]
 
 
-__all__ = ["enable_kernel", "rope_qkv", "rope_qkv_ops"]
+def disable_kernel() -> None:
+    """The ops from now on: training needs gradients, which the kernel has none of."""
+    _KERNEL[:] = [None, False]
+
+
+__all__ = ["disable_kernel", "enable_kernel", "rope_qkv", "rope_qkv_ops"]

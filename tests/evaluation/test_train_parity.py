@@ -45,7 +45,7 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     at = recipe.easy_batches + 2  # past the curriculum: every family, camera sizes mixed
     batch = render_batch(trainer.tables, at, 11, pattern, recipe)
     trainer._prepare_layout(batch)
-    logits = trainer.answer_logits(
+    logits, _ = trainer.answer_logits(
         mx.array(pixel_values(trainer.tables, batch)),
         mx.array(batch.ids),
         mx.array(batch.last),
@@ -82,3 +82,62 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     assert row == len(batch.target) > 0
     assert len(sizes) > 1  # one batch, several camera sizes, one token grid
     assert max(seen) - min(seen) > 0.01  # inputs move the answer: the comparison has teeth
+
+
+def test_geometry_targets_are_the_drawn_offsets(trainer: train.Trainer) -> None:
+    """The auxiliary target of a nozzle_alignment question is the tip's offset from the
+    crosshair the generator drew, on the right side of the label gap; other questions have
+    none (NaN: left out of the loss)."""
+    from pnp_vision.devtools.synthetic_scenes import CENTRED_MAX, OFF_MIN
+    from pnp_vision.devtools.train_data import GEOMETRY_SCALE
+
+    cfg = trainer.cfg
+    batches = [
+        render_batch(trainer.tables, i, 5, scene_pattern(cfg.mix), cfg.recipe()) for i in (0, 1)
+    ]
+    nozzle = 0
+    for batch in batches:
+        for template, answer, geometry in zip(
+            batch.template, batch.answer, batch.geometry, strict=True
+        ):
+            if template != "nozzle_alignment":
+                assert np.isnan(geometry).all()
+                continue
+            nozzle += 1
+            dx, dy, dist = geometry * GEOMETRY_SCALE
+            assert dist == pytest.approx(np.hypot(dx, dy), rel=1e-5)
+            assert dist <= CENTRED_MAX if answer == "YES" else dist >= OFF_MIN
+    assert nozzle >= 2
+
+
+def test_geometry_loss_joins_the_answer_loss_and_is_not_saved(tmp_path) -> None:
+    """The same first step with and without the geometry term: the term adds to the loss, and
+    the saved folder holds the model's weights only, never the training-only head."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    from pnp_vision.devtools.tiny_models import build_model_folder
+
+    one_each = {"nozzle_tip": 2, "part_held": 1, "tombstone": 1, "feeder_pocket": 1}
+    losses = {}
+    for weight in (0.0, 3.0):
+        cfg = train.TrainConfig(
+            compile=False, seed=4, mix=one_each, caps={}, vision_depth=2, geometry_weight=weight
+        )
+        folder = tmp_path / f"m{weight}"
+        build_model_folder(
+            "qwen2_5_vl",
+            folder,
+            train.model_spec(cfg),
+            train._tokenizer_corpus(tmp_path / f"c{weight}"),
+        )
+        trainer = train.Trainer(folder, cfg)
+        batch = render_batch(trainer.tables, 0, 5, scene_pattern(cfg.mix), cfg.recipe())
+        heads = [n for n, _ in tree_flatten(trainer.trainable.parameters()) if "geometry" in n]
+        assert bool(heads) == (weight > 0)
+        losses[weight], _ = trainer.train_step(batch)
+    assert losses[3.0] > losses[0.0] + 0.01
+    train.save_weights(trainer.model, folder)
+    saved = mx.load(str(folder / "model.safetensors"))
+    assert set(saved) == {name for name, _ in tree_flatten(trainer.model.parameters())}
+    assert not any("geometry" in name for name in saved)
