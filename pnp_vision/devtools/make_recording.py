@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=10.0, help="recorded pace (default 10)")
     parser.add_argument("--noise", type=float, default=0.6, help="max noise sigma (default 0.6)")
     parser.add_argument("--force", action="store_true", help="replace an existing folder")
+    parser.add_argument(
+        "--png-level", type=int, default=9, choices=range(10), metavar="0-9",
+        help="PNG compression (default 9: small files; 1 writes several times faster)",
+    )  # fmt: skip
     parser.add_argument("--scenes", type=_styles, help="only these scenes (comma list)")
     family = parser.add_argument_group(
         "families",
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             lighting=args.lighting,
             variation=variation,
             scenes=args.scenes,
+            png_level=args.png_level,
         )
     except BadRequest as exc:
         print(f"make_recording: error: {exc}", file=sys.stderr)

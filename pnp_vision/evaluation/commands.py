@@ -9,9 +9,9 @@ from pathlib import Path
 
 def _run(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
-    from pnp_vision.inspect.runtime import setup_runtime as configure_backend
+    from pnp_vision.inspect.runtime import setup_runtime
 
-    configure_backend()  # before anything imports mlx
+    setup_runtime()  # before anything imports mlx
     from pnp_vision.evaluation.evaluate import evaluate
     from pnp_vision.evaluation.report import render_text
     from pnp_vision.inspect import Inspector, TemplateSet

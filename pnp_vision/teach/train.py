@@ -161,7 +161,7 @@ def fine_tune(
     cfg = TrainConfig(
         seed=seed, steps=steps, lr=lr, warmup=max(1, min(20, steps // 5)), sizes=sizes,
         size_weights=tuple(1.0 for _ in sizes), templates=learned, caps={}, helpers=0,
-        compile=True,
+        compile=True, geometry_weight=0.0,  # a rig's labels are answers only
     )  # fmt: skip
     try:
         trainer = Trainer(out, cfg, templates)

@@ -41,3 +41,17 @@ def test_table_shows_accuracy_confident_wrong_ece_and_untrained() -> None:
     assert (
         lines[3] == "| shift26 | 50.0 / 0.0 / 0.400 (n=10) (untrained) | 50.0 / 30.0 / - (n=10) |"
     )
+
+
+def test_run_evaluates_a_family_with_the_shipped_model(tmp_path) -> None:
+    """`families.run` is `pnp-vision eval --json` per family: one small family, the real model."""
+    from pnp_vision.devtools.families import run
+    from pnp_vision.devtools.make_recording import main as make_recording
+
+    folder = tmp_path / "tiny"
+    args = ["--out", str(folder), "--frames", "6", "--seed", "9009", "--size", "160x120"]
+    assert make_recording([*args, "--png-level", "1"]) == 0
+    reports = run(PROJECT_ROOT / "models" / "pnp-inspector", {"tiny": folder}, 0.8)
+    templates = reports["tiny"]["templates"]
+    assert sum(s["questions"] for s in templates.values()) >= 6
+    assert {"nozzle_alignment", "tombstone"} <= set(templates)
