@@ -186,7 +186,7 @@ def nozzle_tip(
     _draw_crosshair(img, cross, rng, u)
     # where the tip sits from the crosshair, in units: training's geometry target (`render`
     # moves it out of the question into the label's "geometry")
-    offset = [dist * np.cos(angle), dist * np.sin(angle)]
+    offset = [float(dist * np.cos(angle)), float(dist * np.sin(angle))]
     return [{**_q("nozzle_alignment", centred), "offset": offset}, _q("part_on_nozzle", False)]
 
 

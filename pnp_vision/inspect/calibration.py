@@ -93,11 +93,19 @@ def tempered(probabilities: Sequence[float], temperature: float) -> list[float]:
     return [e / total for e in exps]
 
 
-def nll(rows: Sequence[Sequence[float]], targets: Sequence[int], temperature: float) -> float:
-    """Mean negative log-likelihood of the labelled answers at `temperature`."""
+def nll(
+    rows: Sequence[Sequence[float]],
+    targets: Sequence[int],
+    temperature: float,
+    smoothing: float = 0.0,
+) -> float:
+    """Mean negative log-likelihood of the labelled answers at `temperature`; with
+    `smoothing` e, the cross-entropy to targets that put 1 - e on the label, e on the rest."""
     total = 0.0
     for row, target in zip(rows, targets, strict=True):
-        total -= math.log(max(tempered(row, temperature)[target], _TINY))
+        logs = [math.log(max(p, _TINY)) for p in tempered(row, temperature)]
+        rest = (sum(logs) - logs[target]) / max(1, len(logs) - 1)
+        total -= (1 - smoothing) * logs[target] + smoothing * rest
     return total / max(1, len(rows))
 
 
@@ -113,18 +121,24 @@ def fit_temperature(
     rows: Sequence[Sequence[float]], targets: Sequence[int], lo: float = 0.05, hi: float = 50.0
 ) -> float:
     """The temperature in [lo, hi] that minimises the held-out NLL (a log-spaced scan, then a
-    golden-section refinement: NLL is unimodal in log T for one template's answers)."""
+    golden-section refinement: NLL is unimodal in log T for one template's answers).
+
+    The labels are smoothed by Laplace's rule, 1 / (n + 2) of each on the other answers: n
+    right answers in a row say the next is wrong with odds of about 1 in n + 2, not 0. Without
+    it a held-out set with no misses drives T to `lo`, and every answer, the wrong ones on
+    frames unlike the held-out set included, to probability 1.0."""
     if not rows:
         return 1.0
+    eps = 1.0 / (len(rows) + 2)
     steps = 120
     grid = [lo * (hi / lo) ** (i / steps) for i in range(steps + 1)]
-    best = min(range(len(grid)), key=lambda i: nll(rows, targets, grid[i]))
+    best = min(range(len(grid)), key=lambda i: nll(rows, targets, grid[i], eps))
     a = math.log(grid[max(0, best - 1)])
     b = math.log(grid[min(steps, best + 1)])
     ratio = (math.sqrt(5) - 1) / 2
     for _ in range(40):
         c, d = b - ratio * (b - a), a + ratio * (b - a)
-        if nll(rows, targets, math.exp(c)) <= nll(rows, targets, math.exp(d)):
+        if nll(rows, targets, math.exp(c), eps) <= nll(rows, targets, math.exp(d), eps):
             b = d
         else:
             a = c

@@ -26,6 +26,7 @@ import string
 import tomllib
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -126,6 +127,12 @@ class Template(StrictModel):
         None,
         description="Pixels (width, height) the ROI is resized to, at any camera resolution"
         " (its pixel budget; the box keeps the ROI's centre and height: inspect/views.py).",
+    )
+
+    symmetries: list[Literal["flip_x", "flip_y"]] = Field(
+        default_factory=list,
+        description="Mirrorings of the template's view (left-right, top-bottom) that never"
+        " change its answer; fine-tuning on few labelled frames adds mirrored copies.",
     )
 
     @field_validator("view")

@@ -107,13 +107,34 @@ def _calibrate(out: Path, answers: dict[str, Any], base: Path) -> dict[str, Any]
     return record
 
 
+def mirrored(bgr: Any, template: Any, rng: random.Random) -> Any:
+    """The frame with the template's view mirrored by a random choice among the template's
+    `symmetries` (each one on or off): a few hundred labelled frames then show the model
+    up to four times as many views, all with the same answer. The view's box is mirrored in
+    place, so the view the model sees is exactly the mirrored view."""
+    from pnp_vision.inspect.views import view_box
+
+    flips = [s for s in template.symmetries if rng.random() < 0.5]
+    if not flips or template.view is None:
+        return bgr
+    left, top, right, bottom = view_box((bgr.shape[1], bgr.shape[0]), template.roi, template.view)
+    out = bgr.copy()
+    box = out[top:bottom, left:right]
+    if "flip_x" in flips:
+        box = box[:, ::-1]
+    if "flip_y" in flips:
+        box = box[::-1]
+    out[top:bottom, left:right] = box
+    return out
+
+
 def fine_tune(
     base: Path,
     examples: Sequence[Example],
     out: Path,
     templates: Any,
     *,
-    steps: int = 300,
+    steps: int = 600,
     batch: int = 16,
     lr: float = 2e-4,
     seed: int = 0,
@@ -146,11 +167,12 @@ def fine_tune(
     train, heldout = split_heldout(list(examples), holdout, seed)
     if not train or not heldout:
         raise ConfigError(f"{len(examples)} labelled questions: too few to hold some out")
-    progress(f"{len(train)} questions to train on, {len(heldout)} held out; templates "
-             + ", ".join(learned))
+    progress(
+        f"{len(train)} questions to train on, {len(heldout)} held out; templates "
+        + ", ".join(learned)
+    )
     before = _accuracy(heldout_answers(base, templates, heldout, calibrated=False))
-    progress("held-out accuracy before: "
-             + ", ".join(f"{k} {_pct(v)}" for k, v in before.items()))
+    progress("held-out accuracy before: " + ", ".join(f"{k} {_pct(v)}" for k, v in before.items()))
 
     shutil.copytree(base, out)
     images = {str(e.image): cv2.imread(str(e.image)) for e in train}
@@ -173,17 +195,19 @@ def fine_tune(
     for step in range(1, steps + 1):
         chosen = [train[rng.randrange(len(train))] for _ in range(batch)]
         frames = [
-            (images[str(e.image)], {"questions": [
-                {"template": e.template, "params": e.params, "answer": e.answer}]})
+            (mirrored(images[str(e.image)], templates.get(e.template), rng),
+             {"questions": [{"template": e.template, "params": e.params, "answer": e.answer}]})
             for e in chosen
         ]  # fmt: skip
         loss, hits = trainer.train_step(make_batch(trainer.tables, frames))
         losses.append(loss)
         window = (window + [bool(h) for h in np.array(hits).tolist()])[-10 * batch :]
         if step % 25 == 0 or step == steps:
-            progress(f"step {step}/{steps} loss {np.mean(losses[-25:]):.4f}"
-                     f" train accuracy {100 * np.mean(window):.1f}%"
-                     f" ({time.perf_counter() - started:.0f} s)")
+            progress(
+                f"step {step}/{steps} loss {np.mean(losses[-25:]):.4f}"
+                f" train accuracy {100 * np.mean(window):.1f}%"
+                f" ({time.perf_counter() - started:.0f} s)"
+            )
     save_weights(trainer.model, out)
     del trainer
     answers = heldout_answers(out, templates, heldout, calibrated=False)
@@ -195,7 +219,10 @@ def fine_tune(
         accuracy_after=after, learned_templates=record["learned_templates"],
         seconds=time.perf_counter() - started,
     )  # fmt: skip
-    meta = {"fine_tuned_from": str(base.resolve()), "recipe": asdict(replace(cfg)),
-            "report": {k: v for k, v in asdict(report).items() if k != "losses"}}
+    meta = {
+        "fine_tuned_from": str(base.resolve()),
+        "recipe": asdict(replace(cfg)),
+        "report": {k: v for k, v in asdict(report).items() if k != "losses"},
+    }
     (out / RECORD_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return report

@@ -22,16 +22,28 @@ from pnp_vision.inspect.calibration import (
 
 
 def test_fitted_temperature_makes_an_overconfident_model_honest() -> None:
-    # says 0.99 every time, right 7 times in 10: the NLL-optimal temperature turns 0.99 into
-    # 0.7, i.e. ln(99) / T = ln(0.7 / 0.3)
+    # says 0.99 every time, right 7 times in 10: the fitted temperature turns 0.99 into
+    # Laplace's (7 + 1) / (10 + 2), i.e. ln(99) / T = ln(8 / 4)
     rows = [[0.99, 0.01]] * 10
     targets = [0] * 7 + [1] * 3
     t = fit_temperature(rows, targets)
-    assert t == pytest.approx(math.log(99) / math.log(7 / 3), rel=1e-3)
-    assert tempered([0.99, 0.01], t)[0] == pytest.approx(0.7, abs=1e-3)
+    assert t == pytest.approx(math.log(99) / math.log(2), rel=1e-3)
+    assert tempered([0.99, 0.01], t)[0] == pytest.approx(8 / 12, abs=1e-3)
     assert nll(rows, targets, t) < nll(rows, targets, 1.0)
-    # an under-confident but always right model is sharpened (T < 1)
-    assert fit_temperature([[0.6, 0.4], [0.4, 0.6]], [0, 1]) < 0.2
+    # an under-confident but always right model is sharpened (T < 1) to (2 + 1) / (2 + 2)
+    t = fit_temperature([[0.6, 0.4], [0.4, 0.6]], [0, 1])
+    assert tempered([0.6, 0.4], t)[0] == pytest.approx(3 / 4, abs=1e-3)
+
+
+def test_no_misses_held_out_never_make_every_answer_certain() -> None:
+    """200 right answers at 0.9 to 0.999: the fit stops near 1 - 1/202 on average, where the
+    unsmoothed NLL would sharpen to the bound and call a 0.9 answer 1.0."""
+    rows = [[p, 1 - p] for p in np.linspace(0.9, 0.999, 200)]
+    t = fit_temperature(rows, [0] * 200)
+    assert t > 0.3
+    assert tempered([0.9, 0.1], t)[0] < 0.999
+    mean = sum(tempered(r, t)[0] for r in rows) / len(rows)
+    assert mean == pytest.approx(1 - 1 / 202, abs=0.003)
 
 
 def test_tempering_keeps_the_ranking_and_sums_to_one() -> None:

@@ -20,12 +20,13 @@ SHIPPED = PROJECT_ROOT / "models" / "pnp-inspector"
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rig unlike the bundled recording: 480x360, the crosshair far off centre, small tips."""
+    """A rig past the shipped model's ranges: 480x360, the crosshair 34-40 units off centre,
+    big tips drawn as outlines."""
     out = tmp_path_factory.mktemp("rig") / "rec"
     subprocess.run(
         [sys.executable, "-m", "pnp_vision.devtools.make_recording", "--out", str(out),
          "--frames", "24", "--seed", "11", "--size", "480x360", "--scenes", "nozzle_tip",
-         "--shift", "24:30", "--tip-radius", "12:18"],
+         "--shift", "34:40", "--tip-radius", "50:56", "--tip-style", "outline"],
         check=True, capture_output=True, timeout=600, cwd=PROJECT_ROOT,
     )  # fmt: skip
     return out
@@ -89,3 +90,35 @@ def test_train_refuses_a_non_empty_out_and_unlabelled_recordings(rig: Path, tmp_
     cmd[5] = str(bare)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert done.returncode == 2 and "label" in done.stderr
+
+
+def test_mirrored_flips_exactly_the_templates_view() -> None:
+    """A symmetric template's view is mirrored in place; the rest of the frame is untouched."""
+    import random
+
+    from pnp_vision.inspect.views import render_view
+    from pnp_vision.teach.train import mirrored
+
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    nozzle = templates.get("nozzle_alignment")
+    assert set(nozzle.symmetries) == {"flip_x", "flip_y"}
+    frame = np.random.default_rng(0).integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    view = render_view(frame, nozzle.roi, nozzle.view)
+    seen = set()
+    rng = random.Random(3)
+    for _ in range(40):
+        out = mirrored(frame, nozzle, rng)
+        got = render_view(out, nozzle.roi, nozzle.view)
+        flips = {
+            name
+            for name, want in (
+                ("", view), ("x", view[:, ::-1]), ("y", view[::-1]), ("xy", view[::-1, ::-1])
+            )
+            if np.array_equal(got, want)
+        }  # fmt: skip
+        assert len(flips) == 1
+        seen |= flips
+        assert np.array_equal(out[:, :100], frame[:, :100])  # outside the view's box
+    assert seen == {"", "x", "y", "xy"}
+    marking = templates.get("part_marking")  # text: no symmetry, the frame comes back as is
+    assert not marking.symmetries and mirrored(frame, marking, rng) is frame
