@@ -18,7 +18,7 @@ cross-entropy over the template's answer tokens, what the Inspector scores, plus
 geometry term (`geometry_weight`): YES/NO only says on which side of the label gap a nozzle
 tip fell, while the drawn offset says where tip and crosshair are. With it the nozzle check
 went from 76% to 85% held-out in 4000 steps (80% at weight 1, 89% at 10, where tombstone
-suffered); with 14 nozzle frames a batch and 12000 steps, to 98.5% (bench notes: the sweep in
+suffered); with 14 nozzle frames a batch and 12000 steps, to 98.5% (the sweep:
 docs/evaluation.md).
 
 What makes a step cheap:
@@ -206,7 +206,7 @@ class Trainer:
         if vision is None:
             raise ValueError("training needs the Qwen2.5-VL vision tower")
         self.vision = vision
-        mx.random.seed(cfg.seed)  # before the geometry head draws its initial weights
+        mx.random.seed(cfg.seed)  # the geometry head's initial weights come from the seed
         self.trainable = _trainable(
             self.model, int(self.model.language_model.args.hidden_size), cfg.geometry_weight > 0
         )
@@ -227,7 +227,6 @@ class Trainer:
         self._positions: Any = None
         self._layout: tuple[int, int] | None = None
         self._step_fn: Any = None
-        mx.random.seed(cfg.seed)
 
     # -- the forward pass used for training (batched; the engine runs one image at a time) --
     def _prepare_layout(self, batch: Any) -> None:

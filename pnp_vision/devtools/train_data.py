@@ -56,7 +56,7 @@ class Batch:
     # (questions, 3) float32: the scene's geometry behind the answer, where it has one (the
     # nozzle tip's offset from the crosshair, dx, dy, distance, in units / GEOMETRY_SCALE),
     # else NaN: an auxiliary target that teaches where things are, not just YES or NO
-    geometry: np.ndarray | None = None
+    geometry: np.ndarray
 
 
 @dataclass(frozen=True)
