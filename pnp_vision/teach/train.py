@@ -119,7 +119,7 @@ def mirrored(bgr: Any, template: Any, rng: random.Random) -> Any:
         return bgr
     left, top, right, bottom = view_box((bgr.shape[1], bgr.shape[0]), template.roi, template.view)
     out = bgr.copy()
-    box = out[top:bottom, left:right]
+    box = bgr[top:bottom, left:right]  # from the original: never a view of what is written
     if "flip_x" in flips:
         box = box[:, ::-1]
     if "flip_y" in flips:
