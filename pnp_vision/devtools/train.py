@@ -101,9 +101,9 @@ class TrainConfig:
     easy_batches: int = 700
     mix: dict[str, int] = field(
         default_factory=lambda: {
-            "nozzle_tip": 14,
+            "nozzle_tip": 16,
             "part_held": 2,
-            "tombstone": 6,
+            "tombstone": 9,
             "feeder_pocket": 3,
         }
     )

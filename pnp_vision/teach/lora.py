@@ -495,19 +495,21 @@ def _check_examples(inspector: Inspector, examples: Sequence[Example]) -> None:
 def split_heldout(
     examples: Sequence[Example], fraction: float, seed: int
 ) -> tuple[list[Example], list[Example]]:
-    """(train, held-out): a seeded random `fraction` held out, at least one example each way
-    when there are two or more, file order kept within each part."""
+    """(train, held-out) by frame: a seeded random `fraction` of the frames is held out with
+    every question asked of them, so no held-out frame was ever trained on (under another
+    question); at least one frame each way when there are two or more, file order kept."""
     import numpy as np
 
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"held-out fraction {fraction} must be in [0, 1)")
-    n = len(examples)
+    frames = list(dict.fromkeys(str(e.image) for e in examples))
+    n = len(frames)
     held = round(n * fraction)
     if fraction > 0 and n >= 2:
         held = min(max(held, 1), n - 1)
-    chosen = set(np.random.default_rng(seed).permutation(n)[:held].tolist())
-    train = [e for i, e in enumerate(examples) if i not in chosen]
-    heldout = [e for i, e in enumerate(examples) if i in chosen]
+    chosen = {frames[i] for i in np.random.default_rng(seed).permutation(n)[:held].tolist()}
+    train = [e for e in examples if str(e.image) not in chosen]
+    heldout = [e for e in examples if str(e.image) in chosen]
     return train, heldout
 
 

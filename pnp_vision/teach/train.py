@@ -71,7 +71,8 @@ def heldout_answers(
     return out
 
 
-def _accuracy(answers: dict[str, tuple[list[list[float]], list[int]]]) -> dict[str, float]:
+def accuracies(answers: dict[str, tuple[list[list[float]], list[int]]]) -> dict[str, float]:
+    """Per template, the share of questions whose most probable answer is the labelled one."""
     from pnp_vision.inspect.calibration import accuracy
 
     return {name: accuracy(rows, targets) for name, (rows, targets) in sorted(answers.items())}
@@ -87,7 +88,7 @@ def _calibrate(out: Path, answers: dict[str, Any], base: Path) -> dict[str, Any]
     base_file = base / CALIBRATION_FILE
     if base_file.is_file():
         inherited = json.loads(base_file.read_text())
-    accuracy = _accuracy(answers)
+    accuracy = accuracies(answers)
     templates = dict(inherited.get("templates", {}))
     for name, (rows, targets) in answers.items():
         templates[name] = {
@@ -171,7 +172,7 @@ def fine_tune(
         f"{len(train)} questions to train on, {len(heldout)} held out; templates "
         + ", ".join(learned)
     )
-    before = _accuracy(heldout_answers(base, templates, heldout, calibrated=False))
+    before = accuracies(heldout_answers(base, templates, heldout, calibrated=False))
     progress("held-out accuracy before: " + ", ".join(f"{k} {_pct(v)}" for k, v in before.items()))
 
     shutil.copytree(base, out)
@@ -190,10 +191,17 @@ def fine_tune(
     except ValueError as exc:  # e.g. a template whose parameters have no fixed choices
         raise ConfigError(f"cannot fine-tune {', '.join(learned)}: {exc}") from exc
     rng = random.Random(seed)
+    by_template = {name: [e for e in train if e.template == name] for name in learned}
+    by_template = {name: pool for name, pool in by_template.items() if pool}
+    order = sorted(by_template)
     losses: list[float] = []
     window: list[bool] = []
     for step in range(1, steps + 1):
-        chosen = [train[rng.randrange(len(train))] for _ in range(batch)]
+        # every template gets an equal share of the slots, however many labels each has: a
+        # check asked on every frame must not crowd out the one asked on a few
+        chosen = [
+            rng.choice(by_template[order[(step * batch + i) % len(order)]]) for i in range(batch)
+        ]
         frames = [
             (mirrored(images[str(e.image)], templates.get(e.template), rng),
              {"questions": [{"template": e.template, "params": e.params, "answer": e.answer}]})
@@ -211,7 +219,7 @@ def fine_tune(
     save_weights(trainer.model, out)
     del trainer
     answers = heldout_answers(out, templates, heldout, calibrated=False)
-    after = _accuracy(answers)
+    after = accuracies(answers)
     record = _calibrate(out, answers, base)
     report = FineTuneReport(
         out=out, base=base, templates=learned, steps=steps, losses=losses,
