@@ -50,6 +50,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from pnp_vision.inspect.runtime import setup_runtime
+
+    setup_runtime()  # as `pnp-vision train` does, before anything imports mlx
     from pnp_vision.inspect.templates import TemplateSet
     from pnp_vision.teach.lora import examples_from_recording
     from pnp_vision.teach.train import accuracies, fine_tune, heldout_answers
@@ -58,6 +61,7 @@ def main() -> int:
         "--size", args.size, "--shift", args.shift, "--tip-radius", args.tip_radius,
         "--tip-style", args.tip_style,
     ]  # fmt: skip
+
     def record(folder: Path, frames: int, seed: int) -> None:
         subprocess.run(
             [sys.executable, "-m", "pnp_vision.devtools.make_recording", "--out", str(folder),

@@ -3,11 +3,11 @@
     python -m pnp_vision.devtools.train --out /tmp/pnp-inspector
 
 The shipped `models/pnp-inspector` is this command with the defaults below (seed 0), run as
-`--no-compile --set helpers=7` on one NVIDIA H200 (mlx CUDA): 12000 steps in 369 s. Its
+`--no-compile --set helpers=13` on one NVIDIA H200 (mlx CUDA): 12000 steps in 443 s. Its
 `training.json` records the recipe, the device, the time and the held-out accuracy. Same seed,
 same kind of machine, same weights (helpers never change the batch stream); `--minutes` is a
 safety cap only (a capped run is no longer reproducible and its record says `time_capped`). On
-2 CPU cores a step costs ~0.28 s with its frames, so the recipe takes ~56 minutes there.
+2 CPU cores a step costs ~0.38 s with its frames, so the recipe takes ~77 minutes there.
 
 The model is a real Qwen2.5-VL (mlx-vlm's classes) with small widths, built by
 `tiny_models.build_model_folder` with the project's offline tokenizer, so the result is an
@@ -18,8 +18,8 @@ cross-entropy over the template's answer tokens, what the Inspector scores, plus
 geometry term (`geometry_weight`): YES/NO only says on which side of the label gap a nozzle
 tip fell, while the drawn offset says where tip and crosshair are. With it the nozzle check
 went from 76% to 85% held-out in 4000 steps (80% at weight 1, 89% at 10, where tombstone
-suffered); with 14 nozzle frames a batch and 12000 steps, to 98.5% (the sweep:
-docs/evaluation.md).
+suffered); with 14 nozzle frames a batch and 12000 steps, to 98.5%; with 16 nozzle and 9
+tombstone frames (tombstone had lagged), both to 100% (the sweep: docs/evaluation.md).
 
 What makes a step cheap:
 - Each template looks at its part of the frame: the shipped templates' ROIs and views

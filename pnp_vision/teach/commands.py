@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--batch", type=int, default=16, help="questions per step (default 16)")
     t.add_argument("--lr", type=float, help="learning rate (default 2e-4; LoRA 1e-4)")
     t.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
-    t.add_argument("--holdout", type=float, default=0.2, help="held-out share (default 0.2)")
+    t.add_argument("--holdout", type=float, default=0.2, help="frames held out (default 0.2)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--prompts", type=Path, help="template folder (default: settings)")
     t.add_argument("--force", action="store_true", help="replace a non-empty --out")
