@@ -129,10 +129,12 @@ class Template(StrictModel):
         " (its pixel budget; the box keeps the ROI's centre and height: inspect/views.py).",
     )
 
-    symmetries: list[Literal["flip_x", "flip_y"]] = Field(
+    symmetries: list[Literal["flip_x", "flip_y", "shift"]] = Field(
         default_factory=list,
-        description="Mirrorings of the template's view (left-right, top-bottom) that never"
-        " change its answer; fine-tuning on few labelled frames adds mirrored copies.",
+        description="Changes of the template's view that never change its answer: mirrorings"
+        " (left-right, top-bottom) and `shift` (the view moved by up to 15% of its size, for"
+        " checks of where things are relative to each other, not to the view); fine-tuning on"
+        " few labelled frames adds such copies.",
     )
 
     @field_validator("view")

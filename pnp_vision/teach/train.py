@@ -108,19 +108,30 @@ def _calibrate(out: Path, answers: dict[str, Any], base: Path) -> dict[str, Any]
     return record
 
 
-def mirrored(bgr: Any, template: Any, rng: random.Random) -> Any:
-    """The frame with the template's view mirrored by a random choice among the template's
-    `symmetries` (each one on or off): a few hundred labelled frames then show the model
-    up to four times as many views, all with the same answer. The view's box is mirrored in
-    place, so the view the model sees is exactly the mirrored view."""
+SHIFT = 0.15  # a `shift` symmetry moves the view by up to this share of its size each way
+
+
+def augmented(bgr: Any, template: Any, rng: random.Random) -> Any:
+    """The frame with the template's view changed as its `symmetries` allow: mirrored by a
+    random choice of its flips (each on or off) and, with `shift`, cut from a box moved by a
+    random amount up to `SHIFT` of its size each way (kept inside the frame). A few hundred
+    labelled frames then show the model many more views, all with the same answer. The view's
+    box is rewritten in place, so the view the model sees is exactly the changed view."""
     from pnp_vision.inspect.views import view_box
 
-    flips = [s for s in template.symmetries if rng.random() < 0.5]
-    if not flips or template.view is None:
+    if not template.symmetries or template.view is None:
         return bgr
-    left, top, right, bottom = view_box((bgr.shape[1], bgr.shape[0]), template.roi, template.view)
+    flips = [s for s in template.symmetries if s != "shift" and rng.random() < 0.5]
+    height, width = bgr.shape[:2]
+    left, top, right, bottom = view_box((width, height), template.roi, template.view)
+    dx = dy = 0
+    if "shift" in template.symmetries:
+        dx = round(rng.uniform(-SHIFT, SHIFT) * (right - left))
+        dy = round(rng.uniform(-SHIFT, SHIFT) * (bottom - top))
+        dx, dy = min(max(dx, -left), width - right), min(max(dy, -top), height - bottom)
     out = bgr.copy()
-    box = bgr[top:bottom, left:right]  # from the original: never a view of what is written
+    # from the original frame: never a view of what is being written
+    box = bgr[top + dy : bottom + dy, left + dx : right + dx]
     if "flip_x" in flips:
         box = box[:, ::-1]
     if "flip_y" in flips:
@@ -203,7 +214,7 @@ def fine_tune(
             rng.choice(by_template[order[(step * batch + i) % len(order)]]) for i in range(batch)
         ]
         frames = [
-            (mirrored(images[str(e.image)], templates.get(e.template), rng),
+            (augmented(images[str(e.image)], templates.get(e.template), rng),
              {"questions": [{"template": e.template, "params": e.params, "answer": e.answer}]})
             for e in chosen
         ]  # fmt: skip
