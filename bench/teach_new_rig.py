@@ -4,8 +4,10 @@ Makes a labelled recording with the generator at settings outside the shipped mo
 ranges (by default 1024x768 frames, a camera size it never trained on; the crosshair 34-40
 units off centre, tips of radius 50-56, drawn as outlines: all past its ranges), then
 runs what `pnp-vision train --from models/pnp-inspector` runs (`teach.train.fine_tune`) on it and
-prints held-out accuracy per template before and after, with the time it took. Goal (issue
-#18): >= 97% after, for each template, within 5 minutes on 2 cores.
+prints held-out accuracy per template before and after, with the time it took, on the
+split the command holds out and on a second recording of the same rig (another seed, never
+trained on: many more questions). Goal (issue #18): >= 97% after on both, for each template,
+within 5 minutes on 2 cores.
 
     .venv/bin/python bench/teach_new_rig.py [--frames 400] [--steps 600] [--lr 2e-4]
 
@@ -97,9 +99,11 @@ def main() -> int:
             for name, model in (("before", args.base), ("after", tuned))
         }
     counts = {t: sum(e.template == t for e in examples) for t in wanted}
-    met = {t: (report.accuracy_after.get(t) or 0) >= GOAL_ACCURACY for t in report.templates} | {
-        "within_5_minutes": report.seconds <= GOAL_SECONDS
-    }
+    # held out twice: the split (few questions) and the second recording (many); both count
+    met = {
+        t: min(report.accuracy_after.get(t) or 0, fresh["after"].get(t) or 0) >= GOAL_ACCURACY
+        for t in report.templates
+    } | {"within_5_minutes": report.seconds <= GOAL_SECONDS}
     result = {
         "family": dict(
             zip(("size", "shift", "tip_radius", "tip_style"), family[1::2], strict=True)
