@@ -9,7 +9,7 @@ split the command holds out and on a second recording of the same rig (another s
 trained on: many more questions). Goal (issue #18): >= 97% after on both, for each template,
 within 5 minutes on 2 cores.
 
-    .venv/bin/python bench/teach_new_rig.py [--frames 400] [--steps 600] [--lr 2e-4]
+    .venv/bin/python bench/teach_new_rig.py [--frames 400] [--steps N] [--lr 2e-4]
 
 Prints a table and writes bench/results/teach_new_rig.json; exits 1 if the goal is missed.
 """
@@ -43,7 +43,7 @@ def main() -> int:
         "--test-frames", type=int, default=400,
         help="a second recording of the same rig (another seed), never trained on",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, help="default: what `pnp-vision train` uses")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--base", type=Path, default=ROOT / "models" / "pnp-inspector")
@@ -57,7 +57,7 @@ def main() -> int:
     setup_runtime()  # as `pnp-vision train` does, before anything imports mlx
     from pnp_vision.inspect.templates import TemplateSet
     from pnp_vision.teach.lora import examples_from_recording
-    from pnp_vision.teach.train import accuracies, fine_tune, heldout_answers
+    from pnp_vision.teach.train import STEPS, accuracies, fine_tune, heldout_answers
 
     family = [
         "--size", args.size, "--shift", args.shift, "--tip-radius", args.tip_radius,
@@ -83,7 +83,7 @@ def main() -> int:
             examples,
             tuned,
             templates,
-            steps=args.steps,
+            steps=args.steps or STEPS,
             batch=args.batch,
             lr=args.lr,
             seed=args.seed,
@@ -109,7 +109,7 @@ def main() -> int:
             zip(("size", "shift", "tip_radius", "tip_style"), family[1::2], strict=True)
         ),
         "labelled_questions": counts,
-        "steps": args.steps,
+        "steps": report.steps,
         "batch": args.batch,
         "lr": args.lr,
         "seconds": round(report.seconds, 1),
@@ -138,7 +138,7 @@ def main() -> int:
         before, after = fresh["before"].get(t, 0), fresh["after"].get(t, 0)
         ratio = after / before if before else float("nan")
         print(f"{t:<20}{'':>9}{100 * before:>8.1f}%{100 * after:>8.1f}%{ratio:>14.2f}")
-    print(f"fine-tune {report.seconds:.0f} s ({args.steps} steps); wrote {args.out}")
+    print(f"fine-tune {report.seconds:.0f} s ({report.steps} steps); wrote {args.out}")
     return 0 if all(met.values()) else 1
 
 

@@ -58,10 +58,10 @@ def _train(args: argparse.Namespace) -> int:
         )  # fmt: skip
         print(report.summary())
         return 0
-    from pnp_vision.teach.train import fine_tune
+    from pnp_vision.teach.train import STEPS, fine_tune
 
     report = fine_tune(
-        base, examples, args.out, templates, steps=args.steps or 600, batch=args.batch,
+        base, examples, args.out, templates, steps=args.steps or STEPS, batch=args.batch,
         lr=args.lr or 2e-4, seed=args.seed, holdout=args.holdout, force=args.force,
     )  # fmt: skip
     print(report.summary())
@@ -71,6 +71,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from pnp_vision.teach.train import STEPS
+
     t = subparsers.add_parser(
         "train",
         help="fine-tune a model on labelled recordings (the shipped inspector, or LoRA)",
@@ -91,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--lora", action="store_true", help="train a LoRA adapter (real models)")
     t.add_argument("--template", action="append", metavar="NAME",
                    help="only this template's labels (repeatable)")
-    t.add_argument("--steps", type=int, help="training steps (default 600; LoRA 100)")
+    t.add_argument("--steps", type=int, help=f"training steps (default {STEPS}; LoRA 100)")
     t.add_argument("--batch", type=int, default=16, help="questions per step (default 16)")
     t.add_argument("--lr", type=float, help="learning rate (default 2e-4; LoRA 1e-4)")
     t.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
