@@ -109,7 +109,7 @@ def _calibrate(out: Path, answers: dict[str, Any], base: Path) -> dict[str, Any]
 
 
 # 900 steps of 16: on a rig past the shipped model's ranges (bench/teach_new_rig.py) 98% of
-# 200 nozzle questions of a second recording, against 94-96.5% at 600 steps; ~4 min on 2 cores
+# 200 nozzle questions of a second recording, against 94-96.5% at 600 steps; 200 s on 2 cores
 STEPS = 900
 SHIFT = 0.15  # a `shift` symmetry moves the view by up to this share of its size each way
 
@@ -205,8 +205,9 @@ def fine_tune(
     except ValueError as exc:  # e.g. a template whose parameters have no fixed choices
         raise ConfigError(f"cannot fine-tune {', '.join(learned)}: {exc}") from exc
     rng = random.Random(seed)
-    by_template = {name: [e for e in train if e.template == name] for name in learned}
-    by_template = {name: pool for name, pool in by_template.items() if pool}
+    by_template: dict[str, list[Example]] = {}
+    for e in train:
+        by_template.setdefault(e.template, []).append(e)
     order = sorted(by_template)
     losses: list[float] = []
     window: list[bool] = []
