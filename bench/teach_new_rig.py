@@ -128,16 +128,20 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    def table(befores: dict[str, float], afters: dict[str, float], labelled: dict) -> None:
+        for t in report.templates:
+            before, after = befores.get(t, 0), afters.get(t, 0)
+            ratio = after / before if before else float("nan")
+            print(
+                f"{t:<20}{labelled.get(t, ''):>9}{100 * before:>8.1f}%{100 * after:>8.1f}%"
+                f"{ratio:>14.2f}"
+            )
+
     print(f"\n{'template':<20}{'labelled':>9}{'before':>9}{'after':>9}{'after/before':>14}")
-    for t in report.templates:
-        before, after = report.accuracy_before.get(t, 0), report.accuracy_after.get(t, 0)
-        ratio = after / before if before else float("nan")
-        print(f"{t:<20}{counts[t]:>9}{100 * before:>8.1f}%{100 * after:>8.1f}%{ratio:>14.2f}")
+    table(report.accuracy_before, report.accuracy_after, counts)
     print(f"second recording of the rig ({args.test_frames} frames, never trained on):")
-    for t in report.templates:
-        before, after = fresh["before"].get(t, 0), fresh["after"].get(t, 0)
-        ratio = after / before if before else float("nan")
-        print(f"{t:<20}{'':>9}{100 * before:>8.1f}%{100 * after:>8.1f}%{ratio:>14.2f}")
+    table(fresh["before"], fresh["after"], {})
     print(f"fine-tune {report.seconds:.0f} s ({report.steps} steps); wrote {args.out}")
     return 0 if all(met.values()) else 1
 
