@@ -37,15 +37,20 @@ COMMON = ["--frames", "300", "--noise", "3"]
 FAST_PNG = ["--png-level", "1"]  # the same pixels, written several times faster
 
 
-def make(out: Path, names: list[str]) -> dict[str, Path]:
-    """Write each family's recording under `out` (kept if it is already there)."""
+def make(out: Path, names: list[str], scale: int = 1) -> dict[str, Path]:
+    """Write each family's recording under `out` (kept if it is already there, with as many
+    frames); `scale` times the usual frames, for finer shares (one miss in 60 is 1.7%)."""
     from pnp_vision.devtools.make_recording import main as make_recording
 
     folders = {}
     for name in names:
         folder = out / name
-        if not (folder / "labels.jsonl").is_file():
-            args = [*COMMON, *FAMILIES[name], *FAST_PNG, "--out", str(folder), "--force"]
+        own = FAMILIES[name]
+        frames = scale * int(own[own.index("--frames") + 1] if "--frames" in own else COMMON[1])
+        args = [*COMMON, *own]
+        labels = folder / "labels.jsonl"
+        if not labels.is_file() or len(labels.read_text().splitlines()) != frames:
+            args += ["--frames", str(frames), *FAST_PNG, "--out", str(folder), "--force"]
             if make_recording(args) != 0:
                 raise SystemExit(f"make_recording failed for family {name}")
         folders[name] = folder
@@ -106,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="folder for the recordings")
     p.add_argument("--family", action="append", choices=sorted(FAMILIES), help="only these")
     p.add_argument("--min-confidence", type=float, default=0.8)
+    p.add_argument(
+        "--scale", type=int, default=1, help="record this many times the usual frames (300)"
+    )
     p.add_argument("--json", type=Path, help="also write every report here")
     args = p.parse_args(argv)
-    folders = make(args.out, args.family or list(FAMILIES))
+    folders = make(args.out, args.family or list(FAMILIES), args.scale)
     reports = run(args.model, folders, args.min_confidence)
     if args.json:
         args.json.write_text(json.dumps(reports, indent=2))

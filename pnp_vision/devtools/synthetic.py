@@ -134,7 +134,8 @@ def render(
         _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     geometry = {q["template"]: q.pop("offset") for q in questions if "offset" in q}
-    return image, {"scene": scene, "questions": questions, "geometry": geometry}
+    points = {q["template"]: q.pop("points") for q in questions if "points" in q}
+    return image, {"scene": scene, "questions": questions, "geometry": geometry, "points": points}
 
 
 def generate(

@@ -187,7 +187,10 @@ def nozzle_tip(
     # where the tip sits from the crosshair, in units: training's geometry target (`render`
     # moves it out of the question into the label's "geometry")
     offset = [float(dist * np.cos(angle)), float(dist * np.sin(angle))]
-    return [{**_q("nozzle_alignment", centred), "offset": offset}, _q("part_on_nozzle", False)]
+    # and where both are drawn, in frame pixels: training's per-image-token location target
+    points = [float(v) for v in (*tip, *cross)]
+    nozzle = {**_q("nozzle_alignment", centred), "offset": offset, "points": points}
+    return [nozzle, _q("part_on_nozzle", False)]
 
 
 def part_held(
@@ -310,7 +313,10 @@ def tombstone(
         for d in (-(length / 2 - length * 0.1), length / 2 - length * 0.1):
             cap_size = (width, length * 0.2) if vertical else (length * 0.2, width)
             _box(img, at(d), *cap_size, 0, cap)
-    return [_q("tombstone", standing)]
+    # where the part's body is and the middle of its pads (the same on a flat part), in frame
+    # pixels: training's per-image-token location target
+    body_at = at(d) if standing else (cx, cy)
+    return [{**_q("tombstone", standing), "points": [float(v) for v in (*body_at, cx, cy)]}]
 
 
 def feeder_pocket(

@@ -135,6 +135,12 @@ class TrainConfig:
     # the crosshair). YES/NO alone says only which side of a line a frame fell; the offset
     # tells the model where the tip and the crosshair are. The head is not saved.
     geometry_weight: float = 3.0
+    # Weight of the auxiliary location loss: a linear head on every image token (the vision
+    # tower's output, before the language model) regresses where the nozzle tip's centre and
+    # the crosshair's centre are drawn, relative to that token. It teaches the tower to find
+    # both directly, where the answer's loss reaches it only through the language model. Not
+    # saved either.
+    locate_weight: float = 0.0
 
     def recipe(self) -> Any:
         """The frame distribution (`train_data.Recipe`) these settings describe."""
@@ -208,7 +214,10 @@ class Trainer:
         self.vision = vision
         mx.random.seed(cfg.seed)  # the geometry head's initial weights come from the seed
         self.trainable = _trainable(
-            self.model, int(self.model.language_model.args.hidden_size), cfg.geometry_weight > 0
+            self.model,
+            int(self.model.language_model.args.hidden_size),
+            cfg.geometry_weight > 0,
+            cfg.locate_weight > 0,
         )
         self.tables = build_tables(
             self.inspector, cfg.templates, cfg.prompt_length, cfg.sizes, cfg.caps
@@ -251,8 +260,8 @@ class Trainer:
         self._rows = len(batch.ids)
 
     def answer_logits(self, pixels: Any, ids: Any, last: Any, frame_of: Any) -> Any:
-        """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position, and
-        that position's hidden state."""
+        """Logits of the answer tokens (`tables.answer_ids`) at each prompt's last position,
+        that position's hidden state, and each view's image tokens (views, tokens, width)."""
         import mlx.core as mx
 
         from pnp_vision.inspect.models.qwen2_5_vl.language import answer_hidden
@@ -262,40 +271,53 @@ class Trainer:
         grid = tuple(tuple(int(v) for v in row) for row in self._grid.tolist())
         # The engine's batched-window vision pass, without its CPU-inference habit of evaluating
         # the window attention early (an eval inside mx.compile / value_and_grad is an error).
-        feats = self.vision.tower_pass(self.vision.plan(grid), pixels, split_eval=False)
-        feats = feats.reshape(self._grid.shape[0], n_tokens, -1)[frame_of]
+        image = self.vision.tower_pass(self.vision.plan(grid), pixels, split_eval=False)
+        image = image.reshape(self._grid.shape[0], n_tokens, -1)  # (views, tokens, width)
+        feats = image[frame_of]
         embed = lm.model.embed_tokens
         prefix = embed(ids[:1, :start])
         rows = mx.concatenate([feats, embed(ids[:, start + n_tokens :])], axis=1)
         hidden = answer_hidden(lm, prefix, rows, self._positions, last - start)
         answers = embed(mx.array(self.tables.answer_ids))  # tied head: the answers' rows only
-        return hidden @ answers.T, hidden
+        return hidden @ answers.T, hidden, image
 
     def _build_step(self) -> Any:
         import mlx.core as mx
         import mlx.nn as nn
+        import numpy as np
 
-        weight = self.cfg.geometry_weight
+        weight, locate_weight = self.cfg.geometry_weight, self.cfg.locate_weight
+        # each image token's centre in token cells (tokens are row-major over the merged grid)
+        _, h, w = (int(v) // 2 for v in self._grid[0])
+        rows, cols = np.divmod(np.arange(h * w), w)
+        centres = mx.array(np.tile(np.column_stack([cols, rows]) + 0.5, 2), dtype=mx.float32)
+
+        def masked_l1(pred: Any, target: Any) -> Any:
+            known = ~mx.isnan(target)
+            err = nn.losses.smooth_l1_loss(pred, mx.where(known, target, 0.0), reduction="none")
+            return mx.where(known, err, 0.0).sum() / mx.maximum(known.sum(), 1)
 
         def loss_fn(
             trainable: Any, pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any,
-            geometry: Any,
+            geometry: Any, points: Any,
         ):  # fmt: skip
-            logits, hidden = self.answer_logits(pixels, ids, last, frame_of)
+            logits, hidden, image = self.answer_logits(pixels, ids, last, frame_of)
             loss = nn.losses.cross_entropy(logits, target).mean()
             if weight:
-                known = ~mx.isnan(geometry)
-                err = nn.losses.smooth_l1_loss(
-                    trainable.geometry(hidden), mx.where(known, geometry, 0.0), reduction="none"
-                )
-                loss = loss + weight * mx.where(known, err, 0.0).sum() / mx.maximum(known.sum(), 1)
+                loss = loss + weight * masked_l1(trainable.geometry(hidden), geometry)
+            if locate_weight:  # each token: where the points are, from its own centre
+                where = points[:, None, :] - centres[None]
+                loss = loss + locate_weight * masked_l1(trainable.locate(image), where)
             return loss, mx.argmax(logits, axis=-1) == target
 
         grad_fn = nn.value_and_grad(self.trainable, loss_fn)
 
-        def step(pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any, geometry: Any):
+        def step(
+            pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any, geometry: Any,
+            points: Any,
+        ):  # fmt: skip
             (loss, hits), grads = grad_fn(
-                self.trainable, pixels, ids, last, frame_of, target, geometry
+                self.trainable, pixels, ids, last, frame_of, target, geometry, points
             )
             self.optimizer.update(self.trainable, grads)
             return loss, hits
@@ -326,13 +348,14 @@ class Trainer:
             mx.array(batch.frame_of),
             mx.array(batch.target),
             mx.array(batch.geometry),
+            mx.array(batch.points),
         )
         mx.eval(loss, hits, self.trainable.state, self.optimizer.state)
         return loss.item(), hits
 
 
-def _trainable(model: Any, width: int, geometry: bool) -> Any:
-    """The model plus the training-only geometry head (if used), as one module to train."""
+def _trainable(model: Any, width: int, geometry: bool, locate: bool = False) -> Any:
+    """The model plus the training-only heads (if used), as one module to train."""
     import mlx.nn as nn
 
     class Trainable(nn.Module):
@@ -341,6 +364,8 @@ def _trainable(model: Any, width: int, geometry: bool) -> Any:
             self.model = model
             if geometry:
                 self.geometry = nn.Linear(width, 3)
+            if locate:
+                self.locate = nn.Linear(width, 4)
 
     return Trainable()
 

@@ -36,6 +36,7 @@ import numpy as np
 from pnp_vision.devtools.synthetic_scenes import DEFAULT, Variation
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.models.qwen2_5_vl.pixels import QwenPixels
+from pnp_vision.inspect.views import view_box
 
 _GET_TIMEOUT_S = 300.0
 
@@ -57,6 +58,9 @@ class Batch:
     # nozzle tip's offset from the crosshair, dx, dy, distance, in units / GEOMETRY_SCALE),
     # else NaN: an auxiliary target that teaches where things are, not just YES or NO
     geometry: np.ndarray
+    # (views, 4) float32: where the scene drew its key points in each view (the nozzle tip's
+    # centre, then the crosshair's, x and y in image-token cells of 28 pixels), else NaN
+    points: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
     """One batch from rendered (image, labels) pairs; prompts right-padded to `tables.length`."""
     pixels, grids = [], []
     ids, last, frame_of, target, template, answer = [], [], [], [], [], []
-    geometry = []
+    geometry, points = [], []
     taken: dict[tuple[str, str], int] = {}
     for bgr, label in frames:
         kept = []
@@ -177,11 +181,15 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
             taken[key] = taken.get(key, 0) + 1
             kept.append(q)
         seen: dict[View, int] = {}  # the views the kept questions look at, each encoded once
+        drawn = {
+            tables.views[t]: p for t, p in label.get("points", {}).items() if t in tables.views
+        }
         for view in dict.fromkeys(tables.views[q["template"]] for q in kept):
             pv, grid = encode_image(tables, bgr, view)
             seen[view] = len(grids)
             pixels.append(pv)
             grids.append(grid)
+            points.append(_view_points(drawn.get(view), bgr.shape, view, grid))
         for q in kept:
             seq = tables.prompts[(q["template"], tuple(sorted(q["params"].items())))]
             ids.append(list(seq) + [0] * (tables.length - len(seq)))
@@ -202,7 +210,30 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
         template=template,
         answer=answer,
         geometry=np.array(geometry, dtype=np.float32),
+        points=np.array(points, dtype=np.float32).reshape(-1, 4),
     )
+
+
+TOKEN_CELL = 28  # pixels of the processed image one image token covers (14-pixel patches, 2x2)
+
+
+def _view_points(
+    drawn: Sequence[float] | None, shape: tuple[int, ...], view: View, grid: np.ndarray
+) -> list[float]:
+    """Key points drawn at frame pixel coordinates (x, y, x, y) in the view's image-token
+    cells, as the model sees them: the view's box of the frame, stretched to the processed
+    image (grid * 14 pixels); token cell (i, j) spans [j, j + 1) x [i, i + 1)."""
+    roi, _, view_size = view
+    if drawn is None or view_size is None:  # (a template without a view: not located)
+        return [float("nan")] * 4
+    height, width = shape[:2]
+    left, top, right, bottom = view_box((width, height), roi, view_size)
+    sx = int(grid[0][2]) * 14 / (right - left) / TOKEN_CELL
+    sy = int(grid[0][1]) * 14 / (bottom - top) / TOKEN_CELL
+    xs, ys = np.asarray(drawn[0::2]), np.asarray(drawn[1::2])
+    # pixel k's centre is k + 0.5 in continuous coordinates, where the box's scale applies
+    cells = np.column_stack([(xs + 0.5 - left) * sx, (ys + 0.5 - top) * sy])
+    return np.ravel(cells).tolist()
 
 
 GEOMETRY_SCALE = 20.0  # units: offsets of 0-40 units become targets of 0-2

@@ -55,3 +55,16 @@ def test_run_evaluates_a_family_with_the_shipped_model(tmp_path) -> None:
     templates = reports["tiny"]["templates"]
     assert sum(s["questions"] for s in templates.values()) >= 6
     assert {"nozzle_alignment", "tombstone"} <= set(templates)
+
+
+def test_make_scales_a_family_and_keeps_its_first_frames(tmp_path) -> None:
+    """`--scale 2` records twice the frames of the same stream (the first half unchanged), and
+    a recording of the wrong length is made anew rather than reused."""
+    from pnp_vision.devtools.families import make
+
+    labels = make(tmp_path, ["tiny"])["tiny"] / "labels.jsonl"
+    once = labels.read_text().splitlines()
+    assert len(once) == int(COMMON[1])
+    twice = (make(tmp_path, ["tiny"], scale=2)["tiny"] / "labels.jsonl").read_text().splitlines()
+    assert len(twice) == 2 * len(once)
+    assert twice[: len(once)] == once

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.devtools import train
 from pnp_vision.devtools.train_data import (
     pixel_values,
@@ -45,7 +46,7 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     at = recipe.easy_batches + 2  # past the curriculum: every family, camera sizes mixed
     batch = render_batch(trainer.tables, at, 11, pattern, recipe)
     trainer._prepare_layout(batch)
-    logits, _ = trainer.answer_logits(
+    logits, *_ = trainer.answer_logits(
         mx.array(pixel_values(trainer.tables, batch)),
         mx.array(batch.ids),
         mx.array(batch.last),
@@ -110,9 +111,10 @@ def test_geometry_targets_are_the_drawn_offsets(trainer: train.Trainer) -> None:
     assert nozzle >= 2
 
 
-def test_geometry_loss_joins_the_answer_loss_and_is_not_saved(tmp_path) -> None:
-    """The same first step with and without the geometry term: the term adds to the loss, and
-    the saved folder holds the model's weights only, never the training-only head."""
+def test_auxiliary_losses_join_the_answer_loss_and_are_not_saved(tmp_path) -> None:
+    """The same first step without and with each auxiliary term (geometry, location): each
+    adds to the loss, and the saved folder holds the model's weights only, never the
+    training-only heads."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
@@ -120,24 +122,60 @@ def test_geometry_loss_joins_the_answer_loss_and_is_not_saved(tmp_path) -> None:
 
     one_each = {"nozzle_tip": 2, "part_held": 1, "tombstone": 1, "feeder_pocket": 1}
     losses = {}
-    for weight in (0.0, 3.0):
+    for name, geometry, locate in (("none", 0.0, 0.0), ("geometry", 3.0, 0.0), ("locate", 0, 1)):
         cfg = train.TrainConfig(
-            compile=False, seed=4, mix=one_each, caps={}, vision_depth=2, geometry_weight=weight
-        )
-        folder = tmp_path / f"m{weight}"
+            compile=False, seed=4, mix=one_each, caps={}, vision_depth=2,
+            geometry_weight=geometry, locate_weight=locate,
+        )  # fmt: skip
+        folder = tmp_path / name
         build_model_folder(
             "qwen2_5_vl",
             folder,
             train.model_spec(cfg),
-            train._tokenizer_corpus(tmp_path / f"c{weight}"),
+            train._tokenizer_corpus(tmp_path / f"c-{name}"),
         )
         trainer = train.Trainer(folder, cfg)
         batch = render_batch(trainer.tables, 0, 5, scene_pattern(cfg.mix), cfg.recipe())
-        heads = [n for n, _ in tree_flatten(trainer.trainable.parameters()) if "geometry" in n]
-        assert bool(heads) == (weight > 0)
-        losses[weight], _ = trainer.train_step(batch)
-    assert losses[3.0] > losses[0.0] + 0.01
-    train.save_weights(trainer.model, folder)
-    saved = mx.load(str(folder / "model.safetensors"))
-    assert set(saved) == {name for name, _ in tree_flatten(trainer.model.parameters())}
-    assert not any("geometry" in name for name in saved)
+        assert np.isfinite(batch.points).sum() >= 4  # the nozzle views are located
+        heads = {n.split(".")[0] for n, _ in tree_flatten(trainer.trainable.parameters())}
+        assert heads == {"model"} | ({"geometry"} if geometry else set()) | (
+            {"locate"} if locate else set()
+        )
+        losses[name], _ = trainer.train_step(batch)
+        train.save_weights(trainer.model, folder)
+        saved = mx.load(str(folder / "model.safetensors"))
+        assert set(saved) == {n for n, _ in tree_flatten(trainer.model.parameters())}
+    assert losses["geometry"] > losses["none"] + 0.01
+    assert losses["locate"] > losses["none"] + 0.01
+
+
+@pytest.mark.parametrize("size", [(160, 120), (640, 480), (1280, 720), (1920, 1080), (300, 500)])
+def test_location_targets_land_where_the_view_shows_the_point(size) -> None:
+    """A frame whose pixels hold their own coordinates, cut into the nozzle view as the
+    engine cuts it: the view pixel under each mapped point holds (to within the view's own
+    pixel size) the frame coordinates the point was drawn at."""
+    from pnp_vision.devtools.train_data import TOKEN_CELL, _view_points
+    from pnp_vision.inspect import TemplateSet
+    from pnp_vision.inspect.views import render_view, view_box
+
+    template = TemplateSet.load(PROJECT_ROOT / "prompts").get("nozzle_alignment")
+    roi, view_size = tuple(template.roi), tuple(template.view)
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frame = np.dstack([xs, ys, np.zeros_like(xs)])
+    view = render_view(frame, roi, view_size)
+    grid = np.array([[1, view_size[1] // 14, view_size[0] // 14]])
+    rng = np.random.default_rng(size)
+    left, _, right, _ = view_box(size, roi, view_size)
+    box_scale = (right - left) / view_size[0]  # frame pixels per view pixel
+    for _ in range(20):
+        # points inside the view's middle, where a view pixel holds a full average
+        point = [
+            width * (roi[0] + roi[2] * rng.uniform(0.3, 0.7)),
+            height * (roi[1] + roi[3] * rng.uniform(0.3, 0.7)),
+        ]
+        cells = _view_points(point * 2, frame.shape, (roi, None, view_size), grid)
+        col, row = (int(v * TOKEN_CELL) for v in cells[:2])
+        assert cells[:2] == cells[2:]
+        assert abs(view[row, col, 0] - point[0]) <= box_scale / 2 + 0.6
+        assert abs(view[row, col, 1] - point[1]) <= box_scale / 2 + 0.6
