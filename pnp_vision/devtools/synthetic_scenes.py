@@ -305,6 +305,7 @@ def tombstone(
         _box(img, shadow, side * 1.1, side * 1.1, 0, (10, 10, 10))
         _box(img, at(d), side, side, 0, cap)  # looking down on the upper end cap
         _box(img, at(d), side * 0.6, side * 0.6, 0, body)
+        body_at = at(d)
     else:
         length = gap + pad_l * rng.uniform(1.1, 1.5)
         width = pad_w * rng.uniform(0.6, 0.8)
@@ -313,9 +314,9 @@ def tombstone(
         for d in (-(length / 2 - length * 0.1), length / 2 - length * 0.1):
             cap_size = (width, length * 0.2) if vertical else (length * 0.2, width)
             _box(img, at(d), *cap_size, 0, cap)
+        body_at = (cx, cy)
     # where the part's body is and the middle of its pads (the same on a flat part), in frame
     # pixels: training's per-image-token location target
-    body_at = at(d) if standing else (cx, cy)
     return [{**_q("tombstone", standing), "points": [float(v) for v in (*body_at, cx, cy)]}]
 
 
