@@ -82,7 +82,7 @@ class Settings(StrictModel):
         "before the client reports no_worker (not running, or this CURVE key not authorized).",
     )
     min_confidence: float = Field(
-        0.8, ge=0.0, le=1.0, description="Probability an answer needs to count as confident."
+        0.9, ge=0.0, le=1.0, description="Probability an answer needs to count as confident."
     )
     max_frame_age_s: float = Field(
         1.0, gt=0, description="Oldest 'latest' frame the worker will inspect."

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="folder for the recordings")
     p.add_argument("--family", action="append", choices=sorted(FAMILIES), help="only these")
-    p.add_argument("--min-confidence", type=float, default=0.8)
+    p.add_argument("--min-confidence", type=float, default=0.9)
     p.add_argument(
         "--scale", type=int, default=1, help="record this many times the usual frames (300)"
     )

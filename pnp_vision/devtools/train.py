@@ -7,7 +7,8 @@ The shipped `models/pnp-inspector` is this command with the defaults below (seed
 `training.json` records the recipe, the device, the time and the held-out accuracy. Same seed,
 same kind of machine, same weights (helpers never change the batch stream); `--minutes` is a
 safety cap only (a capped run is no longer reproducible and its record says `time_capped`). On
-2 CPU cores a step costs ~0.38 s with its frames, so the recipe takes ~77 minutes there.
+2 CPU cores a step costs 0.16-0.38 s with its frames (by machine), so the recipe takes
+32-77 minutes there.
 
 The model is a real Qwen2.5-VL (mlx-vlm's classes) with small widths, built by
 `tiny_models.build_model_folder` with the project's offline tokenizer, so the result is an

@@ -180,7 +180,7 @@ def evaluate(
     answers_of: Callable[[str], list[str]],
     *,
     model_name: str = "",
-    min_confidence: float = 0.8,
+    min_confidence: float = 0.9,
     templates: Iterable[str] | None = None,
     frames: list[LabelledFrame] | None = None,
 ) -> EvalReport:

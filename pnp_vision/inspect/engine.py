@@ -82,7 +82,7 @@ class Inspector:
         model_dir: Path,
         templates: TemplateSet,
         *,
-        min_confidence: float = 0.8,
+        min_confidence: float = 0.9,
         compute_dtype: str = "auto",
         runtime: Runtime | None = None,
         refuse_untrained: bool = False,

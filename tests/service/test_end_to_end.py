@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from pnp_vision.client import VisionClient
-from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.config import PROJECT_ROOT, load_settings
 from pnp_vision.errors import BadParams, NoFrame, UnknownCamera, UnknownTemplate
 from pnp_vision.stack.demo import example_params
 from pnp_vision.stack.launch import ServiceStack
@@ -38,6 +38,7 @@ def test_every_template_is_answered_on_live_frames(client: VisionClient) -> None
         "tombstone",
         "feeder_pocket_empty",
     }
+    bar = load_settings().min_confidence
     for template in templates:
         asked = time.time()
         result = client.inspect(CAMERA, template["name"], example_params(template))
@@ -46,7 +47,7 @@ def test_every_template_is_answered_on_live_frames(client: VisionClient) -> None
         assert r.answer in template["answers"]
         assert set(r.probabilities) == set(template["answers"])
         assert math.isclose(sum(r.probabilities.values()), 1.0, abs_tol=1e-6)
-        assert r.confident == (max(r.probabilities.values()) >= 0.8)
+        assert r.confident == (max(r.probabilities.values()) >= bar)
         frame = result.frame
         assert frame is not None and frame.source == "camera" and frame.camera == CAMERA
         assert frame.seq is not None and frame.session
