@@ -22,8 +22,18 @@ from pnp_vision.protocol.base import StrictModel
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "PNP_VISION_"
+# The confidence bar wherever none is given (worker, Inspector, eval): chosen on the evaluation
+# families (docs/evaluation.md), where no learned template is over 0.5% confident and wrong.
+DEFAULT_MIN_CONFIDENCE = 0.9
 
-__all__ = ["ENV_PREFIX", "PROJECT_ROOT", "Settings", "StrictModel", "load_settings"]
+__all__ = [
+    "DEFAULT_MIN_CONFIDENCE",
+    "ENV_PREFIX",
+    "PROJECT_ROOT",
+    "Settings",
+    "StrictModel",
+    "load_settings",
+]
 
 # PNP_VISION_* variables that are not settings (read where they act); any other one that looks
 # like a setting name is a typo, reported instead of silently ignored.
@@ -82,7 +92,10 @@ class Settings(StrictModel):
         "before the client reports no_worker (not running, or this CURVE key not authorized).",
     )
     min_confidence: float = Field(
-        0.9, ge=0.0, le=1.0, description="Probability an answer needs to count as confident."
+        DEFAULT_MIN_CONFIDENCE,
+        ge=0.0,
+        le=1.0,
+        description="Probability an answer needs to count as confident.",
     )
     max_frame_age_s: float = Field(
         1.0, gt=0, description="Oldest 'latest' frame the worker will inspect."

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pnp_vision.config import DEFAULT_MIN_CONFIDENCE
+
 # name -> make_recording arguments (docs/evaluation.md lists the same command lines)
 FAMILIES: dict[str, list[str]] = {
     "base": ["--seed", "9001"],
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="folder for the recordings")
     p.add_argument("--family", action="append", choices=sorted(FAMILIES), help="only these")
-    p.add_argument("--min-confidence", type=float, default=0.9)
+    p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     p.add_argument(
         "--scale", type=int, default=1, help="record this many times the usual frames (300)"
     )

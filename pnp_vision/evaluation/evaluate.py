@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pnp_vision.config import DEFAULT_MIN_CONFIDENCE
 from pnp_vision.errors import ConfigError
 from pnp_vision.evaluation import metrics
 from pnp_vision.evaluation.labels import LabelledFrame, load_labels
@@ -180,7 +181,7 @@ def evaluate(
     answers_of: Callable[[str], list[str]],
     *,
     model_name: str = "",
-    min_confidence: float = 0.9,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     templates: Iterable[str] | None = None,
     frames: list[LabelledFrame] | None = None,
 ) -> EvalReport:

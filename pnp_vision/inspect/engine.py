@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from pnp_vision.config import DEFAULT_MIN_CONFIDENCE
 from pnp_vision.errors import BadRequest, ConfigError, ImageError, ModelError, PnpVisionError
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.calibration import Calibration
@@ -82,7 +83,7 @@ class Inspector:
         model_dir: Path,
         templates: TemplateSet,
         *,
-        min_confidence: float = 0.9,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         compute_dtype: str = "auto",
         runtime: Runtime | None = None,
         refuse_untrained: bool = False,
