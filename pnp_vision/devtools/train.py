@@ -606,6 +606,18 @@ def recheck(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     return meta
 
 
+def _setting(name: str, value: str) -> Any:
+    """`--set NAME=VALUE` as the field's type; a range is written `lo,hi` (`--set off=12,30`)."""
+    default = getattr(TrainConfig(), name)
+    if isinstance(default, tuple) and all(isinstance(v, float) for v in default):
+        return tuple(float(v) for v in value.split(","))
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, dict | tuple):
+        raise SystemExit(f"--set {name}: not settable here (use the dedicated option, if any)")
+    return type(default)(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pnp_vision.devtools.train", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="new model folder to write")
@@ -630,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["steps"] = args.steps
     for item in args.set:
         name, value = item.split("=", 1)
-        overrides[name] = type(getattr(TrainConfig(), name))(value)
+        overrides[name] = _setting(name, value)
     if args.mix:
         overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
     if args.clean_steps is not None:
