@@ -142,11 +142,6 @@ class TrainConfig:
     # both directly, where the answer's loss reaches it only through the language model. Not
     # saved either.
     locate_weight: float = 0.0
-    # The first `locate_steps` steps train the vision tower and the location head alone, on the
-    # location loss (needs `locate_weight` > 0): the language model is not run, so such a step
-    # costs about half, and finding the tip and the crosshair is most of what the nozzle check
-    # has to learn. The remaining steps train everything, on their own warm-up and decay.
-    locate_steps: int = 0
 
     def recipe(self) -> Any:
         """The frame distribution (`train_data.Recipe`) these settings describe."""
@@ -233,23 +228,12 @@ class Trainer:
             [
                 optim.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, cfg.warmup),
                 optim.cosine_decay(
-                    cfg.lr,
-                    max(1, cfg.steps - cfg.locate_steps - cfg.warmup),
-                    cfg.lr * cfg.final_lr_fraction,
+                    cfg.lr, max(1, cfg.steps - cfg.warmup), cfg.lr * cfg.final_lr_fraction
                 ),
             ],
             [cfg.warmup],
         )
         self.optimizer = optim.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
-        if cfg.locate_steps and not cfg.locate_weight:
-            raise ValueError("locate_steps needs the location head (locate_weight > 0)")
-        warm = optim.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, cfg.warmup)
-        self.locate_optimizer = optim.AdamW(
-            learning_rate=optim.join_schedules([warm, lambda _: cfg.lr], [cfg.warmup]),
-            weight_decay=cfg.weight_decay,
-        )
-        self._locate_fn: Any = None
-        self._part: Any = None
         self._positions: Any = None
         self._layout: tuple[int, int] | None = None
         self._step_fn: Any = None
@@ -301,9 +285,18 @@ class Trainer:
     def _build_step(self) -> Any:
         import mlx.core as mx
         import mlx.nn as nn
+        import numpy as np
 
         weight, locate_weight = self.cfg.geometry_weight, self.cfg.locate_weight
-        centres = self._token_centres()
+        # each image token's centre in token cells (tokens are row-major over the merged grid)
+        _, h, w = (int(v) // 2 for v in self._grid[0])
+        rows, cols = np.divmod(np.arange(h * w), w)
+        centres = mx.array(np.tile(np.column_stack([cols, rows]) + 0.5, 2), dtype=mx.float32)
+
+        def masked_l1(pred: Any, target: Any) -> Any:
+            known = ~mx.isnan(target)
+            err = nn.losses.smooth_l1_loss(pred, mx.where(known, target, 0.0), reduction="none")
+            return mx.where(known, err, 0.0).sum() / mx.maximum(known.sum(), 1)
 
         def loss_fn(
             trainable: Any, pixels: Any, ids: Any, last: Any, frame_of: Any, target: Any,
@@ -312,10 +305,10 @@ class Trainer:
             logits, hidden, image = self.answer_logits(pixels, ids, last, frame_of)
             loss = nn.losses.cross_entropy(logits, target).mean()
             if weight:
-                loss = loss + weight * _masked_l1(trainable.geometry(hidden), geometry)
+                loss = loss + weight * masked_l1(trainable.geometry(hidden), geometry)
             if locate_weight:  # each token: where the points are, from its own centre
                 where = points[:, None, :] - centres[None]
-                loss = loss + locate_weight * _masked_l1(trainable.locate(image), where)
+                loss = loss + locate_weight * masked_l1(trainable.locate(image), where)
             return loss, mx.argmax(logits, axis=-1) == target
 
         grad_fn = nn.value_and_grad(self.trainable, loss_fn)
@@ -335,62 +328,11 @@ class Trainer:
         state = [self.trainable.state, self.optimizer.state]
         return mx.compile(step, inputs=state, outputs=state)
 
-    def _token_centres(self) -> Any:
-        """Each image token's centre in token cells (row-major over the merged grid), x and y
-        twice: the location head's targets are relative to it."""
-        import mlx.core as mx
-        import numpy as np
-
-        _, h, w = (int(v) // 2 for v in self._grid[0])
-        rows, cols = np.divmod(np.arange(h * w), w)
-        return mx.array(np.tile(np.column_stack([cols, rows]) + 0.5, 2), dtype=mx.float32)
-
-    def _build_locate_step(self) -> Any:
-        """Stage 1 (`locate_steps`): the tower and the location head on the location loss."""
-        import mlx.core as mx
-        import mlx.nn as nn
-
-        centres, n_tokens = self._token_centres(), self._layout[1]
-        grid = tuple(tuple(int(v) for v in row) for row in self._grid.tolist())
-        part = _vision_part(self.model.vision_tower, self.trainable.locate)
-
-        def loss_fn(part: Any, pixels: Any, points: Any) -> Any:
-            image = self.vision.tower_pass(self.vision.plan(grid), pixels, split_eval=False)
-            image = image.reshape(self._grid.shape[0], n_tokens, -1)
-            return _masked_l1(part.locate(image), points[:, None, :] - centres[None])
-
-        grad_fn = nn.value_and_grad(part, loss_fn)
-
-        def step(pixels: Any, points: Any) -> Any:
-            loss, grads = grad_fn(part, pixels, points)
-            self.locate_optimizer.update(part, grads)
-            return loss
-
-        self._part = part
-        if not self.cfg.compile:
-            return step
-        state = [part.state, self.locate_optimizer.state]
-        return mx.compile(step, inputs=state, outputs=state)
-
-    def locate_step(self, batch: Any) -> float:
-        """One stage-1 step (see `TrainConfig.locate_steps`); returns the location loss."""
-        import mlx.core as mx
-
-        from pnp_vision.devtools.train_data import pixel_values
-
-        if self._locate_fn is None:
-            self._prepare_layout(batch)
-            self._locate_fn = self._build_locate_step()
-        loss = self._locate_fn(mx.array(pixel_values(self.tables, batch)), mx.array(batch.points))
-        mx.eval(loss, self._part.state, self.locate_optimizer.state)
-        return loss.item()
-
     def train_step(self, batch: Any) -> tuple[float, Any]:
         import mlx.core as mx
 
         if self._step_fn is None:
-            if self._layout is None:
-                self._prepare_layout(batch)
+            self._prepare_layout(batch)
             self._step_fn = self._build_step()
         elif batch.grid.shape != self._grid.shape or len(batch.ids) != self._rows:
             raise ValueError(
@@ -411,29 +353,6 @@ class Trainer:
         )
         mx.eval(loss, hits, self.trainable.state, self.optimizer.state)
         return loss.item(), hits
-
-
-def _masked_l1(pred: Any, target: Any) -> Any:
-    """Smooth L1 over the targets that are known (NaN: this frame has no such target)."""
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    known = ~mx.isnan(target)
-    err = nn.losses.smooth_l1_loss(pred, mx.where(known, target, 0.0), reduction="none")
-    return mx.where(known, err, 0.0).sum() / mx.maximum(known.sum(), 1)
-
-
-def _vision_part(tower: Any, locate: Any) -> Any:
-    """The vision tower and the location head as one module: what stage 1 trains."""
-    import mlx.nn as nn
-
-    class VisionPart(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tower = tower
-            self.locate = locate
-
-    return VisionPart()
 
 
 def _trainable(model: Any, width: int, geometry: bool, locate: bool = False) -> Any:
@@ -596,13 +515,10 @@ def _train_loop(trainer: Trainer, cfg: TrainConfig, deadline: float | None) -> d
                 batch = next(stream)
                 if cfg.reuse_gap:
                     kept.append(batch)
-            if step < cfg.locate_steps:
-                losses.append(trainer.locate_step(batch))
-            else:
-                loss, hits = trainer.train_step(batch)
-                losses.append(loss)
-                for name, hit in zip(batch.template, hits.tolist(), strict=True):
-                    window[name].append(bool(hit))
+            loss, hits = trainer.train_step(batch)
+            losses.append(loss)
+            for name, hit in zip(batch.template, hits.tolist(), strict=True):
+                window[name].append(bool(hit))
             steps_done = step + 1
             if step % 50 == 0 or step == cfg.steps - 1:
                 _log_progress(step, losses, window, t0)
