@@ -608,14 +608,19 @@ def recheck(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
 
 def _setting(name: str, value: str) -> Any:
     """`--set NAME=VALUE` as the field's type; a range is written `lo,hi` (`--set off=12,30`)."""
+    if name not in TrainConfig.__dataclass_fields__:
+        raise SystemExit(f"--set {name}: no such setting (see TrainConfig)")
     default = getattr(TrainConfig(), name)
-    if isinstance(default, tuple) and all(isinstance(v, float) for v in default):
-        return tuple(float(v) for v in value.split(","))
-    if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(default, dict | tuple):
-        raise SystemExit(f"--set {name}: not settable here (use the dedicated option, if any)")
-    return type(default)(value)
+    try:
+        if isinstance(default, bool):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, tuple) and default and all(type(v) in (int, float) for v in default):
+            return tuple(type(default[0])(v) for v in value.split(","))
+        if isinstance(default, dict | tuple):
+            raise SystemExit(f"--set {name}: not settable here (use the dedicated option, if any)")
+        return type(default)(value)
+    except ValueError:
+        raise SystemExit(f"--set {name}={value}: not a {type(default).__name__}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
