@@ -620,7 +620,7 @@ def _setting(name: str, value: str) -> Any:
             raise SystemExit(f"--set {name}: not settable here (use the dedicated option, if any)")
         return type(default)(value)
     except ValueError:
-        raise SystemExit(f"--set {name}={value}: not a {type(default).__name__}") from None
+        raise SystemExit(f"--set {name}={value}: not a valid {type(default).__name__}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ def test_set_parses_numbers_ranges_and_words() -> None:
     ("item", "message"),
     [
         (("stepz", "10"), "no such setting"),
-        (("steps", "ten"), "not a int"),
+        (("steps", "ten"), "not a valid int"),
         (("mix", "nozzle_tip=2"), "not settable"),
         (("tip_styles", "disc"), "not settable"),
     ],
