@@ -646,7 +646,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps is not None:
         overrides["steps"] = args.steps
     for item in args.set:
-        name, value = item.split("=", 1)
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--set {item}: write FIELD=VALUE")
         overrides[name] = _setting(name, value)
     if args.mix:
         overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
