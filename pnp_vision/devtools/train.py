@@ -651,7 +651,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--set {item}: write FIELD=VALUE")
         overrides[name] = _setting(name, value)
     if args.mix:
-        overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
+        try:
+            overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
+        except ValueError:
+            raise SystemExit(f"--mix {args.mix}: write SCENE=FRAMES,... (nozzle_tip=16)") from None
     if args.clean_steps is not None:
         overrides["clean_steps"] = args.clean_steps
     if args.lr is not None:

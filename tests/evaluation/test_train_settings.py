@@ -29,3 +29,10 @@ def test_set_parses_numbers_ranges_and_words() -> None:
 def test_set_refuses_what_it_cannot_parse(item: tuple[str, str], message: str) -> None:
     with pytest.raises(SystemExit, match=message):
         train._setting(*item)
+
+
+@pytest.mark.parametrize("argv", [["--set", "steps"], ["--mix", "nozzle_tip"], ["--mix", "a=b"]])
+def test_the_command_stops_on_a_malformed_option_before_training(tmp_path, argv) -> None:
+    with pytest.raises(SystemExit, match="write"):
+        train.main(["--out", str(tmp_path / "m"), *argv])
+    assert not (tmp_path / "m").exists()
