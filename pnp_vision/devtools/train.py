@@ -142,11 +142,6 @@ class TrainConfig:
     # both directly, where the answer's loss reaches it only through the language model. Not
     # saved either.
     locate_weight: float = 0.0
-    # "adamw", or "muon": Muon (momentum orthogonalised by Newton-Schulz) on the hidden layers'
-    # weight matrices at `muon_lr`, AdamW at `lr` on the rest (embeddings, norms, biases, the
-    # patch embedding, the training heads).
-    optimizer: str = "adamw"
-    muon_lr: float = 0.02
 
     def recipe(self) -> Any:
         """The frame distribution (`train_data.Recipe`) these settings describe."""
@@ -201,6 +196,7 @@ class Trainer:
     def __init__(self, folder: Path, cfg: TrainConfig, templates: Any = None) -> None:
         """`templates`: the TemplateSet the folder answers (default: the shipped prompts/)."""
         import mlx.core as mx
+        import mlx.optimizers as optim
 
         from pnp_vision.devtools.train_data import build_tables
         from pnp_vision.inspect import Inspector, TemplateSet
@@ -228,7 +224,16 @@ class Trainer:
             self.inspector, cfg.templates, cfg.prompt_length, cfg.sizes, cfg.caps
         )
         self.image_token = self.adapter.image_token_id
-        self.optimizer = _optimizer(cfg)
+        schedule = optim.join_schedules(
+            [
+                optim.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, cfg.warmup),
+                optim.cosine_decay(
+                    cfg.lr, max(1, cfg.steps - cfg.warmup), cfg.lr * cfg.final_lr_fraction
+                ),
+            ],
+            [cfg.warmup],
+        )
+        self.optimizer = optim.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
         self._positions: Any = None
         self._layout: tuple[int, int] | None = None
         self._step_fn: Any = None
@@ -348,34 +353,6 @@ class Trainer:
         )
         mx.eval(loss, hits, self.trainable.state, self.optimizer.state)
         return loss.item(), hits
-
-
-def _optimizer(cfg: TrainConfig) -> Any:
-    """AdamW, or Muon on the hidden layers' matrices and AdamW on the rest; warm-up, then
-    cosine decay to `final_lr_fraction`, for each."""
-    import mlx.optimizers as optim
-
-    def schedule(lr: float) -> Any:
-        return optim.join_schedules(
-            [
-                optim.linear_schedule(lr / cfg.warmup, lr, cfg.warmup),
-                optim.cosine_decay(lr, max(1, cfg.steps - cfg.warmup), lr * cfg.final_lr_fraction),
-            ],
-            [cfg.warmup],
-        )
-
-    adamw = optim.AdamW(learning_rate=schedule(cfg.lr), weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return adamw
-    if cfg.optimizer != "muon":
-        raise ValueError(f"optimizer must be adamw or muon, not {cfg.optimizer!r}")
-
-    def hidden_matrix(path: str, weight: Any) -> bool:
-        inside = any(part in path for part in (".blocks.", ".layers.", ".merger.mlp."))
-        return weight.ndim == 2 and inside
-
-    muon = optim.Muon(learning_rate=schedule(cfg.muon_lr), weight_decay=cfg.weight_decay)
-    return optim.MultiOptimizer([muon, adamw], [hidden_matrix])
 
 
 def _trainable(model: Any, width: int, geometry: bool, locate: bool = False) -> Any:
