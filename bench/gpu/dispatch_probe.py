@@ -34,6 +34,7 @@ def _model(shape: str):
     import mlx.core as mx
 
     from pnp_vision.inspect.models.qwen2_5_vl.language import layers_pass, mrope_positions
+
     s = pc.shape(shape)
     model = pc.build_mlx(s, "bfloat16")
     pc.tune(model, "auto")

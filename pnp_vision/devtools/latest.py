@@ -68,8 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)]).returncode:
             return 2
-        install = [uv, "pip", "install", "--quiet", "--python", str(python),
-                   "--resolution", "highest", "-e", f"{ROOT}[dev]"]
+        install = [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "--resolution",
+            "highest",
+            "-e",
+            f"{ROOT}[dev]",
+        ]
         if _run(install).returncode:
             print("latest: the newest allowed versions do not install together", file=sys.stderr)
             return 2

@@ -94,6 +94,7 @@ def run_demo(
     print(f"starting capture ({cameras_dir}) and worker ...", file=out, flush=True)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
+
     def progress(text: str) -> None:
         print(f"  {text} ({time.monotonic() - started:.1f} s)", file=out, flush=True)
 

@@ -41,7 +41,8 @@ def _train(args: argparse.Namespace) -> int:
     ]
     if not examples:
         raise ConfigError(
-            "no labelled questions in " + ", ".join(map(str, args.recording))
+            "no labelled questions in "
+            + ", ".join(map(str, args.recording))
             + (f" for {', '.join(args.template)}" if args.template else "")
             + " (label frames with `pnp-vision label` or the console)"
         )
@@ -65,8 +66,10 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr or 2e-4, seed=args.seed, holdout=args.holdout, force=args.force,
     )  # fmt: skip
     print(report.summary())
-    print(f"model folder {args.out} ({report.seconds:.0f} s); learned templates: "
-          + ", ".join(report.learned_templates))
+    print(
+        f"model folder {args.out} ({report.seconds:.0f} s); learned templates: "
+        + ", ".join(report.learned_templates)
+    )
     return 0
 
 
@@ -85,14 +88,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " Qwen2.5-VL or Llama-3.2-Vision model."
         ),
     )
-    t.add_argument("--recording", type=Path, action="append", required=True, metavar="DIR",
-                   help="labelled recording (repeatable)")
-    t.add_argument("--from", dest="base", type=Path, metavar="MODEL",
-                   help="model folder to start from (default: settings model_dir)")
+    t.add_argument(
+        "--recording",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="labelled recording (repeatable)",
+    )
+    t.add_argument(
+        "--from",
+        dest="base",
+        type=Path,
+        metavar="MODEL",
+        help="model folder to start from (default: settings model_dir)",
+    )
     t.add_argument("--out", type=Path, required=True, help="new model (or adapter) folder")
     t.add_argument("--lora", action="store_true", help="train a LoRA adapter (real models)")
-    t.add_argument("--template", action="append", metavar="NAME",
-                   help="only this template's labels (repeatable)")
+    t.add_argument(
+        "--template",
+        action="append",
+        metavar="NAME",
+        help="only this template's labels (repeatable)",
+    )
     t.add_argument("--steps", type=int, help=f"training steps (default {STEPS}; LoRA 100)")
     t.add_argument("--batch", type=int, default=16, help="questions per step (default 16)")
     t.add_argument("--lr", type=float, help="learning rate (default 2e-4; LoRA 1e-4)")

@@ -53,9 +53,7 @@ def test_batched_window_vision_matches_mlx_vlm(qwen, grid):
 
 
 def test_window_plan_is_a_permutation_with_its_inverse():
-    plan = vision.plan_windows(
-        [(1, 10, 14), (2, 6, 6)], merge=2, patch=14, window=112, head_dim=16
-    )
+    plan = vision.plan_windows([(1, 10, 14), (2, 6, 6)], merge=2, patch=14, window=112, head_dim=16)
     units = (10 * 14 + 2 * 6 * 6) // 4
     order = np.array(plan.window_index)
     assert sorted(order.tolist()) == list(range(units))
