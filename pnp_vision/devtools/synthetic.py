@@ -22,15 +22,18 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from pnp_vision.devtools.synthetic_marking import CORNERS, chip, random_marking
 from pnp_vision.devtools.synthetic_scenes import (
     CENTRED_MAX,
-    CORNERS,
     DEFAULT,
     OFF_MIN,
-    SCENES,
     TIP_STYLES,
+    Scene,
     Variation,
-    random_marking,
+    feeder_pocket,
+    nozzle_tip,
+    part_held,
+    tombstone,
 )
 from pnp_vision.errors import BadRequest
 
@@ -50,6 +53,14 @@ __all__ = [
 
 Lighting = Literal["varied", "even"]
 LABELS_NAME = "labels.jsonl"
+
+SCENES: dict[str, Scene] = {
+    "nozzle_tip": nozzle_tip,
+    "part_held": part_held,
+    "chip": chip,
+    "tombstone": tombstone,
+    "feeder_pocket": feeder_pocket,
+}
 
 
 def _light(img: np.ndarray, rng: np.random.Generator, harsh: float = 1.0) -> np.ndarray:

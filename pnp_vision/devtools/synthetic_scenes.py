@@ -10,15 +10,12 @@ answer must not depend on (where the crosshair is, sizes, colours) is drawn at r
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
-
-from pnp_vision.devtools.glyphs import draw_text
 
 Question = dict[str, Any]
 Range = tuple[float, float]
@@ -84,7 +81,6 @@ class Variation:
 DEFAULT = Variation()
 Scene = Callable[[np.ndarray, np.random.Generator, float, bool, Variation], list[Question]]
 
-CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 _AA = cv2.LINE_AA
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -236,47 +232,6 @@ def _board(img: np.ndarray, rng: np.random.Generator, u: float) -> None:
         cv2.line(img, _pt(0, y), _pt(w, y2), trace, max(1, round(3 * u)), _AA, _SHIFT)
 
 
-def random_marking(rng: np.random.Generator) -> str:
-    """A marking that matches the template pattern ^[A-Z0-9][A-Z0-9-]{0,15}$ (4-7 characters)."""
-    alphabet = string.ascii_uppercase + string.digits
-    return "".join(rng.choice(list(alphabet), size=int(rng.integers(4, 8))))
-
-
-def chip(
-    img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
-) -> list[Question]:
-    """Down-looking camera over an IC: a printed marking and a polarity dot in one corner."""
-    _board(img, rng, u)
-    cx, cy = _crosshair_centre(img, rng, u, var)
-    w, h = rng.uniform(110, 150) * u, rng.uniform(80, 115) * u
-    x0, y0 = cx - w / 2, cy - h / 2
-    lead = _color(rng, (170, 170, 170), (230, 230, 230))
-    n = int(rng.integers(4, 9))
-    for i in range(n):  # gull-wing leads on the long sides
-        x = x0 + (i + 0.5) * w / n
-        for y in (y0 - 6 * u, y0 + h + 6 * u):
-            _box(img, (x, y), w / n * 0.45, 14 * u, 0, lead)
-    _box(img, (cx, cy), w, h, 0, _color(rng, (15, 15, 15), (55, 55, 55)))
-    ink = _color(rng, (150, 150, 150), (235, 235, 235))
-    marking = random_marking(rng)
-    draw_text(img, marking, (cx, cy), w * 0.8, ink)
-    corner = CORNERS[rng.integers(4)]
-    inset, r = rng.uniform(13, 18) * u, rng.uniform(6.5, 9) * u
-    dx = x0 + inset if corner.endswith("left") else x0 + w - inset
-    dy = y0 + inset if corner.startswith("top") else y0 + h - inset
-    _circle(img, (dx, dy), r, ink)
-    other = CORNERS[(CORNERS.index(corner) + rng.integers(1, 4)) % 4]
-    wrong = random_marking(rng)
-    while wrong == marking:
-        wrong = random_marking(rng)
-    return [
-        _q("part_marking", True, marking=marking),
-        _q("part_marking", False, marking=wrong),
-        _q("polarity_mark", True, corner=corner),
-        _q("polarity_mark", False, corner=other),
-    ]
-
-
 def tombstone(
     img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
 ) -> list[Question]:
@@ -352,12 +307,3 @@ def feeder_pocket(
         else:
             _circle(img, pc, 4 * u, (0, 0, 0))  # the pocket's centre hole
     return [_q("feeder_pocket_empty", empty)]
-
-
-SCENES: dict[str, Scene] = {
-    "nozzle_tip": nozzle_tip,
-    "part_held": part_held,
-    "chip": chip,
-    "tombstone": tombstone,
-    "feeder_pocket": feeder_pocket,
-}
