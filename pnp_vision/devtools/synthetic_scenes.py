@@ -41,6 +41,8 @@ class Variation:
     the crosshair for nozzle_alignment YES / NO (must stay on their side of the label gap).
     ``harshness``: the lighting ranges scaled by a factor drawn from this range (1: original).
     ``jpeg_quality``: each frame goes through JPEG at a quality drawn from this range.
+    ``markings``: the `chip` scene's world, "classic" (the original frames) or "world" (real
+    package families, markings and polarity marks: `synthetic_marking`).
     """
 
     shift: Range | None = None
@@ -50,6 +52,7 @@ class Variation:
     off: Range = (14.0, 40.0)
     harshness: Range = (1.0, 1.0)
     jpeg_quality: tuple[int, int] | None = None
+    markings: str = "classic"
 
     def check(self) -> list[str]:
         """Problems with the settings, for one error message (empty: fine)."""
@@ -75,6 +78,8 @@ class Variation:
         q = self.jpeg_quality
         if q is not None and not (len(q) == 2 and 5 <= q[0] <= q[1] <= 100):
             bad.append(f"jpeg_quality must be a range within 5..100, got {q!r}")
+        if self.markings not in ("classic", "world"):
+            bad.append(f"markings must be 'classic' or 'world', got {self.markings!r}")
         return bad
 
 
