@@ -7,6 +7,8 @@ so a machine can branch on it and a person can act on the message::
     ├── BadRequest          bad_request        malformed message, wrong types, unknown fields
     │   └── ImageError      bad_request        corrupt, empty or unreadable image
     ├── UnknownTemplate     unknown_template
+    ├── Unfamiliar          unfamiliar         the view looks like nothing the template was
+    │                                          trained on (only with refuse_unfamiliar)
     ├── BadParams           bad_params         a template parameter outside its declared type
     ├── UnknownCamera       unknown_camera
     ├── NoFrame             no_frame           no (fresh enough) frame within the deadline
@@ -30,6 +32,7 @@ from enum import StrEnum
 class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     UNKNOWN_TEMPLATE = "unknown_template"
+    UNFAMILIAR = "unfamiliar"
     BAD_PARAMS = "bad_params"
     UNKNOWN_CAMERA = "unknown_camera"
     NO_FRAME = "no_frame"
@@ -74,6 +77,12 @@ class ConfigError(BadRequest):
 
 class UnknownTemplate(PnpVisionError):
     code = ErrorCode.UNKNOWN_TEMPLATE
+
+
+class Unfamiliar(PnpVisionError):
+    """`refuse_unfamiliar`: the view is unlike the template's training views (familiarity)."""
+
+    code = ErrorCode.UNFAMILIAR
 
 
 class BadParams(PnpVisionError):

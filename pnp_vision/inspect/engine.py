@@ -25,9 +25,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from pnp_vision.config import DEFAULT_MIN_CONFIDENCE
-from pnp_vision.errors import BadRequest, ConfigError, ImageError, ModelError, PnpVisionError
+from pnp_vision.errors import (
+    BadRequest,
+    ConfigError,
+    ImageError,
+    ModelError,
+    PnpVisionError,
+    Unfamiliar,
+)
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.calibration import Calibration
+from pnp_vision.inspect.familiarity import Familiarity, tokens_of
 from pnp_vision.inspect.results import InspectionResult, Timings
 from pnp_vision.inspect.runtime import Runtime, setup_runtime
 from pnp_vision.inspect.scoring import (
@@ -64,6 +72,7 @@ class _Item:
     ids: list[int] = field(default_factory=list)
     language_ms: float = 0.0
     probabilities: list[float] = field(default_factory=list)
+    familiarity: float | None = None  # the view's score / the template's threshold
 
 
 @dataclass
@@ -76,7 +85,9 @@ class _GroupCost:
 class Inspector:
     """Loads a local mlx-vlm model folder once and answers `Question`s about images.
 
-    `runtime`: the process's `setup_runtime()` unless given (tests pass variants)."""
+    `runtime`: the process's `setup_runtime()` unless given (tests pass variants).
+    `calibrated=False` ignores the folder's calibration and familiarity statistic (training
+    scores raw answers with it)."""
 
     def __init__(
         self,
@@ -87,6 +98,7 @@ class Inspector:
         compute_dtype: str = "auto",
         runtime: Runtime | None = None,
         refuse_untrained: bool = False,
+        refuse_unfamiliar: bool = False,
         calibrated: bool = True,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
@@ -106,6 +118,8 @@ class Inspector:
         self.min_confidence = min_confidence
         self.refuse_untrained = refuse_untrained  # calibration: learned templates, temperatures
         self.calibration = Calibration.load(self.model_dir) if calibrated else Calibration()
+        self.familiarity = Familiarity.load(self.model_dir) if calibrated else Familiarity()
+        self.refuse_unfamiliar = refuse_unfamiliar
         t0 = time.perf_counter()
         self._model, self._processor, self._config = load_model(self.model_dir)
         self.tuning = tune_model(self._model, compute_dtype, device=self.runtime.device)
@@ -306,12 +320,14 @@ class Inspector:
                     mx.async_eval(logits)  # ... while the host queues the language pass
                 mx.eval(inputs.features)
                 t1 = time.perf_counter()
+                self._judge_familiarity(inputs, members)
                 rows = logits.tolist()
                 for item, row, cols in zip(members, rows, columns, strict=True):
                     item.probabilities = softmax([row[c] for c in cols])
             else:
                 mx.eval(inputs.features)
                 t1 = time.perf_counter()
+                self._judge_familiarity(inputs, members)
                 self._score_on_cache(prefix, members, inputs)
             cost.vision_ms = (t1 - t0) * 1e3
             own_ms = sum(item.language_ms for item in members)
@@ -324,6 +340,44 @@ class Inspector:
                 f"model failed answering {names}: {type(exc).__name__}: {exc}"
             ) from exc
         return cost
+
+    def _judge_familiarity(self, inputs: Any, members: list[_Item]) -> None:
+        """Each member's familiarity score, from the view's features (computed once)."""
+        known = [m for m in members if self.familiarity.knows(m.template.name)]
+        if not known:
+            return
+        tokens = tokens_of(inputs.features)
+        for item in known:
+            item.familiarity = self.familiarity.relative_score(item.template.name, tokens)
+        if self.refuse_unfamiliar:
+            strange = [m for m in known if m.familiarity is not None and m.familiarity > 1.0]
+            if strange:
+                raise Unfamiliar(
+                    "the view looks like nothing "
+                    + ", ".join(f"{m.template.name} (score {m.familiarity:.2f})" for m in strange)
+                    + " was trained on; refused because refuse_unfamiliar is set"
+                )
+
+    def view_tokens(
+        self,
+        image: np.ndarray | Image.Image | bytes,
+        template: str,
+        roi: tuple[int, int, int, int] | None = None,
+    ) -> np.ndarray:
+        """The vision features of `template`'s view of `image`, (tokens, width) float32: what
+        the familiarity statistic is fitted on and scores."""
+        import mlx.core as mx
+
+        self._check_thread()
+        t = self.templates.get(template)
+        view = imageprep.prepare(
+            imageprep.decode(image), roi=roi, template_roi=t.roi, max_pixels=t.max_pixels,
+            keep_array=True, view_size=t.view,
+        )  # fmt: skip
+        inputs = self._adapter.preprocess(view, t.max_pixels)
+        self._adapter.encode(inputs)
+        mx.eval(inputs.features)
+        return tokens_of(inputs.features)
 
     def _shared_prefix(self, system: str, members: list[_Item], inputs: Any) -> list[int]:
         """Sets each member's prompt ids (image expanded); returns the prefix they all share."""
@@ -360,14 +414,17 @@ class Inspector:
         probs, answer, confident, trained = self.calibration.judge(
             item.template.name, raw, self.min_confidence
         )
+        familiar = None if item.familiarity is None else item.familiarity <= 1.0
         return InspectionResult(
             template=item.template.name,
             params=dict(item.question.params),
             question=item.text,
             answer=answer,
             probabilities=probs,
-            confident=confident,
+            confident=confident and familiar is not False,
             trained=trained,
+            familiar=familiar,
+            familiarity=None if item.familiarity is None else round(item.familiarity, 4),
             timings=Timings(
                 prep_ms=prep_ms,
                 vision_ms=vision_ms,

@@ -33,11 +33,24 @@ class InspectionResult(StrictModel):
     )
     confident: bool = Field(
         description="The (calibrated) answer probability >= the configured minimum confidence,"
-        " and the model folder did not say it never learned the template."
+        " the model folder did not say it never learned the template, and the view is not"
+        " unfamiliar to it."
     )
     trained: bool | None = Field(
         None,
         description="Whether the model folder learned this template (its calibration.json);"
         " None: the folder does not say. An untrained template is never confident.",
+    )
+    familiar: bool | None = Field(
+        None,
+        description="Whether the view looks like the template's training views to the model"
+        " (familiarity <= 1); None: the folder has no familiarity statistic for it. An"
+        " unfamiliar answer is never confident.",
+    )
+    familiarity: float | None = Field(
+        None,
+        ge=0,
+        description="The view's distance from the template's training views, as a multiple of"
+        " the threshold fitted on held-out in-look views (1.0: the bar).",
     )
     timings: Timings

@@ -252,6 +252,8 @@ class QuestionResult(StrictModel):
     probabilities: dict[str, float]
     confident: bool
     trained: bool | None = None  # False: the model folder did not learn this template
+    familiar: bool | None = None  # False: the view is unlike the template's training views
+    familiarity: float | None = None  # the view's score / the fitted threshold (<= 1 familiar)
     timings: AnswerTimings
     adapter: str | None = Field(
         None, description="The LoRA adapter that answered (its folder); null: the bare base."
