@@ -196,6 +196,11 @@ class Settings(StrictModel):
         description="Recording folder where `outcome` requests write labelled frames (what the "
         "machine observed); unset: outcome requests are refused (bad_request).",
     )
+    console_token: str | None = Field(
+        None,
+        description="Token the console (`pnp-vision console`) requires on every request; needed "
+        "to bind beyond loopback. `--token` overrides it.",
+    )
 
     @field_validator("adapters", "camera_adapters", mode="before")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 
@@ -23,7 +22,7 @@ def _console(args: argparse.Namespace) -> int:
         prompts_dir=args.prompts or settings.prompts_dir,
         recordings_dir=args.recordings or PROJECT_ROOT / "recordings",
         host=args.host,
-        token=args.token or os.environ.get("PNP_VISION_CONSOLE_TOKEN") or None,
+        token=args.token or settings.console_token or None,
         security=security_from_settings(settings.keys_dir, settings.client_key),
     )
     app = create_app(config)  # refuses beyond loopback without a token, before binding
@@ -39,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Serve the operator console (default http://127.0.0.1:8080). It reads the frames"
             " PUB and asks the worker over the documented protocol, like any controller."
-            " Beyond loopback it requires a token (--token or PNP_VISION_CONSOLE_TOKEN)."
+            " Beyond loopback it requires a token (--token, or the console_token setting:"
+            " PNP_VISION_CONSOLE_TOKEN)."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
