@@ -126,14 +126,20 @@ def crop_pixels(image: Image.Image | np.ndarray, roi: PixelRoi) -> Any:
     return _crop(image, (x, y, x + w, y + h))
 
 
-def crop_fraction(image: Image.Image | np.ndarray, roi: FractionRoi) -> Any:
-    """Crop a template's fractional ROI; at least one pixel each way survives."""
+def fraction_box(size: tuple[int, int], roi: FractionRoi) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) pixels of a fractional ROI of a width x height image; at
+    least one pixel each way."""
     x, y, w, h = roi
-    width, height = size_of(image)
+    width, height = size
     left, top = math.floor(x * width), math.floor(y * height)
     right = max(left + 1, min(width, math.ceil((x + w) * width)))
     bottom = max(top + 1, min(height, math.ceil((y + h) * height)))
-    return _crop(image, (left, top, right, bottom))
+    return left, top, right, bottom
+
+
+def crop_fraction(image: Image.Image | np.ndarray, roi: FractionRoi) -> Any:
+    """Crop a template's fractional ROI; at least one pixel each way survives."""
+    return _crop(image, fraction_box(size_of(image), roi))
 
 
 def fit_pixels(image: Image.Image, max_pixels: int | None) -> Image.Image:
@@ -195,3 +201,21 @@ def template_view(image: Any, template: Any, *, roi: PixelRoi | None = None) -> 
         view_size=template.view,
     )
     return view if not hasattr(view, "shape") else to_pil(view)
+
+
+def template_box(
+    size: tuple[int, int], template: Any, *, roi: PixelRoi | None = None
+) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) pixels of a width x height frame that `template_view` takes
+    (the call's `roi`, then the template's ROI or view box): where a console draws it."""
+    left, top = (roi[0], roi[1]) if roi is not None else (0, 0)
+    inner = (roi[2], roi[3]) if roi is not None else size
+    if template.view is not None:
+        from pnp_vision.inspect.views import view_box
+
+        box = view_box(inner, template.roi, template.view)
+    elif template.roi is not None:
+        box = fraction_box(inner, template.roi)
+    else:
+        box = (0, 0, *inner)
+    return box[0] + left, box[1] + top, box[2] + left, box[3] + top

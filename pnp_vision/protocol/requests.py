@@ -105,6 +105,11 @@ class InspectRequest(_Request):
     roi: tuple[int, int, int, int] | None = Field(
         None, description="Crop [x, y, width, height] in pixels before the model sees the frame."
     )
+    keep: bool = Field(
+        True,
+        description="False: not kept for `recent`, `crop` and `outcome` (a labelling tool's own "
+        "checks of recorded frames must not push the line's inspections out of the history).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> InspectRequest:
@@ -157,6 +162,11 @@ class CropRequest(_Request):
     kind: Literal["crop"] = "crop"
     request: RequestId = Field(description="The id of the inspect request.")
     question: int = Field(0, ge=0, lt=MAX_QUESTIONS, description="Index in its questions.")
+    whole: bool = Field(
+        False,
+        description="True: the whole frame (or image) the question was asked on, with `box`, "
+        "the part of it the model saw.",
+    )
 
 
 class ReloadRequest(_Request):
@@ -338,6 +348,15 @@ class CameraView(StrictModel):
     frame_age_ms: float | None = Field(None, description="Age of that frame now.")
 
 
+class TemplateCounts(StrictModel):
+    """One template's questions since the worker started: what a console shows per check."""
+
+    answered: int = Field(0, description="Questions answered (in ok replies).")
+    errors: dict[str, int] = Field(default_factory=dict, description="Error replies by code.")
+    p50_ms: float | None = Field(None, description="Median reply time of the latest answers.")
+    p95_ms: float | None = Field(None, description="95th percentile of the same.")
+
+
 class StatusResult(StrictModel):
     uptime_s: float
     ready: bool
@@ -349,6 +368,10 @@ class StatusResult(StrictModel):
     errors: dict[str, int]
     endpoints: dict[str, str]
     reload: ReloadStatus | None = Field(None, description="The latest reload, if any.")
+    min_confidence: float | None = Field(None, description="The confidence bar (setting).")
+    templates: dict[str, TemplateCounts] = Field(
+        default_factory=dict, description="Per template: answers, errors and reply times."
+    )
 
 
 class TemplatesResult(StrictModel):
@@ -366,6 +389,8 @@ class SeenAnswer(StrictModel):
     answer: str
     probability: float = Field(description="Probability of `answer`.")
     confident: bool
+    trained: bool | None = None  # as in the inspect reply
+    familiar: bool | None = None  # as in the inspect reply
 
 
 class SeenInspection(StrictModel):
@@ -390,6 +415,11 @@ class CropResult(StrictModel):
     width: int
     height: int
     png_base64: str = Field(description="The crop as PNG, base64 (RFC 4648).")
+    box: tuple[int, int, int, int] | None = Field(
+        None,
+        description="With `whole`: [left, top, right, bottom], pixels of the image, of the "
+        "part the model saw (before it was fitted to its view size or pixel budget).",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

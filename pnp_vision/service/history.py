@@ -43,7 +43,7 @@ class History:
         self._seen: OrderedDict[str, Seen] = OrderedDict()
 
     def add(self, job: Job, results: list[QuestionResult], total_ms: float) -> None:
-        if self.capacity <= 0:
+        if self.capacity <= 0 or not job.request.keep:
             return
         answers = [
             SeenAnswer(
@@ -52,6 +52,8 @@ class History:
                 answer=r.answer,
                 probability=r.probabilities[r.answer],
                 confident=r.confident,
+                trained=r.trained,
+                familiar=r.familiar,
             )
             for r in results
         ]
@@ -93,12 +95,20 @@ class History:
             )
         return seen
 
-    def crop(self, request_id: str, question: int, templates: TemplateSet) -> CropResult:
-        from pnp_vision.inspect.imageprep import template_view
+    def crop(
+        self, request_id: str, question: int, templates: TemplateSet, *, whole: bool = False
+    ) -> CropResult:
+        """The view the model saw; `whole`: the whole frame, with that view's box on it."""
+        from pnp_vision.inspect.imageprep import template_box, template_view, to_pil
 
         seen = self.get(request_id, question)
         template = templates.get(seen.summary.answers[question].template)
-        view = template_view(seen.source, template, roi=seen.roi)
+        box = None
+        if whole:
+            view = to_pil(seen.source)
+            box = template_box(view.size, template, roi=seen.roi)
+        else:
+            view = template_view(seen.source, template, roi=seen.roi)
         png = io.BytesIO()
         view.save(png, format="PNG")
         return CropResult(
@@ -108,4 +118,5 @@ class History:
             width=view.width,
             height=view.height,
             png_base64=base64.b64encode(png.getvalue()).decode("ascii"),
+            box=box,
         )

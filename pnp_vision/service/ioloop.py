@@ -253,7 +253,9 @@ class IOLoop:
                 self.replies.send(envelope, ok_reply(request.id, written))
         elif isinstance(request, CropRequest):
             try:
-                crop = self.history.crop(request.request, request.question, self.templates)
+                crop = self.history.crop(
+                    request.request, request.question, self.templates, whole=request.whole
+                )
             except PnpVisionError as exc:
                 self.replies.send(envelope, error_reply(request.id, exc))
             else:

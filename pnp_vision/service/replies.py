@@ -34,6 +34,7 @@ class Replies:
         self.send_raw(envelope, raw)
         self.counters.count_reply(reply)
         if request is not None:
+            self.counters.templates.count(request, reply, ms)
             outcome = "ok" if reply.ok else reply.error.code.value  # type: ignore[union-attr]
             level = logging.INFO if reply.ok or reply.error.code != "internal" else logging.ERROR
             fields = {"id": reply.id, "camera": request.camera, "outcome": outcome}

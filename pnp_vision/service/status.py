@@ -16,6 +16,7 @@ from pnp_vision.protocol.requests import ModelStatus, QueueStatus, Reply, Status
 from pnp_vision.service.framestore import FrameStore
 from pnp_vision.service.jobs import RequestQueue
 from pnp_vision.service.model_thread import ModelState
+from pnp_vision.service.template_counts import PerTemplate
 
 if TYPE_CHECKING:
     from pnp_vision.service.reloads import Generations
@@ -46,6 +47,7 @@ class Counters:
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTED, 0))
     errors: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in ErrorCode})
+    templates: PerTemplate = field(default_factory=PerTemplate)
     started: float = field(default_factory=time.monotonic)
 
     def count_reply(self, reply: Reply) -> None:
@@ -96,5 +98,7 @@ def status_result(
         },
         errors={code: n for code, n in counters.errors.items() if n},
         endpoints={"requests": settings.requests_endpoint, "frames": settings.frames_endpoint},
+        min_confidence=settings.min_confidence,
+        templates=counters.templates.snapshot(),
         reload=generations.status,
     )
