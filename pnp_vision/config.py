@@ -1,13 +1,16 @@
 """Service settings: `config/*.toml`, then `PNP_VISION_*` environment variables on top.
 
 One flat model so every setting has exactly one name in both places:
-`queue_size` in TOML is `PNP_VISION_QUEUE_SIZE` in the environment.
+`queue_size` in TOML is `PNP_VISION_QUEUE_SIZE` in the environment. Which `config/` is read,
+and which templates, cameras and model the defaults mean, is the lookup (`pnp_vision.lookup`).
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -15,13 +18,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
+from pnp_vision import lookup
+from pnp_vision.defaults import ROOT, shipped
 from pnp_vision.errors import ConfigError
+from pnp_vision.logs import kv
 from pnp_vision.protocol.base import StrictModel
+from pnp_vision.protocol.requests import FoldersRead
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The package's defaults (`pnp_vision.defaults`): the clone's root in a clone, the copies inside
+# the package when installed from a wheel. Kept for the code that reads shipped files by path.
+PROJECT_ROOT = ROOT
 ENV_PREFIX = "PNP_VISION_"
+log = logging.getLogger(__name__)
 # The confidence bar wherever none is given (worker, Inspector, eval): chosen on the evaluation
 # families (docs/evaluation.md), where no learned template is over 0.5% confident and wrong.
 DEFAULT_MIN_CONFIDENCE = 0.9
@@ -33,6 +43,7 @@ __all__ = [
     "Settings",
     "StrictModel",
     "load_settings",
+    "log_folders",
 ]
 
 # PNP_VISION_* variables that are not settings (read where they act); any other one that looks
@@ -40,6 +51,7 @@ __all__ = [
 OTHER_VARIABLES = frozenset(
     {
         "CONFIG_DIR",
+        "HOME",
         "BLAS",
         "FASTMATH",
         "COMPILE",
@@ -74,11 +86,20 @@ class Settings(StrictModel):
         "tcp://127.0.0.1:5556", description="Where the worker serves controllers (ROUTER binds)."
     )
     model_dir: Path = Field(
-        PROJECT_ROOT / "models" / "pnp-inspector",
-        description="Local mlx-vlm model folder the worker loads (never downloaded).",
+        shipped("models", lookup.DEFAULT_MODEL),
+        description="Local mlx-vlm model folder the worker loads (never downloaded): a path, or "
+        "the name of a folder under the rig folder's models/, else the package's models/.",
     )
-    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Inspection templates.")
-    cameras_dir: Path = Field(PROJECT_ROOT / "cameras", description="Camera definitions.")
+    prompts_dir: Path | list[Path] = Field(
+        shipped("prompts"),
+        description="Template folder, or folders (a later one adds or replaces templates by "
+        "name); unset: the package's templates, then the rig folder's prompts/.",
+    )
+    cameras_dir: Path | list[Path] = Field(
+        shipped("cameras"),
+        description="Camera definition folder, or folders (a later one adds or replaces cameras "
+        "by name); unset: the package's demo camera, then the rig folder's cameras/.",
+    )
     queue_size: int = Field(8, ge=1, le=1024, description="Requests waiting for the model.")
     request_timeout_s: float = Field(
         10.0, gt=0, description="Client wait for one reply before it retries."
@@ -208,6 +229,26 @@ class Settings(StrictModel):
         """From the environment a table is JSON: `{"nozzle_alignment": "/path/adapter"}`."""
         if isinstance(value, str):
             import json
+    # What the lookup chose (load_settings): shown at start and in the worker's `status`.
+    _folders: FoldersRead | None = PrivateAttr(None)
+    _model_candidates: list[Path] = PrivateAttr(default_factory=list)
+
+    @property
+    def folders(self) -> FoldersRead:
+        if self._folders is not None:
+            return self._folders
+        prompts = self.prompts_dir if isinstance(self.prompts_dir, list) else [self.prompts_dir]
+        return FoldersRead(
+            home=None, found_by="none", config=None, prompts=[str(p) for p in prompts]
+        )
+
+    def require_model(self) -> Path:
+        """The model folder, or ModelNotFound naming every place it was looked for."""
+        model_dir = Path(self.model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise lookup.model_not_found(self._model_candidates or [model_dir])
+        return model_dir
+
 
             try:
                 return json.loads(value) if value.strip() else {}
@@ -226,14 +267,35 @@ class Settings(StrictModel):
         return value.lower() if isinstance(value, str) else value
 
 
-def _read_toml_dir(config_dir: Path) -> dict[str, Any]:
+def _read_toml_dir(config_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged keys of every `*.toml` (sorted; a later file wins), and `file:line` of each.
+
+    A key that is not a setting stops here, naming its file, line and the nearest setting."""
     merged: dict[str, Any] = {}
     for path in sorted(config_dir.glob("*.toml")):
         try:
-            merged.update(tomllib.loads(path.read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            text = path.read_text()
+            data = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read settings: {exc}") from exc
-    return merged
+        for key, value in data.items():
+            line = _line_of(text, key)
+            place = f"{path}:{line}" if line else str(path)
+            if key not in Settings.model_fields:
+                (nearest,) = difflib.get_close_matches(key, list(Settings.model_fields), 1, 0.0)
+                raise ConfigError(f"{place}: {key} is not a setting; did you mean {nearest}?")
+            merged[key] = value
+            where[key] = f"{place}: {key}"
+    return merged, where
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line where a top-level key is set (`key =`, `"key" =`, `key.sub =` or `[key]`)."""
+    name = re.escape(key)
+    pattern = rf"""^[ \t]*(?:(?:{name}|"{name}"|'{name}')[ \t]*[=.]|\[[ \t]*{name}[ \t]*[\].])"""
+    found = re.search(pattern, text, re.MULTILINE)
+    return None if found is None else text.count("\n", 0, found.start()) + 1
+    where: dict[str, str] = {}
 
 
 def _check_variables(env: Mapping[str, str]) -> None:
@@ -255,11 +317,18 @@ def _check_variables(env: Mapping[str, str]) -> None:
 def load_settings(
     config_dir: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
 ) -> Settings:
-    """Read settings; later sources win: TOML files (sorted), environment, keyword overrides."""
+    """Read settings; later sources win: TOML files (sorted), environment, keyword overrides.
+
+    Which `config/` is read, and what unset template, camera and model settings mean, is the
+    lookup (`pnp_vision.lookup`); `config_dir` names the folder (PNP_VISION_CONFIG_DIR wins)."""
     env = os.environ if env is None else env
-    config_dir = Path(env.get(ENV_PREFIX + "CONFIG_DIR", config_dir or PROJECT_ROOT / "config"))
-    values = _read_toml_dir(config_dir) if config_dir.is_dir() else {}
-    source = {name: f"{config_dir}/*.toml: {name}" for name in values}
+    cwd = Path.cwd()
+    home = lookup.find_home(env, cwd)
+    folder, base = lookup.config_folder(env, config_dir, home, cwd)
+    values, source = _read_toml_dir(folder) if folder is not None else ({}, {})
+    bases = dict.fromkeys(values, base)
+    for name in _PATH_SETTINGS & set(values):
+        values[name] = lookup.rebase(values[name], base)
     _check_variables(env)
     for name in Settings.model_fields:
         key = ENV_PREFIX + name.upper()
@@ -274,12 +343,52 @@ def load_settings(
     values.update(given)
     source.update({name: f"option {name}" for name in given})
     try:
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
+            bases[name] = cwd
         problems = []
         for err in exc.errors(include_url=False)[:3]:
             name = str(err["loc"][0]) if err["loc"] else ""
+    bases.update(dict.fromkeys(given, cwd))
+    for kind in ("prompts", "cameras"):
+        if f"{kind}_dir" not in values:
+            layers = lookup.layered(kind, home)
+            values[f"{kind}_dir"] = layers if len(layers) > 1 else layers[0]
+    asked = values.get("model_dir")
+    candidates = lookup.model_candidates(
+        None if asked is None else Path(asked), bases.get("model_dir", cwd), home
+    )
+    values["model_dir"] = lookup.first_folder(candidates)
             where = source.get(name, name or "settings")
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{where}={err.get('input')!r:.60}: {msg}")
         raise ConfigError("invalid setting " + "; ".join(problems)) from None
+    prompts = settings.prompts_dir
+    settings._folders = FoldersRead(
+        home=None if home.folder is None else str(home.folder),
+        found_by=home.found_by,
+        config=None if folder is None else str(folder),
+        prompts=[str(p) for p in (prompts if isinstance(prompts, list) else [prompts])],
+    )
+    settings._model_candidates = candidates
+    return settings
+
+
+# Path settings that a rig folder's own files may give relative to the rig folder (model_dir
+# too, by the lookup's candidates).
+_PATH_SETTINGS = frozenset({"prompts_dir", "cameras_dir", "keys_dir", "outcomes_dir"})
+
+
+def log_folders(settings: Settings, *kinds: str) -> None:
+    """The one start-up line saying which folders this process reads: the rig folder, the
+    settings, and `kinds` of "prompts", "cameras", "model"."""
+    folders = settings.folders
+    fields: dict[str, object] = {
+        "home": folders.home or "-",
+        "found_by": folders.found_by,
+        "config": folders.config or "-",
+    }
+    for kind in kinds:
+        value = settings.model_dir if kind == "model" else getattr(settings, f"{kind}_dir")
+        fields[kind] = ",".join(str(v) for v in value) if isinstance(value, list) else value
+    log.info("folders read %s", kv(**fields))

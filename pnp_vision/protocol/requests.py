@@ -348,6 +348,17 @@ class CameraView(StrictModel):
     frame_age_ms: float | None = Field(None, description="Age of that frame now.")
 
 
+class FoldersRead(StrictModel):
+    """Where the worker read its site's files (the lookup: README "Configuration")."""
+
+    home: str | None = Field(description="The rig folder; null: the package's defaults only.")
+    found_by: Literal["PNP_VISION_HOME", "current directory", "none"] = Field(
+        description="How the rig folder was found (`--home` sets PNP_VISION_HOME)."
+    )
+    config: str | None = Field(description="The folder whose *.toml settings were read.")
+    prompts: list[str] = Field(description="Template folders, later ones winning by name.")
+
+
 class TemplateCounts(StrictModel):
     """One template's questions since the worker started: what a console shows per check."""
 
@@ -355,6 +366,11 @@ class TemplateCounts(StrictModel):
     errors: dict[str, int] = Field(default_factory=dict, description="Error replies by code.")
     p50_ms: float | None = Field(None, description="Median reply time of the latest answers.")
     p95_ms: float | None = Field(None, description="95th percentile of the same.")
+    unfamiliar: dict[str, int] = Field(
+        default_factory=dict,
+        description="Answers whose view the model found unfamiliar (familiar: false), by camera "
+        "('' for inline images): a rig whose look drifted shows here.",
+    )
 
 
 class StatusResult(StrictModel):
@@ -372,6 +388,7 @@ class StatusResult(StrictModel):
     templates: dict[str, TemplateCounts] = Field(
         default_factory=dict, description="Per template: answers, errors and reply times."
     )
+    folders: FoldersRead | None = Field(None, description="Where the settings were read.")
 
 
 class TemplatesResult(StrictModel):
@@ -503,7 +520,7 @@ def error_reply(
     message: str | None = None,
     frame: FrameUsed | None = None,
 ) -> Reply:
-    code = error if isinstance(error, ErrorCode) else error.code
+    code = error if isinstance(error, ErrorCode) else error.wire_code
     text = message if message is not None else str(error)
     return Reply(id=request_id, ok=False, error=ErrorInfo(code=code, message=text), frame=frame)
 

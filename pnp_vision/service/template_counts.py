@@ -13,6 +13,7 @@ from pnp_vision.protocol.requests import InspectRequest, Reply, TemplateCounts
 
 WINDOW = 200
 MAX_NAMES = 256  # a client naming ever new (unknown) templates must not grow this without end
+MAX_CAMERAS = 64  # cameras counted apart per template
 
 
 class PerTemplate:
@@ -20,10 +21,12 @@ class PerTemplate:
         self._answered: dict[str, int] = {}
         self._errors: dict[str, dict[str, int]] = {}
         self._ms: dict[str, deque[float]] = {}
+        self._unfamiliar: dict[str, dict[str, int]] = {}
 
     def count(self, request: InspectRequest, reply: Reply, ms: float | None) -> None:
         """An inspect reply: every question of it counts for its template."""
-        for spec in request.question_list():
+        answers = (reply.result or {}).get("results") or []
+        for i, spec in enumerate(request.question_list()):
             name = spec.template
             new = name not in self._answered and name not in self._errors
             if new and len(self._answered) + len(self._errors) >= MAX_NAMES:
@@ -32,6 +35,12 @@ class PerTemplate:
                 self._answered[name] = self._answered.get(name, 0) + 1
                 if ms is not None:
                     self._ms.setdefault(name, deque(maxlen=WINDOW)).append(ms)
+                if i < len(answers) and answers[i].get("familiar") is False:
+                    cameras = self._unfamiliar.setdefault(name, {})
+                    camera = request.camera or ""
+                    if camera not in cameras and len(cameras) >= MAX_CAMERAS:
+                        camera = "(other)"  # inline images may name any camera: stay bounded
+                    cameras[camera] = cameras.get(camera, 0) + 1
             elif reply.error is not None:
                 codes = self._errors.setdefault(name, {})
                 codes[reply.error.code.value] = codes.get(reply.error.code.value, 0) + 1
@@ -44,6 +53,7 @@ class PerTemplate:
                 errors=dict(self._errors.get(name, {})),
                 p50_ms=_percentile(self._ms.get(name), 0.50),
                 p95_ms=_percentile(self._ms.get(name), 0.95),
+                unfamiliar=dict(self._unfamiliar.get(name, {})),
             )
             for name in names
         }
