@@ -223,12 +223,6 @@ class Settings(StrictModel):
         "to bind beyond loopback. `--token` overrides it.",
     )
 
-    @field_validator("adapters", "camera_adapters", mode="before")
-    @classmethod
-    def _json_table(cls, value: Any) -> Any:
-        """From the environment a table is JSON: `{"nozzle_alignment": "/path/adapter"}`."""
-        if isinstance(value, str):
-            import json
     # What the lookup chose (load_settings): shown at start and in the worker's `status`.
     _folders: FoldersRead | None = PrivateAttr(None)
     _model_candidates: list[Path] = PrivateAttr(default_factory=list)
@@ -249,6 +243,12 @@ class Settings(StrictModel):
             raise lookup.model_not_found(self._model_candidates or [model_dir])
         return model_dir
 
+    @field_validator("adapters", "camera_adapters", mode="before")
+    @classmethod
+    def _json_table(cls, value: Any) -> Any:
+        """From the environment a table is JSON: `{"nozzle_alignment": "/path/adapter"}`."""
+        if isinstance(value, str):
+            import json
 
             try:
                 return json.loads(value) if value.strip() else {}
@@ -272,6 +272,7 @@ def _read_toml_dir(config_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
     A key that is not a setting stops here, naming its file, line and the nearest setting."""
     merged: dict[str, Any] = {}
+    where: dict[str, str] = {}
     for path in sorted(config_dir.glob("*.toml")):
         try:
             text = path.read_text()
@@ -295,7 +296,6 @@ def _line_of(text: str, key: str) -> int | None:
     pattern = rf"""^[ \t]*(?:(?:{name}|"{name}"|'{name}')[ \t]*[=.]|\[[ \t]*{name}[ \t]*[\].])"""
     found = re.search(pattern, text, re.MULTILINE)
     return None if found is None else text.count("\n", 0, found.start()) + 1
-    where: dict[str, str] = {}
 
 
 def _check_variables(env: Mapping[str, str]) -> None:
@@ -339,16 +339,10 @@ def load_settings(
             empty_unsets = field.default is None and str not in typing.get_args(field.annotation)
             values[name] = None if env[key] == "" and empty_unsets else env[key]
             source[name] = key
+            bases[name] = cwd
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
     source.update({name: f"option {name}" for name in given})
-    try:
-        settings = Settings.model_validate(values)
-    except ValidationError as exc:
-            bases[name] = cwd
-        problems = []
-        for err in exc.errors(include_url=False)[:3]:
-            name = str(err["loc"][0]) if err["loc"] else ""
     bases.update(dict.fromkeys(given, cwd))
     for kind in ("prompts", "cameras"):
         if f"{kind}_dir" not in values:
@@ -359,6 +353,12 @@ def load_settings(
         None if asked is None else Path(asked), bases.get("model_dir", cwd), home
     )
     values["model_dir"] = lookup.first_folder(candidates)
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False)[:3]:
+            name = str(err["loc"][0]) if err["loc"] else ""
             where = source.get(name, name or "settings")
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{where}={err.get('input')!r:.60}: {msg}")

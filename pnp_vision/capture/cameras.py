@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from pnp_vision.config import StrictModel
-from pnp_vision.errors import ConfigError, UnknownCamera
+from pnp_vision.errors import ConfigError, FolderNotFound, UnknownCamera
 from pnp_vision.protocol.frames import CAMERA_NAME_PATTERN, Encoding
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -161,28 +161,39 @@ def load_camera_file(path: Path) -> list[CameraConfig]:
         raise ConfigError(f"{path}: invalid camera definition: {problems}") from exc
 
 
-def load_cameras(path: Path, names: list[str] | None = None) -> list[CameraConfig]:
-    """Cameras from a file or every ``*.toml`` in a folder, optionally only ``names``."""
-    path = Path(path)
+def load_cameras(path: Path | list[Path], names: list[str] | None = None) -> list[CameraConfig]:
+    """Cameras from a file or every ``*.toml`` in a folder, optionally only ``names``.
+
+    Several files or folders (the shipped cameras, then a rig folder's): a later one's camera
+    replaces an earlier one of the same name."""
+    places = [Path(p) for p in path] if isinstance(path, list) else [Path(path)]
+    cameras: dict[str, CameraConfig] = {}
+    for place in places:
+        cameras.update(_load_place(place))
+    where = ", ".join(str(p) for p in places)
+    if names:
+        missing = [n for n in names if n not in cameras]
+        if missing:
+            raise UnknownCamera(
+                f"unknown camera(s) {missing} in {where!r}; defined: {sorted(cameras)}"
+            )
+        return [cameras[n] for n in names]
+    if not cameras:
+        raise ConfigError(f"no camera definitions in {where!r}")
+    return list(cameras.values())
+
+
+def _load_place(path: Path) -> dict[str, CameraConfig]:
     if path.is_dir():
         files = sorted(path.glob("*.toml"))
     elif path.is_file():
         files = [path]
     else:
-        raise ConfigError(f"camera definitions {str(path)!r}: no such file or folder")
+        raise FolderNotFound(f"camera definitions {str(path)!r}: no such file or folder")
     cameras: dict[str, CameraConfig] = {}
     for file in files:
         for cam in load_camera_file(file):
             if cam.name in cameras:
                 raise ConfigError(f"{file}: camera {cam.name!r} is defined twice")
             cameras[cam.name] = cam
-    if names:
-        missing = [n for n in names if n not in cameras]
-        if missing:
-            raise UnknownCamera(
-                f"unknown camera(s) {missing} in {str(path)!r}; defined: {sorted(cameras)}"
-            )
-        return [cameras[n] for n in names]
-    if not cameras:
-        raise ConfigError(f"no camera definitions in {str(path)!r}")
-    return list(cameras.values())
+    return cameras

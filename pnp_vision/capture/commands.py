@@ -51,11 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _capture(args: argparse.Namespace) -> int:
     from pnp_vision.capture.cameras import load_cameras
     from pnp_vision.capture.daemon import CaptureDaemon
-    from pnp_vision.config import load_settings
+    from pnp_vision.config import load_settings, log_folders
     from pnp_vision.logs import setup_logging
 
     settings = load_settings()
     setup_logging(settings.log_level)
+    log_folders(settings, "cameras")
     cameras = load_cameras(args.cameras_dir or settings.cameras_dir, args.camera)
     from pnp_vision.transport.security import security_from_settings
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from pnp_vision.errors import ConfigError, PnpVisionError
+from pnp_vision.errors import ConfigError, PnpVisionError, bind_failed
 from pnp_vision.logs import kv
 from pnp_vision.protocol.frames import CameraStatus, FrameHeader, pack_frame, pack_status
 from pnp_vision.transport.security import Security, release_zap, secure_bind
@@ -71,9 +71,9 @@ class Publisher:
         if isinstance(self._error, PnpVisionError):
             raise self._error
         if self._error is not None:
-            raise ConfigError(
-                f"cannot bind frames endpoint {self.requested_endpoint!r}: {self._error}"
-            ) from self._error
+            raise bind_failed("frames_endpoint", self.requested_endpoint, self._error) from (
+                self._error
+            )
 
     def offer_frame(self, msg: FrameMessage) -> None:
         """Queue a frame; evicts (and reports) the oldest queued frame when full."""

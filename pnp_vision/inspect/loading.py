@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pnp_vision.errors import ModelLoadError
+from pnp_vision.errors import ModelLoadError, ModelNotFound
 from pnp_vision.inspect.models import ARCHITECTURES
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tiktoken.model", "vocab.json")
@@ -22,12 +22,12 @@ def check_model_folder(path: Path) -> dict[str, Any]:
     """Validate a local model folder; returns its config. Raises ModelLoadError."""
     path = Path(path)
     if not path.exists():
-        raise ModelLoadError(f"model folder {path} does not exist")
+        raise ModelNotFound(f"model folder {path} does not exist")
     if not path.is_dir():
         raise ModelLoadError(f"model path {path} is not a folder")
     config_path = path / "config.json"
     if not config_path.is_file():
-        raise ModelLoadError(f"model folder {path} has no config.json (not a model folder)")
+        raise ModelNotFound(f"model folder {path} has no config.json (not a model folder)")
     try:
         config = json.loads(config_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:

@@ -31,7 +31,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pnp_vision.config import StrictModel
-from pnp_vision.errors import BadParams, ConfigError, UnknownTemplate
+from pnp_vision.errors import BadParams, ConfigError, FolderNotFound, UnknownTemplate
 from pnp_vision.protocol.base import one_line
 
 DEFAULT_SYSTEM = (
@@ -198,24 +198,20 @@ class TemplateSet:
         self._templates = dict(sorted(templates.items()))
 
     @classmethod
-    def load(cls, directory: Path) -> TemplateSet:
-        """Read and validate every `*.toml` in `directory`; ConfigError names the bad file."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise ConfigError(f"template folder {directory} does not exist")
+    def load(cls, directory: Path | list[Path]) -> TemplateSet:
+        """Read and validate every `*.toml` in `directory`; ConfigError names the bad file.
+
+        Several folders (the shipped templates, then a rig folder's): a later folder's template
+        replaces an earlier one of the same name."""
+        folders = [Path(d) for d in directory] if isinstance(directory, list) else [Path(directory)]
         templates: dict[str, Template] = {}
-        for path in sorted(directory.glob("*.toml")):
-            try:
-                template = Template.model_validate(tomllib.loads(path.read_text()))
-            except ValidationError as exc:
-                raise ConfigError(f"{path}: invalid template: {one_line(exc)}") from None
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{path}: invalid template: {exc}") from exc
-            if template.name in templates:
-                raise ConfigError(f"{path}: duplicate template name {template.name!r}")
-            templates[template.name] = template
+        for folder in folders:
+            if not folder.is_dir():
+                raise FolderNotFound(f"template folder {folder} does not exist")
+            templates.update(_load_folder(folder))
         if not templates:
-            raise ConfigError(f"template folder {directory} has no *.toml templates")
+            where = ", ".join(str(f) for f in folders)
+            raise ConfigError(f"template folder {where} has no *.toml templates")
         return cls(templates)
 
     def names(self) -> list[str]:
@@ -237,6 +233,21 @@ class TemplateSet:
 
     def __len__(self) -> int:
         return len(self._templates)
+
+
+def _load_folder(directory: Path) -> dict[str, Template]:
+    templates: dict[str, Template] = {}
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            template = Template.model_validate(tomllib.loads(path.read_text()))
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: invalid template: {one_line(exc)}") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid template: {exc}") from exc
+        if template.name in templates:
+            raise ConfigError(f"{path}: duplicate template name {template.name!r}")
+        templates[template.name] = template
+    return templates
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

@@ -98,7 +98,7 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from pnp_vision.config import load_settings
+    from pnp_vision.config import load_settings, log_folders
     from pnp_vision.logs import setup_logging
     from pnp_vision.service.worker import Worker
 
@@ -111,6 +111,8 @@ def _worker(args: argparse.Namespace) -> int:
     }
     settings = load_settings(**options)
     setup_logging(settings.log_level)
+    log_folders(settings, "prompts", "model")
+    settings.require_model()  # before binding: a missing folder is model_not_found, at once
     # A reload (request or SIGHUP) reads config/*.toml and the environment again; options given
     # here stay as given (a --model folder stays; name it in config to change it on reload).
     Worker(settings, reread=lambda: load_settings(**options)).serve()
@@ -192,6 +194,10 @@ def _status(args: argparse.Namespace) -> int:
     for key in ("model_type", "device", "dtype"):
         if key in m.info:
             print(f"    {key}: {m.info[key]}")
+    if status.folders is not None:
+        f = status.folders
+        print(f"  home: {f.home or '-'} (found by: {f.found_by}), config: {f.config or '-'}")
+        print(f"  templates: {', '.join(f.prompts)}")
     print(
         f"  queue: {q.depth}/{q.capacity} queued, {q.waiting_for_frame} waiting for a frame, "
         f"{q.in_flight} in flight"

@@ -101,4 +101,5 @@ def status_result(
         min_confidence=settings.min_confidence,
         templates=counters.templates.snapshot(),
         reload=generations.status,
+        folders=settings.folders,
     )

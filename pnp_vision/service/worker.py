@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from pnp_vision.config import Settings
-from pnp_vision.errors import ConfigError
+from pnp_vision.errors import bind_failed
 from pnp_vision.logs import kv
 from pnp_vision.protocol.requests import StatusResult
 from pnp_vision.service.frame_waits import FrameWaits
@@ -221,9 +221,7 @@ class Worker:
             router.bind(settings.requests_endpoint)
         except zmq.ZMQError as exc:
             router.close(linger=0)
-            raise ConfigError(
-                f"cannot bind requests_endpoint {settings.requests_endpoint}: {exc}"
-            ) from exc
+            raise bind_failed("requests_endpoint", settings.requests_endpoint, exc) from exc
         except BaseException:
             router.close(linger=0)  # an open socket would make context.term() hang forever
             raise

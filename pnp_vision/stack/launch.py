@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pnp_vision.config import PROJECT_ROOT, Settings
-from pnp_vision.errors import ConfigError, PnpVisionError
+from pnp_vision.config import Settings
+from pnp_vision.defaults import shipped
+from pnp_vision.errors import PnpVisionError
 from pnp_vision.protocol.requests import StatusResult
 
-DEMO_CAMERAS = PROJECT_ROOT / "cameras" / "demo.toml"
+DEMO_CAMERAS = shipped("cameras", "demo.toml")
 
 
 class LaunchError(PnpVisionError):
@@ -128,8 +129,7 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=child_env,
-            cwd=PROJECT_ROOT,
+            env=child_env,  # and our directory: the children find the rig folder we found
             start_new_session=True,  # our signals only: a Ctrl-C reaches the parent, which stops us
             preexec_fn=_death_signal(),
         )
@@ -238,14 +238,9 @@ def _not_ready(status: StatusResult, cameras: Sequence[str]) -> str:
 
 
 def model_for_demo(settings: Settings) -> Path:
-    """The model at settings.model_dir (the bundled trained inspector by default)."""
-    model_dir = Path(settings.model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise ConfigError(
-            f"model_dir {model_dir}: no config.json (the demo runs the bundled"
-            " models/pnp-inspector, or --model DIR; `pnp-vision dev tiny-model` builds one)"
-        )
-    return model_dir
+    """The model at settings.model_dir (the bundled trained inspector by default); a missing
+    one is `model_not_found`, naming where it was looked for."""
+    return settings.require_model()
 
 
 @dataclass

@@ -74,7 +74,8 @@ def test_capture_process_reports_bad_cameras(tmp_path: Path) -> None:
         [*CLI, "capture", "--cameras-dir", str(tmp_path / "cams.toml")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.returncode == 3  # config_error: a start-up error's own exit status
+    assert "[config_error]" in result.stderr
     assert "rotate" in result.stderr and "45" in result.stderr
 
 

@@ -194,5 +194,5 @@ def test_beyond_loopback_it_refuses_to_start_without_a_token() -> None:
         timeout=60,
         cwd=PROJECT_ROOT,
     )
-    assert done.returncode == 2
+    assert done.returncode == 3  # config_error
     assert "beyond loopback" in done.stderr and "token" in done.stderr

@@ -48,7 +48,7 @@ def test_settings_accept_any_case_and_name_the_toml_file(tmp_path: Path) -> None
     assert settings.log_level == "DEBUG"
     assert load_settings(config_dir=tmp_path, env={"PNP_VISION_KEEP_MEMORY": "1"})  # not a typo
     (tmp_path / "service.toml").write_text('queue_size = "many"\n')
-    with pytest.raises(ConfigError, match=r"\*\.toml: queue_size='many'"):
+    with pytest.raises(ConfigError, match=r"service\.toml:1: queue_size='many'"):
         load_settings(config_dir=tmp_path, env={})
 
 

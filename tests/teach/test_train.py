@@ -82,14 +82,14 @@ def test_train_refuses_a_non_empty_out_and_unlabelled_recordings(rig: Path, tmp_
         "1",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
-    assert done.returncode == 2 and "is not empty (add --force" in done.stderr
+    assert done.returncode == 3 and "is not empty (add --force" in done.stderr
     assert (out / "keep.txt").read_text() == "mine"
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "labels.jsonl").write_text("")
     cmd[5] = str(bare)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
-    assert done.returncode == 2 and "label" in done.stderr
+    assert done.returncode == 3 and "label" in done.stderr
 
 
 def test_augmented_mirrors_exactly_the_templates_view() -> None:

@@ -141,7 +141,7 @@ def test_readme_curve_walkthrough_works_as_written(shell: Shell) -> None:
     for secret in keys.glob("*.key_secret"):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
     again = shell.run("pnp-vision keys generate server")
-    assert again.returncode == 2
+    assert again.returncode == 3  # config_error
     assert "already exists" in again.stderr and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
@@ -163,10 +163,10 @@ def test_a_missing_client_key_is_one_clear_line_not_a_hang(shell: Shell) -> None
     shell.run(f"export PNP_VISION_KEYS_DIR={shell.cwd}/keys")
     assert shell.run("pnp-vision keys generate server").returncode == 0
     asked = shell.run("PNP_VISION_CLIENT_KEY=line1 pnp-vision status", timeout=30)
-    assert asked.returncode == 2
+    assert asked.returncode == 3  # config_error
     lines = asked.stderr.strip().splitlines()
     assert len(lines) == 1 and "line1.key_secret" in lines[0], asked.stderr
     assert "pnp-vision keys generate line1" in lines[0]
     worker = shell.run("pnp-vision worker", timeout=60)
-    assert worker.returncode == 2
+    assert worker.returncode == 3
     assert "client.key_secret" in worker.stderr and "keys generate client" in worker.stderr
