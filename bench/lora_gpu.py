@@ -104,6 +104,7 @@ def run_shape(shape: str, args: argparse.Namespace, prompts: Path) -> dict[str, 
 
     from pnp_vision.devtools.tiny_models import ensure_model
     from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect import adapters as inspect_adapters
     from pnp_vision.inspect.models.qwen2_5_vl import language
     from pnp_vision.teach import lora
 
@@ -153,7 +154,7 @@ def run_shape(shape: str, args: argparse.Namespace, prompts: Path) -> dict[str, 
     merge_default = inspector.runtime.merge_adapters
     fused = language.fused(lm) is not None
     modes = {"merged": True, "low_rank": False} if fused else {"mlx_vlm_layers": None}
-    adapters = lora.AdapterSet(inspector.model, model_dir, dict.fromkeys(modes, out))
+    adapters = inspect_adapters.AdapterSet(inspector.model, model_dir, dict.fromkeys(modes, out))
     fold_ms, fold_gib = {}, {}
     for name, merge in modes.items():
         if fused:

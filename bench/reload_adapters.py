@@ -121,6 +121,7 @@ def bench_reload(reloads: int) -> dict[str, Any]:
 
 def bench_adapters(switches: int, inspections: int) -> dict[str, Any]:
     from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect import adapters as inspect_adapters
     from pnp_vision.teach import lora
 
     model_dir = ensure_tiny_model("qwen2_5_vl")
@@ -133,7 +134,7 @@ def bench_adapters(switches: int, inspections: int) -> dict[str, Any]:
             model_dir, examples, out, steps=20, lr=3e-3, holdout=0.0, inspector=inspector
         )
     started = time.perf_counter()
-    adapters = lora.AdapterSet(inspector.model, model_dir, {"a": out})
+    adapters = inspect_adapters.AdapterSet(inspector.model, model_dir, {"a": out})
     set_load_ms = (time.perf_counter() - started) * 1000
     image = lora._image(frames[0])
     question = [Question(template="part_on_nozzle")]

@@ -181,7 +181,7 @@ class ModelThread(threading.Thread):
         started = time.monotonic()
         try:
             from pnp_vision.inspect import Inspector
-            from pnp_vision.teach.lora import base_fingerprint
+            from pnp_vision.inspect.adapters import base_fingerprint
 
             inspector = Inspector(
                 self.model_dir,
@@ -192,7 +192,7 @@ class ModelThread(threading.Thread):
             )
             folders = self.routes.folders()
             if folders:
-                from pnp_vision.teach.lora import AdapterSet
+                from pnp_vision.inspect.adapters import AdapterSet
 
                 self._adapter_set = AdapterSet(inspector.model, self.model_dir, folders)
             inspector.warm_up()

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pnp_vision.config import Settings
 from pnp_vision.errors import ErrorCode
-from pnp_vision.protocol.requests import ModelStatus, QueueStatus, Reply, StatusResult
+from pnp_vision.protocol.requests import (
+    ModelStatus,
+    QueueStatus,
+    ReloadStatus,
+    Reply,
+    StatusResult,
+)
 from pnp_vision.service.framestore import FrameStore
 from pnp_vision.service.jobs import RequestQueue
-from pnp_vision.service.model_thread import ModelState
+from pnp_vision.service.model_thread import ModelState, ModelThread
 from pnp_vision.service.template_counts import PerTemplate
-
-if TYPE_CHECKING:
-    from pnp_vision.service.reloads import Generations
 
 _COUNTED = (
     "received",
@@ -63,14 +65,17 @@ class Counters:
 def status_result(
     settings: Settings,
     counters: Counters,
-    generations: Generations,
+    model: ModelThread,
+    reload: ReloadStatus | None,
     store: FrameStore,
     jobs: RequestQueue,
     *,
     waiting_for_frame: int,
     draining: bool,
 ) -> StatusResult:
-    model = generations.current
+    """`model`: the generation answering now; `reload`: the last reload's outcome (taken
+    from `reloads.Generations` by the caller: replies use these counters, reloads use replies,
+    so this module must not import reloads)."""
     state, error = model.snapshot()
     return StatusResult(
         uptime_s=counters.uptime(),
@@ -100,6 +105,6 @@ def status_result(
         endpoints={"requests": settings.requests_endpoint, "frames": settings.frames_endpoint},
         min_confidence=settings.min_confidence,
         templates=counters.templates.snapshot(),
-        reload=generations.status,
+        reload=reload,
         folders=settings.folders,
     )

@@ -275,7 +275,8 @@ class Worker:
         return status_result(
             self.settings,
             self.counters,
-            self.generations,
+            self.generations.current,
+            self.generations.status,
             self.store,
             self.jobs,
             waiting_for_frame=len(self.waits),

@@ -23,18 +23,12 @@ Batches of several images train Qwen2.5-VL (right padding; each row's logits equ
 mlx-vlm's mllama forward cannot take several images' tiles in one batch, so mllama trains with
 batch_size 1.
 
-`replace_lora_with_linear` is not used to unload: it handles only the legacy `LoRaLayer` and
-merges W + BA into the weights, which cannot give the base's answers back bit for bit; here the
-original Linear objects are put back instead.
-
-An adapter folder holds mlx-vlm's `adapters.safetensors` + `adapter_config.json` and our
-`pnp_adapter.json`: the base it was made for (path + fingerprint), the templates it learned, the
-training settings and figures. `load_adapter` refuses another base's adapter.
+The adapter folder it writes (mlx-vlm's `adapters.safetensors` + `adapter_config.json` and our
+`pnp_adapter.json`) is loaded, unloaded and switched at inference by `inspect/adapters.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -43,6 +37,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pnp_vision.errors import ConfigError, ImageError
+from pnp_vision.inspect.adapters import (
+    FORMAT,
+    META_FILE,
+    WEIGHTS_FILE,
+    base_fingerprint,
+    fast_paths,
+    lora_modules,
+    unload_adapter,
+)
 
 if TYPE_CHECKING:
     import mlx.core as mx
@@ -51,10 +54,6 @@ if TYPE_CHECKING:
 
     from pnp_vision.inspect import Inspector, TemplateSet
     from pnp_vision.inspect.models.base import Adapter
-
-META_FILE = "pnp_adapter.json"
-WEIGHTS_FILE = "adapters.safetensors"
-FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -125,200 +124,6 @@ def _image(image: Path | str | Image.Image | np.ndarray) -> Any:
             raise ImageError(f"{image}: missing or unreadable frame")
         return array
     return image
-
-
-# -- base fingerprint ----------------------------------------------------------------------
-
-
-def base_fingerprint(model_dir: Path) -> str:
-    """What identifies a base model folder: its config.json bytes and its weight files' names
-    and sizes (hashing gigabytes of weights on every load would cost seconds)."""
-    model_dir = Path(model_dir)
-    config = model_dir / "config.json"
-    if not config.is_file():
-        raise ConfigError(f"{model_dir}: no config.json, not a model folder")
-    digest = hashlib.sha256(config.read_bytes())
-    for weights in sorted(model_dir.glob("*.safetensors")):
-        digest.update(f"\n{weights.name}:{weights.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
-
-
-def read_adapter_meta(folder: Path) -> dict[str, Any]:
-    """The adapter folder's `pnp_adapter.json`; ConfigError if it is not an adapter folder."""
-    path = Path(folder) / META_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder} is not a pnp-vision adapter folder (no {META_FILE})") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable adapter metadata: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "base" not in meta:
-        raise ConfigError(f"{path}: not a format-{FORMAT} pnp-vision adapter description")
-    return meta
-
-
-# -- loading, unloading, switching ----------------------------------------------------------
-
-
-def _lora_modules(model: Any) -> dict[str, Any]:
-    from mlx_vlm.trainer import DoRALinear, LoRALinear
-
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, LoRALinear | DoRALinear)
-    }
-
-
-def _set_modules(model: Any, modules: Sequence[tuple[str, Any]]) -> None:
-    from mlx.utils import tree_unflatten
-
-    if modules:
-        model.update_modules(tree_unflatten(list(modules)))
-
-
-def _fast_paths(model: Any, adapters_on: bool, folded: Any = None) -> Any:
-    """Keep the GPU fast paths honest about the adapters: Qwen's fused pass (fused q/k/v and
-    gate/up weights, compiled) would bypass LoRA layers, so the active adapter's terms are
-    folded into it (`attach_lora`; `folded`: what an earlier call returned for the same
-    adapter), and dropped with the adapter. Returns the folded adapter (None: not folded)."""
-    lm = getattr(model, "language_model", None)
-    if lm is None:
-        return None
-    from pnp_vision.inspect.models.qwen2_5_vl import language
-
-    if adapters_on:
-        return language.attach_lora(lm, folded)
-    language.detach_lora(lm)
-    return None
-
-
-def _forget_adapter_config(model: Any) -> None:
-    """mlx-vlm records the adapter settings on the model; a bare base has none."""
-    model.__dict__.pop("_vlm_adapter_config", None)
-    config = getattr(model, "config", None)
-    if isinstance(config, dict):
-        config.pop("lora", None)
-    elif config is not None and hasattr(config, "lora"):
-        delattr(config, "lora")
-
-
-def unload_adapter(model: Any) -> bool:
-    """Put the base model's own Linear objects back where LoRA layers wrap them: answers are
-    bit-identical to the base's. True if there was anything to unload."""
-    layers = _lora_modules(model)
-    _set_modules(model, [(name, module.linear) for name, module in layers.items()])
-    _forget_adapter_config(model)
-    _fast_paths(model, adapters_on=False)
-    return bool(layers)
-
-
-def check_base(folder: Path, base_dir: Path) -> dict[str, Any]:
-    """The adapter's metadata, if it was made for `base_dir`; else a one-line ConfigError."""
-    meta = read_adapter_meta(folder)
-    made_for = meta["base"]
-    actual = base_fingerprint(base_dir)
-    if made_for.get("fingerprint") != actual:
-        raise ConfigError(
-            f"adapter {folder} was made for base {made_for.get('path')}"
-            f" (fingerprint {made_for.get('fingerprint')}), not for {base_dir}"
-            f" (fingerprint {actual})"
-        )
-    return meta
-
-
-def load_adapter(model: Any, folder: Path, base_dir: Path) -> dict[str, Any]:
-    """Apply an adapter folder to a loaded base model (any adapter already on it is unloaded
-    first); returns the adapter's metadata. ConfigError for another base's adapter."""
-    import mlx.core as mx
-    from mlx_vlm.trainer import load_adapters
-
-    meta = check_base(Path(folder), Path(base_dir))
-    unload_adapter(model)
-    try:
-        load_adapters(model, str(folder))
-    except (OSError, ValueError, KeyError) as exc:
-        unload_adapter(model)
-        raise ConfigError(f"adapter {folder}: mlx-vlm could not apply it: {exc}") from exc
-    for module in _lora_modules(model).values():  # compute in the base's dtype (bf16 on GPUs)
-        dtype = module.linear.weight.dtype
-        if mx.issubdtype(dtype, mx.floating):
-            module.lora_a = module.lora_a.astype(dtype)
-            module.lora_b = module.lora_b.astype(dtype)
-    mx.eval(model.parameters())
-    model.eval()
-    _fast_paths(model, adapters_on=True)
-    return meta
-
-
-class AdapterSet:
-    """Several adapters for one resident base, read once; one active at a time, or none.
-
-    Activating swaps LoRA weights and scales in place (and the base's own Linear back where
-    the active adapter has no layer): no base reload, no file access. Per-template routing is
-    `for_template`; the worker decides which adapter a request gets.
-    """
-
-    def __init__(self, model: Any, base_dir: Path, folders: Mapping[str, Path]) -> None:
-        self._model = model
-        self._base: dict[str, Any] = {}  # layer name -> the base's own Linear
-        self._wrappers: dict[str, Any] = {}  # layer name -> one LoRALinear reused by all
-        self._weights: dict[str, dict[str, tuple[Any, Any, float]]] = {}
-        self._folded: dict[str, Any] = {}  # name -> its folded form for the fused pass
-        self.meta: dict[str, dict[str, Any]] = {}
-        self.active: str | None = None
-        unload_adapter(model)
-        try:
-            for name, folder in folders.items():
-                self.meta[name] = load_adapter(model, Path(folder), Path(base_dir))
-                layers = _lora_modules(model)
-                if any(type(m).__name__ != "LoRALinear" for m in layers.values()):
-                    raise ConfigError(f"adapter {folder}: only LoRA adapters can be switched")
-                for key, module in layers.items():
-                    self._base.setdefault(key, module.linear)
-                    self._wrappers.setdefault(key, module)
-                self._weights[name] = {
-                    key: (m.lora_a, m.lora_b, m.scale) for key, m in layers.items()
-                }
-                unload_adapter(model)
-        except BaseException:
-            unload_adapter(model)
-            raise
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._weights)
-
-    def for_template(self, template: str) -> str | None:
-        """The first adapter that learned `template`, if any."""
-        for name, meta in self.meta.items():
-            if template in meta.get("templates", ()):
-                return name
-        return None
-
-    def activate(self, name: str | None) -> None:
-        """Make `name` the active adapter; None restores the bare base (bit-identical)."""
-        if name is not None and name not in self._weights:
-            raise ConfigError(f"unknown adapter {name!r}; loaded: {', '.join(self.names)}")
-        if name == self.active:
-            return
-        weights = self._weights.get(name, {}) if name is not None else {}
-        swaps = []
-        for key, base in self._base.items():
-            if key in weights:
-                wrapper = self._wrappers[key]
-                wrapper.lora_a, wrapper.lora_b, wrapper.scale = weights[key]
-                swaps.append((key, wrapper))
-            else:
-                swaps.append((key, base))
-        _set_modules(self._model, swaps)
-        if name is None:
-            _fast_paths(self._model, adapters_on=False)
-        else:
-            folded = _fast_paths(self._model, True, self._folded.get(name))
-            if folded is not None:
-                self._folded[name] = folded
-        self.active = name
 
 
 # -- training rows and batches --------------------------------------------------------------
@@ -580,7 +385,7 @@ def train_lora(
             "mllama trains with batch_size 1: mlx-vlm 0.7.10's mllama forward mixes up the"
             " vision tiles of a batch of images"
         )
-    if _lora_modules(model):
+    if lora_modules(model):
         raise ConfigError("the model already has an adapter: unload it before training")
     _check_examples(inspector, examples)
     train, heldout = split_heldout(examples, holdout, seed)
@@ -607,7 +412,7 @@ def train_lora(
     mx.random.seed(seed)  # the LoRA A matrices are drawn from MLX's global generator
     try:
         get_peft_model(model, rank=rank, alpha=alpha, dropout=0.0, verbose=False)
-        _fast_paths(model, adapters_on=True)  # the after-accuracy must run through LoRA
+        fast_paths(model, adapters_on=True)  # the after-accuracy must run through LoRA
         task = make_task(model, args, loss_fn=_answer_loss, iterate_batches=_iterate_batches)
         trainer = Trainer(
             model,
@@ -661,17 +466,11 @@ def train_lora(
 
 
 __all__ = [
-    "AdapterSet",
     "Example",
     "LoraReport",
     "accuracy",
-    "base_fingerprint",
-    "check_base",
     "examples_from_recording",
     "label_probabilities",
-    "load_adapter",
-    "read_adapter_meta",
     "split_heldout",
     "train_lora",
-    "unload_adapter",
 ]

@@ -1,7 +1,7 @@
 """`pnp-vision train`: fine-tune a small inspector on a rig's own labelled recordings.
 
-The project's trainer (`devtools.train.Trainer`: the engine's own vision and language passes,
-the loss on the answer tokens) runs on batches of the user's frames instead of generated ones:
+The project's trainer (`trainer.Trainer`: the engine's own vision and language passes, the loss
+on the answer tokens) runs on batches of the user's frames instead of generated ones:
 each slot of a batch is one labelled question on its own frame, so every batch has one shape
 (one compiled step). A held-out split (by frame) is scored through the normal Inspector before
 and after, and the per-template calibration is refitted on it, so `confident` stays honest for
@@ -81,8 +81,8 @@ def accuracies(answers: dict[str, tuple[list[list[float]], list[int]]]) -> dict[
 def _calibrate(out: Path, answers: dict[str, Any], base: Path) -> dict[str, Any]:
     """Refit the trained templates' temperatures on the held-out split; keep the base's entries
     for templates this run did not touch (they are inherited, not re-measured)."""
-    from pnp_vision.devtools.train import LEARNED_BAR
     from pnp_vision.inspect.calibration import CALIBRATION_FILE, fit_temperature, write_calibration
+    from pnp_vision.teach.trainer import LEARNED_BAR
 
     inherited: dict[str, Any] = {}
     base_file = base / CALIBRATION_FILE
@@ -161,8 +161,8 @@ def fine_tune(
     import cv2
     import numpy as np
 
-    from pnp_vision.devtools.train import TrainConfig, Trainer, save_weights
-    from pnp_vision.devtools.train_data import make_batch
+    from pnp_vision.teach.batches import make_batch
+    from pnp_vision.teach.trainer import StepConfig, Trainer, save_weights
 
     started = time.perf_counter()
     base, out = Path(base), Path(out)
@@ -195,10 +195,10 @@ def fine_tune(
     if bad:
         raise ConfigError(f"cannot read frame {bad[0]}")
     sizes = tuple(sorted({(i.shape[1], i.shape[0]) for i in images.values()}))
-    cfg = TrainConfig(
+    cfg = StepConfig(
         seed=seed, steps=steps, lr=lr, warmup=max(1, min(20, steps // 5)), sizes=sizes,
-        size_weights=tuple(1.0 for _ in sizes), templates=learned, caps={}, helpers=0,
-        compile=True, geometry_weight=0.0,  # a rig's labels are answers only
+        templates=learned, caps={}, compile=True,
+        geometry_weight=0.0,  # a rig's labels are answers only
     )  # fmt: skip
     try:
         trainer = Trainer(out, cfg, templates)

@@ -20,12 +20,13 @@ _TRAINER = textwrap.dedent(
     from pnp_vision.devtools import train
     from pnp_vision.devtools.tiny_models import build_model_folder
     from pnp_vision.devtools.train_data import BatchStream
+    from pnp_vision.teach.trainer import Trainer
 
     root = Path(sys.argv[1])
     cfg = train.TrainConfig(mix={"tombstone": 4}, caps={}, compile=False)
     build_model_folder("qwen2_5_vl", root / "m", train.model_spec(cfg),
                        train._tokenizer_corpus(root / "c"))
-    tables = train.Trainer(root / "m", cfg).tables
+    tables = Trainer(root / "m", cfg).tables
     stream = BatchStream(tables, 0, cfg.mix, cfg.recipe(), helpers=2, prefetch=1)
     stream.__enter__()
     if sys.argv[2] == "running":

@@ -14,16 +14,13 @@ import pytest
 
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.devtools import train
-from pnp_vision.devtools.train_data import (
-    pixel_values,
-    render_batch,
-    scene_pattern,
-    training_frame,
-)
+from pnp_vision.devtools.train_data import render_batch, scene_pattern, training_frame
+from pnp_vision.teach.batches import pixel_values
+from pnp_vision.teach.trainer import Trainer, save_weights
 
 
 @pytest.fixture(scope="module")
-def trainer(tmp_path_factory: pytest.TempPathFactory) -> train.Trainer:
+def trainer(tmp_path_factory: pytest.TempPathFactory) -> Trainer:
     from pnp_vision.devtools.tiny_models import build_model_folder
 
     root = tmp_path_factory.mktemp("train-parity")
@@ -32,10 +29,10 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> train.Trainer:
     build_model_folder(
         "qwen2_5_vl", root / "m", train.model_spec(cfg), train._tokenizer_corpus(root / "c")
     )
-    return train.Trainer(root / "m", cfg)
+    return Trainer(root / "m", cfg)
 
 
-def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> None:
+def test_batched_training_pass_matches_the_inspector(trainer: Trainer) -> None:
     import mlx.core as mx
 
     from pnp_vision.inspect import Question
@@ -85,12 +82,12 @@ def test_batched_training_pass_matches_the_inspector(trainer: train.Trainer) -> 
     assert max(seen) - min(seen) > 0.01  # inputs move the answer: the comparison has teeth
 
 
-def test_geometry_targets_are_the_drawn_offsets(trainer: train.Trainer) -> None:
+def test_geometry_targets_are_the_drawn_offsets(trainer: Trainer) -> None:
     """The auxiliary target of a nozzle_alignment question is the tip's offset from the
     crosshair the generator drew, on the right side of the label gap; other questions have
     none (NaN: left out of the loss)."""
     from pnp_vision.devtools.synthetic_scenes import CENTRED_MAX, OFF_MIN
-    from pnp_vision.devtools.train_data import GEOMETRY_SCALE
+    from pnp_vision.teach.batches import GEOMETRY_SCALE
 
     cfg = trainer.cfg
     batches = [
@@ -134,7 +131,7 @@ def test_auxiliary_losses_join_the_answer_loss_and_are_not_saved(tmp_path) -> No
             train.model_spec(cfg),
             train._tokenizer_corpus(tmp_path / f"c-{name}"),
         )
-        trainer = train.Trainer(folder, cfg)
+        trainer = Trainer(folder, cfg)
         batch = render_batch(trainer.tables, 0, 5, scene_pattern(cfg.mix), cfg.recipe())
         assert np.isfinite(batch.points).sum() >= 4  # the nozzle views are located
         heads = {n.split(".")[0] for n, _ in tree_flatten(trainer.trainable.parameters())}
@@ -142,7 +139,7 @@ def test_auxiliary_losses_join_the_answer_loss_and_are_not_saved(tmp_path) -> No
             {"locate"} if locate else set()
         )
         losses[name], _ = trainer.train_step(batch)
-        train.save_weights(trainer.model, folder)
+        save_weights(trainer.model, folder)
         saved = mx.load(str(folder / "model.safetensors"))
         assert set(saved) == {n for n, _ in tree_flatten(trainer.model.parameters())}
     assert losses["geometry"] > losses["none"] + 0.01
@@ -154,9 +151,9 @@ def test_location_targets_land_where_the_view_shows_the_point(size) -> None:
     """A frame whose pixels hold their own coordinates, cut into the nozzle view as the
     engine cuts it: the view pixel under each mapped point holds (to within the view's own
     pixel size) the frame coordinates the point was drawn at."""
-    from pnp_vision.devtools.train_data import TOKEN_CELL, _view_points
     from pnp_vision.inspect import TemplateSet
     from pnp_vision.inspect.views import render_view, view_box
+    from pnp_vision.teach.batches import TOKEN_CELL, _view_points
 
     template = TemplateSet.load(PROJECT_ROOT / "prompts").get("nozzle_alignment")
     roi, view_size = tuple(template.roi), tuple(template.view)

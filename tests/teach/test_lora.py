@@ -18,6 +18,7 @@ import pytest
 
 from pnp_vision.errors import ConfigError
 from pnp_vision.inspect import Inspector, Question, TemplateSet
+from pnp_vision.inspect import adapters as inspect_adapters
 from pnp_vision.teach import lora
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,11 +94,11 @@ def test_loss_falls(trained: Trained) -> None:
 def test_adapter_moves_answers_toward_the_labels(trained: Trained) -> None:
     inspector = trained.inspector
     assert lora.label_probabilities(inspector, trained.examples) == trained.base_probabilities
-    lora.load_adapter(inspector.model, trained.report.adapter_dir, trained.model_dir)
+    inspect_adapters.load_adapter(inspector.model, trained.report.adapter_dir, trained.model_dir)
     try:
         after = lora.label_probabilities(inspector, trained.examples)
     finally:
-        lora.unload_adapter(inspector.model)
+        inspect_adapters.unload_adapter(inspector.model)
     before = trained.base_probabilities
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
     assert sum(after) / len(after) > 0.9 > sum(before) / len(before), (before, after)
@@ -105,10 +106,10 @@ def test_adapter_moves_answers_toward_the_labels(trained: Trained) -> None:
 
 def test_adapter_folder_records_its_base_and_templates(trained: Trained) -> None:
     folder = trained.report.adapter_dir
-    assert (folder / lora.WEIGHTS_FILE).is_file()
+    assert (folder / inspect_adapters.WEIGHTS_FILE).is_file()
     assert (folder / "adapter_config.json").is_file()  # mlx-vlm's own settings
-    meta = json.loads((folder / lora.META_FILE).read_text())
-    assert meta["base"]["fingerprint"] == lora.base_fingerprint(trained.model_dir)
+    meta = json.loads((folder / inspect_adapters.META_FILE).read_text())
+    assert meta["base"]["fingerprint"] == inspect_adapters.base_fingerprint(trained.model_dir)
     assert meta["base"]["path"] == str(trained.model_dir.resolve())
     assert meta["templates"] == ["nozzle_alignment", "part_on_nozzle"]
     assert meta["report"]["losses"] == trained.report.losses
@@ -132,14 +133,14 @@ def test_load_switch_unload_leave_base_answers_bit_identical(
     )
     assert _answers(inspector) == base  # training leaves the base as it found it
 
-    lora.load_adapter(model, trained.report.adapter_dir, trained.model_dir)
+    inspect_adapters.load_adapter(model, trained.report.adapter_dir, trained.model_dir)
     adapted = _answers(inspector)
     assert adapted != base
-    assert lora.unload_adapter(model)
+    assert inspect_adapters.unload_adapter(model)
     assert _answers(inspector) == base
-    assert not lora.unload_adapter(model)  # nothing left to unload
+    assert not inspect_adapters.unload_adapter(model)  # nothing left to unload
 
-    adapters = lora.AdapterSet(
+    adapters = inspect_adapters.AdapterSet(
         model,
         trained.model_dir,
         {"held": trained.report.adapter_dir, "opposite": other.adapter_dir},
@@ -168,13 +169,13 @@ def test_an_adapter_for_another_base_is_a_clear_error(
     other_dir = tiny_model_dir(other_kind)
     model = trained.inspector.model
     with pytest.raises(ConfigError) as caught:
-        lora.load_adapter(model, trained.report.adapter_dir, other_dir)
+        inspect_adapters.load_adapter(model, trained.report.adapter_dir, other_dir)
     message = str(caught.value)
     assert "\n" not in message
     assert str(trained.model_dir.resolve()) in message and str(other_dir) in message
-    assert not lora.unload_adapter(model)  # nothing was applied
+    assert not inspect_adapters.unload_adapter(model)  # nothing was applied
     with pytest.raises(ConfigError, match="not a pnp-vision adapter folder"):
-        lora.load_adapter(model, tmp_path, trained.model_dir)
+        inspect_adapters.load_adapter(model, tmp_path, trained.model_dir)
 
 
 def test_the_training_forward_sees_what_inference_sends(trained: Trained) -> None:
@@ -220,7 +221,7 @@ def test_a_bad_label_is_refused_before_training(trained: Trained, tmp_path: Path
     bad = [*trained.examples, lora.Example(trained.examples[0].image, "tombstone", {}, "MAYBE")]
     with pytest.raises(ConfigError, match="'MAYBE' is not one of template 'tombstone'"):
         lora.train_lora(trained.model_dir, bad, tmp_path, steps=1, inspector=trained.inspector)
-    assert not (tmp_path / lora.WEIGHTS_FILE).exists()
+    assert not (tmp_path / inspect_adapters.WEIGHTS_FILE).exists()
 
 
 def test_held_out_accuracy_is_measured_before_and_after(trained: Trained, tmp_path: Path) -> None:
@@ -255,11 +256,13 @@ def test_adapters_reach_the_fused_compiled_path(
     from pnp_vision.inspect.runtime import setup_runtime
 
     adapted_plain = []
-    lora.load_adapter(trained.inspector.model, trained.report.adapter_dir, trained.model_dir)
+    inspect_adapters.load_adapter(
+        trained.inspector.model, trained.report.adapter_dir, trained.model_dir
+    )
     try:
         adapted_plain = _answers(trained.inspector)
     finally:
-        lora.unload_adapter(trained.inspector.model)
+        inspect_adapters.unload_adapter(trained.inspector.model)
     traces = []  # decoder_pass runs in Python only while mx.compile traces it
     real = language.decoder_pass
     monkeypatch.setattr(language, "decoder_pass", lambda *a, **k: traces.append(1) or real(*a, **k))
@@ -268,7 +271,7 @@ def test_adapters_reach_the_fused_compiled_path(
     assert language.fused(fused.model.language_model) is not None
     base = _answers(fused)
     assert traces  # the compiled fused pass ran
-    lora.load_adapter(fused.model, trained.report.adapter_dir, trained.model_dir)
+    inspect_adapters.load_adapter(fused.model, trained.report.adapter_dir, trained.model_dir)
     adapted = _answers(fused)
     for got, want in zip(adapted, adapted_plain, strict=True):
         assert got == pytest.approx(want, abs=1e-4)
@@ -276,12 +279,14 @@ def test_adapters_reach_the_fused_compiled_path(
     folded = language._ADAPTER.get(lm)  # folded into the pass
     assert language.fused(lm) is not None and folded is not None
     assert (folded.merged is not None, folded.lora is not None) == (merge, not merge)
-    lora.unload_adapter(fused.model)
+    inspect_adapters.unload_adapter(fused.model)
     assert language.fused(lm) is not None and language._ADAPTER.get(lm) is None
     assert _answers(fused) == base
 
     folder = trained.report.adapter_dir
-    adapters = lora.AdapterSet(fused.model, trained.model_dir, {"one": folder, "two": folder})
+    adapters = inspect_adapters.AdapterSet(
+        fused.model, trained.model_dir, {"one": folder, "two": folder}
+    )
     adapters.activate("one")
     assert _answers(fused) == adapted
     traced = len(traces)

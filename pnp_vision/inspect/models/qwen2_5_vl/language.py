@@ -18,7 +18,7 @@ layer as: norm, one q/k/v matmul, one rotation kernel (`rope.rope_qkv`), attenti
 gate/up matmul, SwiGLU, down. Attention and SwiGLU are looked up in mlx-vlm's modules at call
 time, so the routes `patches.py` installs apply here too.
 
-Training (`devtools/train.py`) runs `answer_hidden`: many prompts sharing one text prefix, the
+Training (`teach/trainer.py`) runs `answer_hidden`: many prompts sharing one text prefix, the
 last layer at the answer position only.
 
 Written for mlx-vlm language models whose layers take `(x, mask, cache, position_ids)` and
