@@ -52,9 +52,17 @@ class TemplateStats:
     correct_confident: int = 0
     confident_wrong: int = 0
     trained: bool | None = None  # from the answers: False if the model folder did not learn it
+    # familiarity, where the folder has a statistic for the template: answers whose view was
+    # familiar / unfamiliar, and of each how many were right and how many confident and wrong
+    familiar: int = 0
+    unfamiliar: int = 0
+    correct_familiar: int = 0
+    correct_unfamiliar: int = 0
+    confident_wrong_unfamiliar: int = 0  # 0 by the service's rule; counted to prove it
     latencies_ms: list[float] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)  # probability of the given answer
     hits: list[bool] = field(default_factory=list)
+    eligible: list[bool] = field(default_factory=list)  # may be confident: trained, familiar
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,6 +76,7 @@ class TemplateStats:
         latency_ms: float,
         confidence: float | None = None,
         trained: bool | None = None,
+        familiar: bool | None = None,
     ) -> None:
         self.total += 1
         self.correct += truth == predicted
@@ -79,8 +88,16 @@ class TemplateStats:
         if confidence is not None:
             self.confidences.append(confidence)
             self.hits.append(truth == predicted)
+            self.eligible.append(trained is not False and familiar is not False)
         if trained is not None:
             self.trained = trained
+        if familiar is True:
+            self.familiar += 1
+            self.correct_familiar += truth == predicted
+        elif familiar is False:
+            self.unfamiliar += 1
+            self.correct_unfamiliar += truth == predicted
+            self.confident_wrong_unfamiliar += confident and truth != predicted
 
     @property
     def accuracy(self) -> float:
@@ -102,8 +119,34 @@ class TemplateStats:
         return self.confident_wrong / self.total if self.total else 0.0
 
     @property
+    def familiar_share(self) -> float | None:
+        """Share of answers whose view was familiar (None: the folder has no statistic)."""
+        judged = self.familiar + self.unfamiliar
+        return self.familiar / judged if judged else None
+
+    @property
     def ece(self) -> float | None:
         return metrics.expected_calibration_error(self.confidences, self.hits)
+
+    def _familiarity(self) -> dict[str, Any] | None:
+        """Familiar vs unfamiliar answers: how many, and how right (None: not judged)."""
+        if not self.familiar + self.unfamiliar:
+            return None
+        return {
+            "familiar_share": self.familiar_share,
+            "familiar": self.familiar,
+            "unfamiliar": self.unfamiliar,
+            "accuracy_familiar": self.correct_familiar / self.familiar if self.familiar else None,
+            "accuracy_unfamiliar": (
+                self.correct_unfamiliar / self.unfamiliar if self.unfamiliar else None
+            ),
+            "confident_wrong_familiar_share": (
+                (self.confident_wrong - self.confident_wrong_unfamiliar) / self.familiar
+                if self.familiar
+                else None
+            ),
+            "confident_wrong_unfamiliar": self.confident_wrong_unfamiliar,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,9 +160,10 @@ class TemplateStats:
             "confident_wrong": self.confident_wrong,
             "confident_wrong_share": self.confident_wrong_share,
             "trained": self.trained,
+            "familiarity": self._familiarity(),
             "ece": self.ece,
             "reliability": metrics.reliability(self.confidences, self.hits),
-            "coverage": metrics.coverage(self.confidences, self.hits),
+            "coverage": metrics.coverage(self.confidences, self.hits, eligible=self.eligible),
             "latency_ms_p50": _percentile(self.latencies_ms, 50),
             "latency_ms_p95": _percentile(self.latencies_ms, 95),
             "confusion": self.confusion,
@@ -227,5 +271,6 @@ def evaluate(
                 float(result.timings.total_ms),
                 confidence=float(result.probabilities[result.answer]),
                 trained=getattr(result, "trained", None),
+                familiar=getattr(result, "familiar", None),
             )
     return report

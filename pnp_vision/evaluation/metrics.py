@@ -59,14 +59,20 @@ def expected_calibration_error(
 
 
 def coverage(
-    confidences: Sequence[float], correct: Sequence[bool], bars: Sequence[float] = BARS
+    confidences: Sequence[float],
+    correct: Sequence[bool],
+    bars: Sequence[float] = BARS,
+    eligible: Sequence[bool] | None = None,
 ) -> list[dict[str, Any]]:
     """For each candidate bar: the share of answers that clear it (acted on), their accuracy
-    (None when none clear it), and the share of all answers that clear it and are wrong."""
+    (None when none clear it), and the share of all answers that clear it and are wrong.
+    `eligible`: per answer, whether any bar can make it confident (an untrained template or an
+    unfamiliar view never is), as the service judges it."""
     n = len(confidences)
+    may = [True] * n if eligible is None else eligible
     rows = []
     for bar in bars:
-        kept = [ok for c, ok in zip(confidences, correct, strict=True) if c >= bar]
+        kept = [ok for c, ok, m in zip(confidences, correct, may, strict=True) if m and c >= bar]
         rows.append(
             {
                 "bar": bar,

@@ -21,7 +21,7 @@ def _trained(value: bool | None) -> str:
 def _rows(report: EvalReport) -> list[list[str]]:
     rows = [
         ["template", "trained", "n", "accuracy", "below bar", "acc. confident", "conf. wrong",
-         "ECE", "p50 ms", "p95 ms"]
+         "familiar", "ECE", "p50 ms", "p95 ms"]
     ]  # fmt: skip
     for name, stats in sorted(report.templates.items()):
         d = stats.as_dict()
@@ -34,9 +34,26 @@ def _rows(report: EvalReport) -> list[list[str]]:
                 _pct(stats.below_bar_share),
                 _pct(stats.confident_accuracy),
                 _pct(stats.confident_wrong_share),
+                _pct(stats.familiar_share),
                 "-" if stats.ece is None else f"{stats.ece:.3f}",
                 _ms(d["latency_ms_p50"]),
                 _ms(d["latency_ms_p95"]),
+            ]
+        )
+    return rows
+
+
+def _familiarity_rows(judged: list[TemplateStats]) -> list[list[str]]:
+    rows = [["template", "familiar", "acc. familiar", "acc. unfamiliar", "conf. wrong familiar"]]
+    for stats in judged:
+        f = stats.as_dict()["familiarity"]
+        rows.append(
+            [
+                stats.template,
+                f"{stats.familiar}/{stats.familiar + stats.unfamiliar}",
+                _pct(f["accuracy_familiar"]),
+                _pct(f["accuracy_unfamiliar"]),
+                _pct(f["confident_wrong_familiar_share"]),
             ]
         )
     return rows
@@ -59,7 +76,7 @@ def _reliability(stats: TemplateStats) -> list[str]:
 
 def _coverage(stats: TemplateStats) -> list[str]:
     rows = [[f"{stats.template}: bar", "coverage", "accuracy", "conf. wrong"]]
-    for row in metrics.coverage(stats.confidences, stats.hits):
+    for row in metrics.coverage(stats.confidences, stats.hits, eligible=stats.eligible):
         rows.append(
             [
                 f"{row['bar']:g}",
@@ -113,6 +130,13 @@ def render_text(report: EvalReport) -> str:
         lines.append(
             "trained NO: the model folder did not learn the template; its answers are never"
             " confident"
+        )
+    judged = [s for _, s in sorted(report.templates.items()) if s.familiar_share is not None]
+    if judged:
+        lines += ["", *_table(_familiarity_rows(judged))]
+        lines.append(
+            "familiar: the share of answers whose view looked like the template's training views"
+            " to the model; an unfamiliar answer is never confident"
         )
     for _, stats in sorted(report.templates.items()):
         lines += ["", *_confusion(stats), "", *_reliability(stats), "", *_coverage(stats)]
