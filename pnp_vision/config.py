@@ -126,6 +126,12 @@ class Settings(StrictModel):
         description="Answer unknown_template to a template the model folder records it did not "
         "learn (calibration.json), instead of an answer marked trained: false.",
     )
+    refuse_unfamiliar: bool = Field(
+        False,
+        description="Answer `unfamiliar` (an error) to a question whose view the model folder's "
+        "familiarity statistic finds unlike the template's training views, instead of an answer "
+        "marked familiar: false (never confident).",
+    )
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest message any receiving socket accepts."
     )

@@ -93,6 +93,7 @@ class ModelThread(threading.Thread):
         jobs: RequestQueue,
         wakeup: Wakeup,
         refuse_untrained: bool = False,
+        refuse_unfamiliar: bool = False,
         done: queue.SimpleQueue[Completion] | None = None,
         generation: int = 1,
         adapters: AdapterRoutes | None = None,
@@ -105,6 +106,7 @@ class ModelThread(threading.Thread):
         self.min_confidence = min_confidence
         self.compute_dtype = compute_dtype
         self.refuse_untrained = refuse_untrained
+        self.refuse_unfamiliar = refuse_unfamiliar
         self.jobs = jobs
         # Shared by every generation: the I/O thread reads completions from one place.
         self.done: queue.SimpleQueue[Completion] = done or queue.SimpleQueue()
@@ -189,6 +191,7 @@ class ModelThread(threading.Thread):
                 min_confidence=self.min_confidence,
                 compute_dtype=self.compute_dtype,
                 refuse_untrained=self.refuse_untrained,
+                refuse_unfamiliar=self.refuse_unfamiliar,
             )
             folders = self.routes.folders()
             if folders:

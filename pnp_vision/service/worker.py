@@ -192,6 +192,7 @@ class Worker:
             min_confidence=settings.min_confidence,
             compute_dtype=settings.compute_dtype,
             refuse_untrained=settings.refuse_untrained,
+            refuse_unfamiliar=settings.refuse_unfamiliar,
             jobs=self.jobs,
             wakeup=self.wakeup,
             done=self._done,
