@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pnp_vision.errors import BadRequest
+from pnp_vision.errors import PnpVisionError
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             scenes=args.scenes,
             png_level=args.png_level,
         )
-    except BadRequest as exc:
+    except PnpVisionError as exc:  # a bad size, or an existing recording (config_error)
         print(f"make_recording: error: {exc}", file=sys.stderr)
         return 2
     size = sum(p.stat().st_size for p in args.out.iterdir())
