@@ -195,6 +195,7 @@ class Internal(PnpVisionError):
 _BY_CODE: dict[ErrorCode, type[PnpVisionError]] = {
     ErrorCode.BAD_REQUEST: BadRequest,
     ErrorCode.UNKNOWN_TEMPLATE: UnknownTemplate,
+    ErrorCode.UNFAMILIAR: Unfamiliar,
     ErrorCode.BAD_PARAMS: BadParams,
     ErrorCode.UNKNOWN_CAMERA: UnknownCamera,
     ErrorCode.NO_FRAME: NoFrame,
