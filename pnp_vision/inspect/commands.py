@@ -82,6 +82,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     mark = "confident" if result.confident else f"NOT confident (< {settings.min_confidence:g})"
     if result.trained is False:
         mark = "NOT confident: the model did not learn this template"
+    elif result.familiar is False:
+        mark = (
+            f"NOT confident: unfamiliar view (familiarity {result.familiarity:.2f} > 1),"
+            " unlike what the model was trained on"
+        )
     print(f"{result.template}: {result.answer} ({mark})")
     print(f"  question: {result.question}")
     for answer, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):

@@ -160,6 +160,11 @@ def _ask(args: argparse.Namespace) -> int:
     flag = "" if r.confident else "  (not confident)"
     if r.trained is False:
         flag = "  (not confident: the model did not learn this template)"
+    elif r.familiar is False:
+        flag = (
+            f"  (not confident: unfamiliar view, familiarity {r.familiarity:.2f} > 1:"
+            " unlike what the model was trained on)"
+        )
     print(f"{r.template}: {r.answer}{flag}")
     print(f"  question: {r.question}")
     print("  probabilities: " + ", ".join(f"{a}={p:.3f}" for a, p in r.probabilities.items()))

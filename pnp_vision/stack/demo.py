@@ -36,6 +36,7 @@ _COLUMNS = (
     ("prob", 5),
     ("conf", 4),
     ("trained", 7),
+    ("familiar", 8),
     ("truth", 5),
     ("rtt ms", 7),
     ("model ms", 8),
@@ -151,6 +152,13 @@ def _summary(
             " are never confident and are not scored",
             file=out,
         )
+    unfamiliar = sorted({r["template"] for r in answered if r.get("familiar") == "NO"})
+    if unfamiliar:
+        print(
+            f"familiar NO: {', '.join(unfamiliar)} saw a view unlike its training views;"
+            " those answers are never confident",
+            file=out,
+        )
     for failure in failures:
         print(f"FAILED: {failure}", file=out)
 
@@ -217,6 +225,7 @@ def _ask(
                 "prob": f"{r.probabilities[r.answer]:.2f}",
                 "conf": "yes" if r.confident else "no",
                 "trained": {True: "yes", False: "NO", None: "-"}[r.trained],
+                "familiar": {True: "yes", False: "NO", None: "-"}[r.familiar],
                 "truth": label.answer,
                 "rtt ms": f"{result.round_trip_ms:.1f}",
                 "model ms": f"{result.timings.inference_ms:.1f}",

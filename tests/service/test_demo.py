@@ -36,8 +36,9 @@ def test_demo_answers_every_template_on_live_frames_and_exits_zero() -> None:
         assert row[5] in ("YES", "NO"), row  # an answer, never an error
         assert 0.5 <= float(row[6]) <= 1.0, row  # probability of the winning answer
         assert row[8] in ("yes", "NO", "-"), row  # whether the model learned the template
-        assert row[9] in ("YES", "NO"), row  # the recording's true label for that frame
-        if row[8] == "NO":  # a template the model did not learn is never confident
+        assert row[9] in ("yes", "NO", "-"), row  # whether the view looked familiar
+        assert row[10] in ("YES", "NO"), row  # the recording's true label for that frame
+        if "NO" in (row[8], row[9]):  # untrained, or an unfamiliar view: never confident
             assert row[7] == "no", row
     answered = re.search(r"(\d+)/(\d+) questions answered on live frames", out)
     assert answered and answered.group(1) == answered.group(2) == str(len(rows)), out
