@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -70,3 +71,18 @@ def test_a_missing_model_folder_home_or_setting_has_its_own_code(tmp_path: Path)
     assert "service.toml:1: requests_endpont is not a setting; did you mean requests_endpoint?" in (
         line
     )
+
+
+def test_the_readme_documents_every_exit_code_and_a_rig_from_the_wheel() -> None:
+    from pnp_vision.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", readme, re.MULTILINE))
+    assert {code: int(status) for status, code in rows.items()} == {
+        code.value: status for code, status in EXIT_CODES.items()
+    }
+    rig = readme[readme.index("## Running it on a rig") :]
+    block = rig[rig.index("```\n") : rig.index("\n```", rig.index("```\n") + 4)]
+    assert "pip install pnp_vision-" in block and "pnp-vision init " in block
+    assert "pip install -e" not in block
+    assert "| `pnp-vision init DIR` |" in readme
