@@ -130,6 +130,10 @@ class TrainConfig(StepConfig):
     prompt_length: int = 0  # prompts are right-padded to this many tokens (0: the longest)
     heldout_seed: int = 1_000_003
     heldout_frames: int = 800  # 200 of each scene: accuracy, learned templates, temperatures
+    # Familiarity (inspect/familiarity.py): the bank from these frames of the training
+    # distribution, the threshold from the held-out frames above.
+    familiarity_seed: int = 1_000_033
+    familiarity_frames: int = 2000
     compile: bool = True
     helpers: int = 2  # processes rendering batches
     clean_steps: int = 100  # first batches on frames without lighting, blur, noise and JPEG
@@ -244,6 +248,37 @@ def calibrate(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     }
     write_calibration(folder, record)
     return record
+
+
+def fit_familiarity_synthetic(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """The folder's familiarity statistic for every trained template: the bank from
+    `cfg.familiarity_frames` frames of the training distribution, the threshold from the
+    held-out frames (the same ones calibration uses)."""
+    from pnp_vision.devtools.train_data import training_frame
+    from pnp_vision.inspect import TemplateSet
+    from pnp_vision.teach.familiarity_fit import fit_familiarity
+
+    recipe, pattern = cfg.recipe(), list(cfg.mix)
+
+    def views(seed: int, frames: int) -> Any:
+        for index in range(frames):
+            image, label = training_frame(index, seed, pattern, recipe)
+            asked = {q["template"] for q in label["questions"]} & set(cfg.templates)
+            for name in sorted(asked):
+                yield name, image
+
+    about = {
+        "train": {"seed": cfg.familiarity_seed, "frames": cfg.familiarity_frames},
+        "heldout": {"seed": cfg.heldout_seed, "frames": cfg.heldout_frames},
+    }
+    return fit_familiarity(
+        folder,
+        TemplateSet.load(PROJECT_ROOT / "prompts"),
+        views(cfg.familiarity_seed, cfg.familiarity_frames),
+        views(cfg.heldout_seed, cfg.heldout_frames),
+        about=about,
+        keep=False,
+    )
 
 
 def _device() -> str:
@@ -368,6 +403,7 @@ def train(
         train_s = time.monotonic() - started
         save_weights(trainer.model, folder)
         calibration = calibrate(folder, cfg)
+        fit_familiarity_synthetic(folder, cfg)
         accuracy = {n: t["accuracy"] for n, t in calibration["templates"].items()}
         meta = {
             "config": asdict(cfg),
@@ -395,14 +431,15 @@ def train(
 
 def recheck(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     """Score a trained folder again on `cfg.heldout_frames` unseen frames, refit its
-    calibration and rewrite its record's held-out accuracy and `learned_templates` (e.g. with
-    more frames than at first)."""
+    calibration and familiarity and rewrite its record's held-out accuracy and
+    `learned_templates` (e.g. with more frames than at first)."""
     from pnp_vision.inspect.runtime import setup_runtime
 
     setup_runtime()
     meta = json.loads((folder / "training.json").read_text())
     templates = tuple(meta.get("trained_templates", cfg.templates))
     calibration = calibrate(folder, replace(cfg, templates=templates))
+    fit_familiarity_synthetic(folder, replace(cfg, templates=templates))
     accuracy = {n: t["accuracy"] for n, t in calibration["templates"].items()}
     meta["heldout"] = {"seed": cfg.heldout_seed, "frames": cfg.heldout_frames, "accuracy": accuracy}
     meta["learned_templates"] = calibration["learned_templates"]

@@ -24,7 +24,9 @@ def _weights_digest(folder: Path) -> str:
 @pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None:
     # reuse_gap=2: steps 3 and 5 re-use earlier batches, as the full run does every odd step.
-    cfg = replace(train.TrainConfig(), steps=6, heldout_frames=5, reuse_gap=2)
+    cfg = replace(
+        train.TrainConfig(), steps=6, heldout_frames=5, reuse_gap=2, familiarity_frames=8
+    )
     first = train.train(tmp_path / "a", cfg)
     again = train.train(tmp_path / "b", cfg)
     other = train.train(tmp_path / "c", replace(cfg, seed=1))
@@ -39,3 +41,9 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None
     assert set(record["templates"]) <= set(cfg.templates)
     assert all(t["temperature"] > 0 for t in record["templates"].values())
     assert record["learned_templates"] == first["learned_templates"]
+    # and the familiarity statistic: a bank and a threshold per trained template, the same
+    for name in ("familiarity.json", "familiarity.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    familiarity = json.loads((tmp_path / "a" / "familiarity.json").read_text())
+    assert set(familiarity["templates"]) == set(cfg.templates)
+    assert all(t["threshold"] > 0 for t in familiarity["templates"].values())
