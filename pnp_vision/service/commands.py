@@ -75,10 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the main job: capture + worker on the bundled recording, every template asked",
         description="Starts `pnp-vision capture` on cameras/demo.toml and `pnp-vision worker` "
-        "(trained model if present, else a tiny one) as real processes, asks every template "
+        "(model_dir: the bundled trained model by default) as real processes, asks every template "
         "on live frames, prints a table, stops both. Exit 0 only if everything was answered.",
     )
-    demo.add_argument("--model", type=Path, help="model folder (default: trained or tiny)")
+    demo.add_argument("--model", type=Path, help="model folder (default: model_dir)")
     demo.add_argument(
         "--cameras-dir",
         type=Path,

@@ -4,8 +4,9 @@ Starts the capture daemon (cameras/demo.toml replays recordings/demo) and the wo
 processes on fresh ipc:// endpoints, then, for every template the worker lists, waits for a live
 replayed frame the recording's labels.jsonl has questions about, asks them on exactly that frame
 (`frame: seq`) through `VisionClient`, and prints one row per answer next to the true label.
-Nothing is downloaded: the worker runs the trained model in `models/pnp-inspector` when it
-exists, else the cached tiny model (random weights: its answers show the plumbing, not vision).
+Nothing is downloaded: the worker runs `model_dir` (by default the bundled trained inspector,
+`models/pnp-inspector` of the package's defaults or of the rig folder); a missing one stops the
+demo before anything starts (`model_not_found`).
 """
 
 from __future__ import annotations
