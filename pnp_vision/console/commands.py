@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+# Open tabs hold event streams that never end by themselves, and uvicorn waits for open
+# connections before it stops: they are ended as the signal arrives, and any other request is
+# given at most this long.
+GRACE_S = 1
+
+
+def serve(app: Any, host: str, port: int, on_exit: Callable[[], None]) -> None:
+    """uvicorn, with SIGTERM / Ctrl-C also calling `on_exit` (which ends the event streams)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACE_S
+    )
+    Server(config).run()
 
 
 def _console(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from pnp_vision.config import PROJECT_ROOT, load_settings
     from pnp_vision.console.server import ConsoleConfig, create_app
     from pnp_vision.logs import setup_logging
@@ -23,11 +44,12 @@ def _console(args: argparse.Namespace) -> int:
         recordings_dir=args.recordings or PROJECT_ROOT / "recordings",
         host=args.host,
         token=args.token or settings.console_token or None,
+        max_frame_age_s=settings.max_frame_age_s,
         security=security_from_settings(settings.keys_dir, settings.client_key),
     )
     app = create_app(config)  # refuses beyond loopback without a token, before binding
     print(f"console on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    serve(app, args.host, args.port, on_exit=app.state.console.hub.close)
     return 0
 
 

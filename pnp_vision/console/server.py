@@ -2,21 +2,22 @@
 
 It subscribes to the frames PUB and asks the worker over the documented protocol, so whatever
 it shows (live tiles, answers, the crops the model saw) is what a controller would get. The
-page is plain HTML/JS in `static/`, no build step; inspections are pushed with server-sent
-events. Labels are written with the same store `pnp-vision label` uses.
+page is plain HTML/JS in `static/`, no build step. Its parts: `guard` (loopback safety),
+`watch` (one watcher pushing the worker's and cameras' state and every answer to the tabs as
+server-sent events), `cameras` (stale / offline, tiles, boxes), `labelling` (recordings) and
+`link` (requests to the worker).
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import contextlib
-import hmac
-import ipaddress
 import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,43 +26,47 @@ import cv2
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pnp_vision.capture.sources import read_index
+from pnp_vision.capture.subscriber import FrameSubscriber
+from pnp_vision.client import NoWorker
+from pnp_vision.console.cameras import CameraWatch, encode_jpeg
+from pnp_vision.console.guard import guard_middleware, is_loopback
+from pnp_vision.console.labelling import Predictions, Recordings
+from pnp_vision.console.link import WorkerLink, new_id
+from pnp_vision.console.watch import Hub, Watch, sse
 from pnp_vision.errors import BadRequest, ConfigError, PnpVisionError
-from pnp_vision.evaluation.labels import load_labels_if_any, save_labels, with_answer
 from pnp_vision.inspect.templates import TemplateSet
+from pnp_vision.protocol.requests import (
+    CropRequest,
+    CropResult,
+    InspectRequest,
+    InspectResult,
+    ReloadRequest,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
-TILE_WIDTH = 480
-_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+ASK_TIMEOUT_S = 5.0
+THUMB_HEIGHT = 84
+RELOAD_TIMEOUT_S = 600.0  # a real model takes a while to load; the page shows "reloading"
+_CLIENT_ERRORS = {"bad_request", "bad_params", "unknown_template", "unknown_camera"}
 
 
 @dataclass
 class ConsoleConfig:
     requests_endpoint: str
     frames_endpoint: str
-    prompts_dir: Path
+    prompts_dir: Path | list[Path]
     recordings_dir: Path
     host: str = "127.0.0.1"
     token: str | None = None
-    timeout_s: float = 5.0
+    timeout_s: float = ASK_TIMEOUT_S
+    max_frame_age_s: float = 1.0
     security: Any = None  # transport.security.Security when keys_dir is set
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(config: ConsoleConfig) -> None:
@@ -69,196 +74,154 @@ def check_exposure(config: ConsoleConfig) -> None:
     if not is_loopback(config.host) and not config.token:
         raise ConfigError(
             f"console: binding {config.host} (beyond loopback) needs a token:"
-            " --token or PNP_VISION_CONSOLE_TOKEN"
+            " --token or the console_token setting (PNP_VISION_CONSOLE_TOKEN)"
         )
-
-
-class _TokenGate(BaseHTTPMiddleware):
-    """Bearer header, `token` query parameter (the link an operator opens) or the cookie that
-    link sets, so the page's own assets, images and event stream pass too. Constant-time."""
-
-    COOKIE = "pnp_console_token"
-
-    def __init__(self, app: Any, token: str | None) -> None:
-        super().__init__(app)
-        self.token = token
-
-    async def dispatch(self, request: Request, call_next: Any) -> Response:
-        if not self.token:
-            return await call_next(request)
-        query = request.query_params.get("token")
-        given = (
-            query
-            or request.headers.get("authorization", "").removeprefix("Bearer ")
-            or request.cookies.get(self.COOKIE, "")
-        )
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            log.warning(
-                "console refused %s %s: missing or wrong token", request.client, request.url.path
-            )
-            return JSONResponse({"error": "token required"}, status_code=401)
-        response = await call_next(request)
-        if query:
-            response.set_cookie(self.COOKIE, self.token, httponly=True, samesite="strict")
-        return response
 
 
 class Console:
-    """The state behind the routes: one frame subscriber, one serialized worker client."""
+    """The parts behind the routes."""
 
     def __init__(self, config: ConsoleConfig) -> None:
-        from pnp_vision.capture.subscriber import FrameSubscriber
-        from pnp_vision.client import VisionClient
-
         self.config = config
-        self.frames = FrameSubscriber(config.frames_endpoint, security=config.security)
-        self._client = VisionClient(
-            config.requests_endpoint, config.timeout_s, 0, security=config.security
-        )
-        self._lock = threading.Lock()  # a VisionClient is one socket: one caller at a time
         self.templates = TemplateSet.load(config.prompts_dir)
+        self.frames = FrameSubscriber(config.frames_endpoint, security=config.security)
+        self.link = WorkerLink(
+            config.requests_endpoint, timeout_s=config.timeout_s, security=config.security
+        )
+        self.hub = Hub()
+        self.cameras = CameraWatch(self.frames, self.templates, config.max_frame_age_s)
+        self.watch = Watch(self.link, self.frames, self.cameras, self.hub)
+        self.predictions = Predictions(self.link, self.model_identity)
+        self.recordings = Recordings(config.recordings_dir, self.templates, self.predictions)
+        self._thumbs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._thumbs_lock = threading.Lock()
 
-    def close(self) -> None:
+    def start(self) -> None:
+        self.watch.start()
+
+    def stop(self) -> None:
+        """End every event stream first (open tabs must not hold the exit), then the threads."""
+        self.hub.close()
+        self.predictions.stop()
+        self.watch.stop()
         self.frames.close()
-        self._client.close()
 
-    def ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return getattr(self._client, method)(*args, **kwargs)
-
-    # -- cameras --------------------------------------------------------------------------
-
-    def cameras(self) -> list[dict[str, Any]]:
-        now = time.time()
-        tiles = []
-        for name, status in sorted(self.frames.cameras().items()):
-            frame = self.frames.latest(name)
-            tiles.append(
-                {
-                    "name": name,
-                    "state": status.state if status else None,
-                    "fps": status.fps if status else None,
-                    "drops": status.drops if status else None,
-                    "reconnects": status.reconnects if status else None,
-                    "last_error": status.last_error if status else None,
-                    "seq": frame.header.seq if frame else None,
-                    "age_ms": round((now - frame.header.capture_time) * 1000, 1) if frame else None,
-                }
-            )
-        return tiles
-
-    def tile_jpeg(self, camera: str) -> bytes | None:
-        """The latest frame, scaled to the tile, every template's ROI drawn and named."""
-        frame = self.frames.latest(camera)
-        if frame is None:
+    def model_identity(self) -> tuple[str, int] | None:
+        status = self.watch.status
+        if status is None or status.model.identity is None:
             return None
-        image = frame.image
-        scale = min(1.0, TILE_WIDTH / image.shape[1])
-        tile = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        height, width = tile.shape[:2]
-        for template in self.templates:
-            if template.roi is None and template.view is None:
-                continue
-            left, top, right, bottom = _box_on(template, width, height)
-            cv2.rectangle(tile, (left, top), (right, bottom), (0, 200, 255), 1)
-            cv2.putText(
-                tile,
-                template.name,
-                (left + 2, top + 11),
-                cv2.FONT_HERSHEY_PLAIN,
-                0.8,
-                (0, 200, 255),
-                1,
-            )
-        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(tile), [cv2.IMWRITE_JPEG_QUALITY, 80])
-        return jpeg.tobytes() if ok else None
+        return status.model.identity.fingerprint, status.model.identity.generation
 
-    # -- recordings -----------------------------------------------------------------------
+    def worker_gone(self) -> PnpVisionError | None:
+        """An error to answer at once when the watcher finds no worker (no 5 s wait)."""
+        if self.watch.worker_up:
+            return None
+        state = self.watch.state.get("worker", {})
+        return NoWorker(f"the worker is stopped: {state.get('detail') or 'no reply'}")
 
-    def recording(self, name: str) -> Path:
-        if not name or set(name) - _NAME_OK or name.startswith("."):
-            raise BadRequest(f"recording name {name!r}: letters, digits, _ . - only")
-        folder = self.config.recordings_dir / name
-        if not folder.is_dir():
-            raise BadRequest(f"no recording {name!r} in {self.config.recordings_dir}")
-        return folder
+    # -- worker requests ------------------------------------------------------------------
 
-    def recordings(self) -> list[str]:
-        root = self.config.recordings_dir
-        if not root.is_dir():
-            return []
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    def recording_view(self, name: str) -> dict[str, Any]:
-        folder = self.recording(name)
-        labels = {f.seq: f for f in load_labels_if_any(folder)}
-        frames = []
-        for entry in read_index(folder):
-            frame = labels.get(entry.seq)
-            frames.append(
-                {
-                    "seq": entry.seq,
-                    "file": entry.file.name,
-                    "questions": [q.model_dump() for q in frame.questions] if frame else [],
-                }
-            )
-        return {"name": name, "frames": frames}
-
-    def label(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        folder = self.recording(name)
+    def ask(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            seq, template_name = int(body["seq"]), str(body["template"])
-            params = {str(k): str(v) for k, v in (body.get("params") or {}).items()}
-            answer = str(body["answer"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BadRequest(f"label needs seq, template, params and answer: {exc}") from exc
-        template = self.templates.get(template_name)
-        template.render(params)  # checks the parameters
-        if answer not in template.answers:
-            raise BadRequest(f"{answer!r} is not an answer of {template_name}: {template.answers}")
-        entries = {e.seq: e for e in read_index(folder)}
-        if seq not in entries:
-            raise BadRequest(f"recording {name!r} has no frame {seq}")
-        labels = with_answer(
-            load_labels_if_any(folder),
-            seq=seq,
-            file=entries[seq].file.name,
-            template=template_name,
-            params=params,
-            answer=answer,
-        )
-        save_labels(folder, labels)
-        log.info(
-            "label recording=%s seq=%d template=%s answer=%s", name, seq, template_name, answer
-        )
-        return {"seq": seq, "template": template_name, "params": params, "answer": answer}
+            request = InspectRequest(
+                id=new_id("console"),
+                camera=str(body.get("camera")),
+                template=str(body.get("template")),
+                params={str(k): str(v) for k, v in (body.get("params") or {}).items()},
+                deadline_ms=ASK_TIMEOUT_S * 800,
+            )
+        except ValueError as exc:
+            raise BadRequest(f"ask needs camera, template and params: {exc}") from None
+        reply = self.link.request(request)
+        result = InspectResult.model_validate(reply.result)
+        return {
+            "id": request.id,
+            **result.model_dump(mode="json"),
+            "frame": reply.frame.model_dump(mode="json") if reply.frame else None,
+        }
 
+    def reload(self) -> dict[str, Any]:
+        reply = self.link.request(ReloadRequest(id=new_id("console")), timeout_s=RELOAD_TIMEOUT_S)
+        return reply.result or {}
 
-def _box_on(template: Any, width: int, height: int) -> tuple[int, int, int, int]:
-    """The part of a width x height frame the template's view takes (left, top, right, bottom)."""
-    if template.view is not None:
-        from pnp_vision.inspect.views import view_box
+    def crop(self, request_id: str, question: int, whole: bool) -> CropResult | None:
+        """None: the worker no longer holds that inspection (it keeps `history_size`)."""
+        request = CropRequest(id=new_id("crop"), request=request_id, question=question, whole=whole)
+        try:
+            return CropResult.model_validate(self.link.request(request).result)
+        except BadRequest as exc:
+            if str(exc).startswith("no recent inspection"):
+                return None
+            raise
 
-        return view_box((width, height), template.roi, template.view)
-    x, y, w, h = template.roi
-    return int(x * width), int(y * height), int((x + w) * width), int((y + h) * height)
+    def crop_thumbnail(self, request_id: str, question: int) -> bytes | None:
+        """The crop as a small JPEG for the inspections table (at most THUMB_HEIGHT high: the
+        112x84 views stay as the model saw them); kept here, so the table still shows it once
+        the worker has let the inspection go."""
+        key = (request_id, question)
+        with self._thumbs_lock:
+            if key in self._thumbs:
+                return self._thumbs[key]
+        got = self.crop(request_id, question, whole=False)
+        if got is None:
+            return None
+        image = cv2.imdecode(np.frombuffer(base64.b64decode(got.png_base64), np.uint8), 1)
+        width = round(image.shape[1] * min(1.0, THUMB_HEIGHT / image.shape[0]))
+        data = encode_jpeg(image, width, 85)
+        with self._thumbs_lock:
+            self._thumbs[key] = data
+            while len(self._thumbs) > 512:
+                self._thumbs.popitem(last=False)
+        return data
+
+    def templates_listing(self) -> list[dict[str, Any]]:
+        """The worker's templates (a reload may have changed them); the console's own when the
+        worker is stopped, so the page still works."""
+        if self.watch.worker_up:
+            with contextlib.suppress(PnpVisionError):
+                return self.link.client().templates()
+        return [t.model_dump(mode="json") for t in self.templates]
 
 
 def _error(exc: PnpVisionError) -> JSONResponse:
-    status = (
-        400
-        if isinstance(exc, BadRequest | ConfigError)
-        or exc.code.value in ("bad_request", "bad_params", "unknown_template", "unknown_camera")
-        else 502
+    code = exc.code.value
+    if isinstance(exc, BadRequest | ConfigError) or code in _CLIENT_ERRORS:
+        status = 400
+    elif code in ("no_worker", "no_reply", "shutting_down", "busy"):
+        status = 503
+    else:
+        status = 502
+    return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
+
+
+def _gone() -> Response:
+    """An image the worker no longer holds: said in the picture (an error status would be a
+    console error on every page that lists older inspections)."""
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="112" height="84">'
+        '<rect width="112" height="84" fill="#e4e7eb"/><text x="56" y="38" font-size="9"'
+        ' text-anchor="middle" font-family="sans-serif" fill="#52606d">no longer held</text>'
+        '<text x="56" y="52" font-size="9" text-anchor="middle" font-family="sans-serif"'
+        ' fill="#52606d">by the worker</text></svg>'
     )
-    return JSONResponse({"error": exc.code.value, "message": str(exc)}, status_code=status)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=600"})
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
 
 
 def create_app(config: ConsoleConfig) -> Starlette:
     check_exposure(config)
     console = Console(config)
 
-    async def call(fn: Any, *args: Any) -> Response:
+    async def call(fn: Callable[..., Any], *args: Any) -> Response:
         try:
             result = await run_in_threadpool(fn, *args)
         except PnpVisionError as exc:
@@ -268,115 +231,182 @@ def create_app(config: ConsoleConfig) -> Starlette:
         return JSONResponse(result)
 
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
-    async def cameras(request: Request) -> Response:
-        return await call(console.cameras)
+    async def favicon(request: Request) -> Response:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
-    async def tile(request: Request) -> Response:
-        jpeg = await run_in_threadpool(console.tile_jpeg, request.path_params["camera"])
-        if jpeg is None:
-            return JSONResponse({"error": "no_frame"}, status_code=404)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    async def events(request: Request) -> Response:
+        """Server-sent events: `state` (worker, cameras) and every answered `inspection`."""
 
-    async def status(request: Request) -> Response:
-        return await call(lambda: console.ask("status").model_dump(mode="json"))
+        async def stream() -> AsyncIterator[str]:
+            queue = console.hub.subscribe()
+            try:
+                state, backlog = console.watch.snapshot()
+                yield "retry: 1000\n\n"
+                if state:
+                    yield sse("state", state)
+                for item in backlog:
+                    yield sse("inspection", item)
+                while (event := await queue.get()) is not None:
+                    yield event
+            finally:
+                console.hub.unsubscribe(queue)
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
     async def templates(request: Request) -> Response:
-        return await call(console.ask, "templates")
+        return await call(console.templates_listing)
+
+    async def frame(request: Request) -> Response:
+        size = request.query_params.get("size", "tile")
+        after = request.query_params.get("after")
+        if size not in ("tile", "full") or (after is not None and not after.isdigit()):
+            return JSONResponse({"error": "bad_request", "message": "size tile|full"}, 400)
+        got = await run_in_threadpool(
+            console.cameras.jpeg,
+            request.path_params["camera"],
+            size,
+            int(after) if after is not None else None,
+        )
+        if got is None:
+            return JSONResponse({"error": "no_frame", "message": "no frame yet"}, 404)
+        data, shown = got
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Seq": str(shown.header.seq),
+            "X-Age-Ms": str(round((time.time() - shown.received) * 1000)),
+        }
+        return Response(data, media_type="image/jpeg", headers=headers)
 
     async def ask(request: Request) -> Response:
-        body = await request.json()
+        try:
+            body = await _body(request)
+        except PnpVisionError as exc:
+            return _error(exc)
+        if (gone := console.worker_gone()) is not None:
+            return _error(gone)
+        return await call(console.ask, body)
 
-        def run() -> dict[str, Any]:
-            got = console.ask(
-                "inspect",
-                str(body.get("camera")),
-                str(body.get("template")),
-                {str(k): str(v) for k, v in (body.get("params") or {}).items()},
-                frame="latest",
-            )
-            return got.model_dump(mode="json")
-
-        return await call(run)
-
-    async def recent(request: Request) -> Response:
-        limit = min(int(request.query_params.get("limit", "20")), 256)
-        return await call(lambda: [s.model_dump(mode="json") for s in console.ask("recent", limit)])
+    async def reload(request: Request) -> Response:
+        if (gone := console.worker_gone()) is not None:
+            return _error(gone)
+        return await call(console.reload)
 
     async def crop(request: Request) -> Response:
         rid, question = request.path_params["request_id"], request.path_params["question"]
-        return await call(
-            lambda: Response(console.ask("crop", rid, question), media_type="image/png")
-        )
 
-    async def events(request: Request) -> Response:
-        """Server-sent events: every inspection the worker answers, as it is answered."""
-
-        async def stream() -> AsyncIterator[str]:
-            after = time.time() - 60
-            yield "retry: 1000\n\n"
-            while not await request.is_disconnected():
-                try:
-                    seen = await run_in_threadpool(console.ask, "recent", 50, after)
-                except PnpVisionError as exc:
-                    yield f"event: worker\ndata: {json.dumps({'error': str(exc)})}\n\n"
-                    await asyncio.sleep(2.0)
-                    continue
-                for item in reversed(seen):
-                    after = max(after, item.time)
-                    yield f"data: {item.model_dump_json()}\n\n"
-                await asyncio.sleep(0.25)
-
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-        )
-
-    async def recordings(request: Request) -> Response:
-        return await call(console.recordings)
-
-    async def recording(request: Request) -> Response:
-        return await call(console.recording_view, request.path_params["name"])
-
-    async def recording_frame(request: Request) -> Response:
         def run() -> Response:
-            folder = console.recording(request.path_params["name"])
-            files = {e.file.name: e.file for e in read_index(folder)}
-            path = files.get(request.path_params["file"])
-            if path is None:
-                raise BadRequest(f"no frame {request.path_params['file']!r}")
-            return FileResponse(path)
+            got = console.crop(rid, question, whole=False)
+            if got is None:
+                return _gone()
+            png = base64.b64decode(got.png_base64)
+            return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=600"})
 
         return await call(run)
 
+    async def crop_thumbnail(request: Request) -> Response:
+        rid, question = request.path_params["request_id"], request.path_params["question"]
+
+        def run() -> Response:
+            data = console.crop_thumbnail(rid, question)
+            if data is None:
+                return _gone()
+            return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=600"})
+
+        return await call(run)
+
+    async def inspection_frame(request: Request) -> Response:
+        rid, question = request.path_params["request_id"], request.path_params["question"]
+
+        def run() -> Response:
+            got = console.crop(rid, question, whole=True)
+            if got is None:
+                return _gone()
+            png = np.frombuffer(base64.b64decode(got.png_base64), np.uint8)
+            jpeg = encode_jpeg(cv2.imdecode(png, cv2.IMREAD_COLOR), None, 90)
+            headers = {
+                "Cache-Control": "max-age=600",
+                "X-Box": ",".join(str(v) for v in got.box or ()),
+                "X-Size": f"{got.width},{got.height}",
+            }
+            return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+        return await call(run)
+
+    async def recordings(request: Request) -> Response:
+        return await call(console.recordings.names)
+
+    async def recording(request: Request) -> Response:
+        q = request.query_params
+        try:
+            params = json.loads(q.get("params") or "{}")
+            page, per_page = int(q.get("page", "0")), int(q.get("per_page", "24"))
+        except ValueError as exc:
+            return _error(BadRequest(f"params (JSON), page and per_page: {exc}"))
+        if not isinstance(params, dict):
+            return _error(BadRequest("params must be a JSON object"))
+        return await call(
+            lambda: console.recordings.page(
+                request.path_params["name"],
+                q.get("template", ""),
+                {str(k): str(v) for k, v in params.items()},
+                show=q.get("show", "all"),
+                scene=q.get("scene", ""),
+                page=page,
+                per_page=per_page,
+            )
+        )
+
+    async def recording_view(request: Request) -> Response:
+        name, seq = request.path_params["name"], request.path_params["seq"]
+        template = request.query_params.get("template", "")
+
+        def run() -> Response:
+            data = console.recordings.thumbnail(name, seq, template, {})
+            return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=600"})
+
+        return await call(run)
+
+    async def recording_frame(request: Request) -> Response:
+        name, seq = request.path_params["name"], request.path_params["seq"]
+        return await call(lambda: FileResponse(console.recordings.frame_file(name, seq)))
+
     async def label(request: Request) -> Response:
-        body = await request.json()
-        return await call(console.label, request.path_params["name"], body)
+        try:
+            body = await _body(request)
+        except PnpVisionError as exc:
+            return _error(exc)
+        return await call(console.recordings.label, request.path_params["name"], body)
 
     routes = [
         Route("/", index),
-        Route("/api/cameras", cameras),
-        Route("/api/cameras/{camera}/frame.jpg", tile),
-        Route("/api/status", status),
-        Route("/api/templates", templates),
-        Route("/api/ask", ask, methods=["POST"]),
-        Route("/api/recent", recent),
-        Route("/api/crop/{request_id}/{question:int}.png", crop),
+        Route("/favicon.ico", favicon),
         Route("/api/events", events),
+        Route("/api/templates", templates),
+        Route("/api/cameras/{camera}/frame.jpg", frame),
+        Route("/api/ask", ask, methods=["POST"]),
+        Route("/api/reload", reload, methods=["POST"]),
+        Route("/api/inspections/{request_id}/{question:int}/crop.png", crop),
+        Route("/api/inspections/{request_id}/{question:int}/crop.jpg", crop_thumbnail),
+        Route("/api/inspections/{request_id}/{question:int}/frame.jpg", inspection_frame),
         Route("/api/recordings", recordings),
         Route("/api/recordings/{name}", recording),
-        Route("/api/recordings/{name}/frames/{file}", recording_frame),
+        Route("/api/recordings/{name}/frames/{seq:int}/view.jpg", recording_view),
+        Route("/api/recordings/{name}/frames/{seq:int}/frame", recording_frame),
         Route("/api/recordings/{name}/labels", label, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        console.start()
         yield
-        console.close()
+        console.stop()
 
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(_TokenGate, token=config.token)],
-        lifespan=lifespan,
+    app = Starlette(
+        routes=routes, middleware=guard_middleware(config.host, config.token), lifespan=lifespan
     )
+    app.state.console = console
+    return app

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_helpers import BUNDLED_MODEL, CHROMIUM, DEMO
+from console_helpers import BUNDLED_MODEL, DEMO
 
+from pnp_vision.devtools.browser import launch
 from pnp_vision.stack.launch import ServiceStack, service_stack
 
 
@@ -34,11 +35,11 @@ def stack(run_dir: Path) -> Iterator[ServiceStack]:
 
 @pytest.fixture(scope="session")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`rig`: the demo's first 10 frames, labels for the first 5 only (the rest to label)."""
+    """`rig`: the demo's first 30 frames, labels for the first 5 only (the rest to label)."""
     root = tmp_path_factory.mktemp("recordings")
     rig = root / "rig"
     rig.mkdir()
-    lines = (DEMO / "index.jsonl").read_text().splitlines()[:10]
+    lines = (DEMO / "index.jsonl").read_text().splitlines()[:30]
     for line in lines:
         shutil.copy(DEMO / json.loads(line)["file"], rig)
     (rig / "index.jsonl").write_text("\n".join(lines) + "\n")
@@ -51,10 +52,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def browser() -> Iterator[Any]:
     from playwright import sync_api  # a dev dependency (the lock): never skipped
 
-    assert CHROMIUM, "no chromium: `make browser` installs Debian's (or set PNP_VISION_CHROMIUM)"
     with sync_api.sync_playwright() as p:
-        # A name that resolves to 127.0.0.1 like a DNS-rebinding page's would.
-        args = ["--no-sandbox", "--host-resolver-rules=MAP rebind.test 127.0.0.1"]
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = launch(p)
         yield browser
         browser.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,11 +19,6 @@ from pnp_vision.stack.launch import ServiceStack
 
 BUNDLED_MODEL = PROJECT_ROOT / "models" / "pnp-inspector"
 DEMO = PROJECT_ROOT / "recordings" / "demo"
-CHROMIUM = (
-    os.environ.get("PNP_VISION_CHROMIUM")
-    or shutil.which("chromium")
-    or shutil.which("chromium-browser")
-)
 
 
 def until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
