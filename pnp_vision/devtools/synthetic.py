@@ -13,7 +13,6 @@ coin, so YES and NO are balanced per template. Labels::
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from pnp_vision.devtools import synthetic_board, synthetic_feeder, synthetic_nozzle
+from pnp_vision.devtools import synthetic_camera as camera
 from pnp_vision.devtools.synthetic_marking import CORNERS, chip, random_marking
 from pnp_vision.devtools.synthetic_scenes import (
     CENTRED_MAX,
@@ -35,6 +36,7 @@ from pnp_vision.devtools.synthetic_scenes import (
     part_held,
     tombstone,
 )
+from pnp_vision.devtools.synthetic_variation import WORLD, WORLD_SIZE_WEIGHTS, WORLD_SIZES
 from pnp_vision.errors import BadRequest
 
 __all__ = [
@@ -44,6 +46,9 @@ __all__ = [
     "OFF_MIN",
     "SCENES",
     "TIP_STYLES",
+    "WORLD",
+    "WORLD_SIZES",
+    "WORLD_SIZE_WEIGHTS",
     "Variation",
     "generate",
     "random_marking",
@@ -61,42 +66,14 @@ SCENES: dict[str, Scene] = {
     "tombstone": tombstone,
     "feeder_pocket": feeder_pocket,
 }
-
-
-def _light(img: np.ndarray, rng: np.random.Generator, harsh: float = 1.0) -> np.ndarray:
-    """Gain, colour cast, a brightness ramp in a random direction and a vignette; `harsh`
-    widens every range by that factor (1: the original ranges, drawn exactly as before)."""
-    h, w = img.shape[:2]
-    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32) / 31 - 0.5  # smooth: compute small
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = xs * np.cos(angle) + ys * np.sin(angle)
-    if harsh == 1.0:
-        gain, slope, vignette, cast_range = (0.65, 1.3), 0.6, 0.35, (0.85, 1.15)
-    else:
-        gain = (max(0.15, 1 - 0.35 * harsh), 1 + 0.3 * harsh)
-        slope, vignette = min(1.6, 0.6 * harsh), min(0.9, 0.35 * harsh)
-        cast_range = (max(0.3, 1 - 0.15 * harsh), 1 + 0.15 * harsh)
-    field = rng.uniform(*gain) * (1 + rng.uniform(0, slope) * ramp)
-    field *= 1 - rng.uniform(0, vignette) * 2 * (xs**2 + ys**2)
-    field = np.maximum(field, 0.02, out=field)  # a steep ramp must not go negative
-    cast = rng.uniform(*cast_range, size=3).astype(np.float32)
-    field3 = cv2.resize((field[..., None] * cast).astype(np.float32), (w, h))
-    return cv2.multiply(img.astype(np.float32), field3)
-
-
-@functools.lru_cache(maxsize=8)
-def _noise_tile(w: int, h: int) -> np.ndarray:
-    """Unit Gaussian noise, a little larger than a frame; frames take shifted crops of it
-    (drawing fresh noise per frame was most of the generator's time)."""
-    tile = np.random.default_rng(0x5EED).standard_normal((h + 64, w + 64, 3), dtype=np.float32)
-    tile.flags.writeable = False
-    return tile
-
-
-def _noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    h, w = shape[:2]
-    x, y = rng.integers(0, 65, size=2)
-    return _noise_tile(w, h)[y : y + h, x : x + w]
+# The scenes the world knobs redraw (a world frame of another scene is its classic drawing
+# through the world camera, never turned: a corner named "top left" must stay top left).
+WORLD_SCENES = {
+    "nozzle_tip": synthetic_nozzle.nozzle_tip,
+    "part_held": synthetic_nozzle.part_held,
+    "tombstone": synthetic_board.tombstone,
+    "feeder_pocket": synthetic_feeder.feeder_pocket,
+}
 
 
 def _balanced_yes(index: int, seed: int, n_scenes: int) -> bool:
@@ -126,27 +103,59 @@ def render(
     the training recipe); its defaults draw exactly the original frames.
     """
     names = _check(size, lighting, noise, scenes, variation)
-    w, h = size
     rng = np.random.default_rng([seed, index])
     scene = names[index % len(names)]
-    img = np.zeros((h, w, 3), np.uint8)
     yes = _balanced_yes(index, seed, len(names))
+    drawn = None
+    if variation.world:
+        image, questions, drawn = _shoot_world(scene, rng, size, yes, variation, lighting,
+                                               blur, noise)  # fmt: skip
+    else:
+        image, questions = _draw_classic(scene, rng, size, yes, variation, lighting, blur, noise)
+    geometry = {q["template"]: q.pop("offset") for q in questions if "offset" in q}
+    points = {q["template"]: q.pop("points") for q in questions if "points" in q}
+    label = {"scene": scene, "questions": questions, "geometry": geometry, "points": points}
+    if drawn is not None:  # what a world scene drew, in frame pixels (tests check labels on it)
+        label["drawn"] = drawn
+    return image, label
+
+
+def _draw_classic(
+    scene: str, rng: np.random.Generator, size: tuple[int, int], yes: bool, variation: Variation,
+    lighting: Lighting, blur: bool, noise_sigma: float,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:  # fmt: skip
+    """The generator's original drawing: the scene at full size, light, blur, noise, JPEG."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
     questions = SCENES[scene](img, rng, min(w, h) / 224.0, yes, variation)
     lo, hi = variation.harshness
     harsh = lo if lo == hi else rng.uniform(lo, hi)
-    out = _light(img, rng, harsh) if lighting == "varied" else img.astype(np.float32)
+    out = camera.light(img, rng, harsh) if lighting == "varied" else img.astype(np.float32)
     if blur and rng.random() < 0.7:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2) * min(w, h) / 224.0)
-    if noise > 0:
-        out = cv2.scaleAdd(_noise(out.shape, rng), rng.uniform(0.1, 1.0) * noise, out)
+    if noise_sigma > 0:
+        out = cv2.scaleAdd(camera.noise(out.shape, rng), rng.uniform(0.1, 1.0) * noise_sigma, out)
     image = np.clip(out + 0.5, 0, 255, out=out).astype(np.uint8)
-    if variation.jpeg_quality is not None:  # a JPEG camera stream: blocks and ringing
-        quality = int(rng.integers(variation.jpeg_quality[0], variation.jpeg_quality[1] + 1))
-        _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    geometry = {q["template"]: q.pop("offset") for q in questions if "offset" in q}
-    points = {q["template"]: q.pop("points") for q in questions if "points" in q}
-    return image, {"scene": scene, "questions": questions, "geometry": geometry, "points": points}
+    return camera.jpeg(image, rng, variation), questions  # a JPEG camera stream: blocks and ringing
+
+
+def _shoot_world(
+    scene: str, rng: np.random.Generator, size: tuple[int, int], yes: bool, variation: Variation,
+    lighting: Lighting, blur: bool, noise_sigma: float,
+) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """A frame of the world knobs: the scene drawn by its world module (or its classic
+    drawing, for a scene without one) through the world camera."""
+    world = WORLD_SCENES.get(scene)
+
+    def draw(canvas: np.ndarray, u: float, shot: Any) -> list[dict[str, Any]]:
+        if world is not None:
+            return world(canvas, rng, u, yes, variation, shot)
+        return SCENES[scene](canvas, rng, u, yes, variation)
+
+    return camera.shoot(
+        draw, size, rng, variation, lighting=lighting == "varied", blur=blur,
+        noise_sigma=noise_sigma, rotate=world is not None,
+    )  # fmt: skip
 
 
 def generate(

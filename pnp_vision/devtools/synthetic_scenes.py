@@ -11,79 +11,23 @@ answer must not depend on (where the crosshair is, sizes, colours) is drawn at r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from pnp_vision.devtools.synthetic_variation import (
+    CENTRED_MAX,
+    DEFAULT,
+    OFF_MIN,
+    TIP_STYLES,
+    Range,
+    Variation,
+)
+
+__all__ = ["CENTRED_MAX", "DEFAULT", "OFF_MIN", "TIP_STYLES", "Range", "Variation"]
+
 Question = dict[str, Any]
-Range = tuple[float, float]
-
-# The label of nozzle_alignment, in units of tip-centre-to-crosshair distance: YES up to
-# CENTRED_MAX, NO from OFF_MIN. Offsets in between are a no-label gap: no frame is ever drawn
-# there, so neither training nor evaluation holds a frame whose answer is a matter of taste.
-CENTRED_MAX = 3.0
-OFF_MIN = 12.0
-# How a nozzle tip can be drawn. "metallic" is the original look (a lit disc with a specular
-# highlight and a dark bore); the others change everything but the geometry.
-TIP_STYLES = ("metallic", "disc", "ring", "gradient", "outline")
-
-
-@dataclass(frozen=True)
-class Variation:
-    """What a family of frames varies beyond the defaults (the defaults are the generator's
-    original ranges, so default frames are byte-identical to what it always drew).
-
-    ``shift``: crosshair distance from the image centre in units, drawn in a random direction
-    (None: up to 20 units each way, independently). ``tip_radius``: the nozzle tip's radius.
-    ``tip_styles``: drawn uniformly from these. ``centred`` / ``off``: the tip's distance from
-    the crosshair for nozzle_alignment YES / NO (must stay on their side of the label gap).
-    ``harshness``: the lighting ranges scaled by a factor drawn from this range (1: original).
-    ``jpeg_quality``: each frame goes through JPEG at a quality drawn from this range.
-    ``markings``: the `chip` scene's world, "classic" (the original frames) or "world" (real
-    package families, markings and polarity marks: `synthetic_marking`).
-    """
-
-    shift: Range | None = None
-    tip_radius: Range = (22.0, 36.0)
-    tip_styles: tuple[str, ...] = ("metallic",)
-    centred: Range = (0.0, 2.5)
-    off: Range = (14.0, 40.0)
-    harshness: Range = (1.0, 1.0)
-    jpeg_quality: tuple[int, int] | None = None
-    markings: str = "classic"
-
-    def check(self) -> list[str]:
-        """Problems with the settings, for one error message (empty: fine)."""
-        bad = []
-        for name in ("shift", "tip_radius", "centred", "off", "harshness"):
-            r = getattr(self, name)
-            if r is not None and not (len(r) == 2 and 0 <= r[0] <= r[1]):
-                bad.append(f"{name} must be a range lo <= hi of values >= 0, got {r!r}")
-        if not (self.tip_radius[0] >= 2 and self.tip_radius[1] <= 80):
-            bad.append(f"tip_radius must lie in 2..80 units, got {self.tip_radius!r}")
-        if self.shift is not None and self.shift[1] > 80:
-            bad.append(f"shift must be at most 80 units, got {self.shift!r}")
-        if self.centred[1] > CENTRED_MAX or self.off[0] < OFF_MIN:
-            bad.append(
-                f"nozzle offsets must stay out of the label gap: centred <= {CENTRED_MAX:g},"
-                f" off >= {OFF_MIN:g} units, got centred {self.centred!r}, off {self.off!r}"
-            )
-        if not 0 < self.harshness[1] <= 4:
-            bad.append(f"harshness must lie in 0..4, got {self.harshness!r}")
-        unknown = [s for s in self.tip_styles if s not in TIP_STYLES]
-        if unknown or not self.tip_styles:
-            bad.append(f"tip styles must be some of {', '.join(TIP_STYLES)}, got {unknown or '[]'}")
-        q = self.jpeg_quality
-        if q is not None and not (len(q) == 2 and 5 <= q[0] <= q[1] <= 100):
-            bad.append(f"jpeg_quality must be a range within 5..100, got {q!r}")
-        if self.markings not in ("classic", "world"):
-            bad.append(f"markings must be 'classic' or 'world', got {self.markings!r}")
-        return bad
-
-
-DEFAULT = Variation()
 Scene = Callable[[np.ndarray, np.random.Generator, float, bool, Variation], list[Question]]
 
 _AA = cv2.LINE_AA
@@ -201,6 +145,13 @@ def part_held(
     _up_camera_background(img, rng)
     cross = _crosshair_centre(img, rng, u, var)
     c = (cross[0] + rng.uniform(-12, 12) * u, cross[1] + rng.uniform(-12, 12) * u)
+    _held_part(img, c, rng, u)
+    _draw_crosshair(img, cross, rng, u)
+    return [_q("part_on_nozzle", True)]
+
+
+def _held_part(img: np.ndarray, c: tuple[float, float], rng: np.random.Generator, u: float):
+    """The original held part: a large body with metal terminals or leads, nozzle behind."""
     _circle(img, c, rng.uniform(30, 45) * u, (60, 60, 60))  # the nozzle body behind the part
     w, h, angle = rng.uniform(70, 120) * u, rng.uniform(40, 70) * u, rng.uniform(-15, 15)
     _box(img, c, w, h, angle, _color(rng, (70, 65, 60), (130, 120, 115)))
@@ -221,8 +172,6 @@ def part_held(
                 x = c[0] + along * np.cos(rad) - off * np.sin(rad)
                 y = c[1] + along * np.sin(rad) + off * np.cos(rad)
                 _box(img, (x, y), w / n * 0.5, 9 * u, angle, metal)
-    _draw_crosshair(img, cross, rng, u)
-    return [_q("part_on_nozzle", True)]
 
 
 def _board(img: np.ndarray, rng: np.random.Generator, u: float) -> None:
