@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Each glyph: 7 rows of 5 cells, "1" = ink. Covers the marking alphabet [A-Z0-9-].
+# Each glyph: 7 rows of 5 cells, "1" = ink. Covers the marking alphabet [A-Z0-9-], and the
+# '.' and ' ' of date codes and voltages on a part's other lines.
 _ROWS = {
     "A": "01110 10001 10001 11111 10001 10001 10001",
     "B": "11110 10001 10001 11110 10001 10001 11110",
@@ -48,6 +49,8 @@ _ROWS = {
     "8": "01110 10001 10001 01110 10001 10001 01110",
     "9": "01110 10001 10001 01111 00001 00010 01100",
     "-": "00000 00000 00000 11111 00000 00000 00000",
+    ".": "00000 00000 00000 00000 00000 01100 01100",
+    " ": "00000 00000 00000 00000 00000 00000 00000",
 }
 GLYPHS: dict[str, np.ndarray] = {
     ch: np.array([[c == "1" for c in row] for row in rows.split()], dtype=bool)
@@ -60,7 +63,7 @@ def text_cells(text: str) -> np.ndarray:
     """The text as a boolean cell grid, 7 rows high, one empty column between glyphs."""
     missing = sorted(set(text) - GLYPHS.keys())
     if missing:
-        raise ValueError(f"no glyph for {missing}; the font covers A-Z, 0-9 and '-'")
+        raise ValueError(f"no glyph for {missing}; the font covers A-Z, 0-9, '-', '.' and ' '")
     gap = np.zeros((7, 1), dtype=bool)
     parts: list[np.ndarray] = []
     for i, ch in enumerate(text):

@@ -1,16 +1,35 @@
-"""The part-marking and polarity scene (down-looking camera over an IC).
+"""The part-marking and polarity scene (down-looking camera over a marked part).
 
 Kept apart from `synthetic_scenes` so the marking and polarity looks can grow on their own; it
 uses the same drawing helpers and units (1/224 of the frame's shorter side).
+
+Two worlds (`Variation.markings`): "classic", the original frames (a square IC, a random
+string in the dot font, a dot in one corner; byte-identical to what the generator always
+drew), and "world": parts as real reels carry them (`marking_parts`, `marking_codes`), turned
+any quarter and a little, the marking as small as the view can still read (docs/evaluation.md,
+"Part markings and polarity").
 """
 
 from __future__ import annotations
 
+import functools
 import string
+from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from pnp_vision.devtools.glyphs import draw_text
+from pnp_vision.devtools.marking_codes import negative
+from pnp_vision.devtools.marking_parts import (
+    FAMILIES,
+    Part,
+    draw_shapes,
+    pose_matrix,
+    sample_part,
+    to_frame,
+)
+from pnp_vision.devtools.marking_text import LINE_PITCH, Face, block_size, draw_block
 from pnp_vision.devtools.synthetic_scenes import (
     DEFAULT,
     Question,
@@ -22,6 +41,7 @@ from pnp_vision.devtools.synthetic_scenes import (
     _crosshair_centre,
     _q,
 )
+from pnp_vision.inspect.views import view_box
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
@@ -35,7 +55,10 @@ def random_marking(rng: np.random.Generator) -> str:
 def chip(
     img: np.ndarray, rng: np.random.Generator, u: float, yes: bool, var: Variation = DEFAULT
 ) -> list[Question]:
-    """Down-looking camera over an IC: a printed marking and a polarity dot in one corner."""
+    """Down-looking camera over an IC: a printed marking and a polarity dot in one corner
+    (with `var.markings == "world"`: `world_chip`)."""
+    if var.markings == "world":
+        return world_chip(img, rng, u, var)
     _board(img, rng, u)
     cx, cy = _crosshair_centre(img, rng, u, var)
     w, h = rng.uniform(110, 150) * u, rng.uniform(80, 115) * u
@@ -65,3 +88,186 @@ def chip(
         _q("polarity_mark", True, corner=corner),
         _q("polarity_mark", False, corner=other),
     ]
+
+
+# -- the world: real packages, markings and polarity cues (Variation(markings="world")) --------
+
+VIEW = (448, 336)  # prompts/part_marking.toml's view: marking sizes are set in its pixels
+# The smallest cap height (view px) each face is drawn at: bench/marking_legibility.py's limit
+# (its observer tells every look-alike pair apart through render's worst blur, JPEG q40 and
+# a laser-etched marking's lowest contrast), so no frame's answer is a matter of taste.
+MIN_CAP = {"regular": 16.0, "condensed": 20.0, "dot": 18.0}
+SIZE_SPREAD = 1.8  # caps are drawn log-uniformly from the limit to this times it
+SMALL_TURN = 12.0  # degrees a part sits off its quarter turn, at most
+UPSCALE_CREDIT = 1.4  # a camera below the view counts for at most 320x240's 1.4x upscale
+CLEARANCE = 0.25  # a corner cue clears both centre lines by this share of the body's half width
+
+
+def face_name(face: Face) -> str:
+    return "dot" if face.kind == "dot" else ("condensed" if face.aspect < 0.8 else "regular")
+
+
+def quadrant(at: tuple[float, float], reach: float, angle: float) -> tuple[str, float]:
+    """The corner (image axes) of a cue at `at` (mm from the body's centre, part frame) on a
+    part turned `angle` degrees, and how far (mm) its reach stays from both centre lines."""
+    c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
+    x, y = c * at[0] - s * at[1], s * at[0] + c * at[1]
+    corner = f"{'top' if y < 0 else 'bottom'}_{'left' if x < 0 else 'right'}"
+    return corner, min(abs(x), abs(y)) - reach
+
+
+def _pick_face(rng: np.random.Generator, part: Part) -> Face:
+    """One of the faces the part's marking process writes: condensed mostly for long part
+    numbers (as marking machines squeeze them), the dot matrix now and then."""
+    faces = {face_name(f): f for f in part.faces}
+    long = max(len(line) for line in part.lines) >= 9
+    weights = {"regular": 1.0, "condensed": 2.5 if long else 0.25, "dot": 0.35}
+    names = sorted(faces)
+    p = np.array([weights[n] for n in names])
+    face = faces[names[int(rng.choice(len(names), p=p / p.sum()))]]
+    if face.kind == "dot":
+        return replace(face, weight=float(rng.uniform(0.85, 1.0)))
+    return replace(face, weight=float(rng.uniform(0.12, 0.17)), slashed_zero=rng.random() < 0.25)
+
+
+def _fits(part: Part, scale: float, angle: float, box: tuple[float, float]) -> bool:
+    c, s = abs(np.cos(np.deg2rad(angle))), abs(np.sin(np.deg2rad(angle)))
+    ex, ey = part.extent
+    return 2 * (c * ex + s * ey) * scale <= box[0] * 0.92 and 2 * (s * ex + c * ey) * scale <= (
+        box[1] * 0.92
+    )
+
+
+def _layout(rng: np.random.Generator, img: np.ndarray, families: tuple[str, ...]):
+    """A part, its face, cap height (mm), scale (px per mm) and turn such that its marking is
+    at least the face's legibility limit in the view and the whole part fits in the view."""
+    h, w = img.shape[:2]
+    left, top, right, bottom = view_box((w, h), None, VIEW)
+    per_view = VIEW[0] / (right - left)  # view pixels per frame pixel
+    box = (right - left, bottom - top)
+    for _ in range(40):
+        part = sample_part(rng, families)
+        face = _pick_face(rng, part)
+        lines, (_, _, tw, th) = part.lines, part.text_box
+        cap_mm = min(
+            tw / max(face.advance(line) for line in lines),
+            th / (1 + LINE_PITCH * (len(lines) - 1)),
+            part.max_cap,
+        ) * rng.uniform(0.8, 1.0)
+        least = MIN_CAP[face_name(face)] / min(per_view, UPSCALE_CREDIT)  # frame pixels
+        want = least * np.exp(rng.uniform(0, np.log(SIZE_SPREAD)))
+        angle = 90.0 * int(rng.integers(4)) + (
+            rng.uniform(-SMALL_TURN, SMALL_TURN) if rng.random() < 0.7 else 0.0
+        )
+        for cap_px in (want, least):
+            if _fits(part, cap_px / cap_mm, angle, box):
+                return part, face, cap_mm, cap_px / cap_mm, angle, (left, top, right, bottom)
+    raise RuntimeError("no marked part fits this frame")  # a frame under ~100 px
+
+
+def _clear_cue(part: Part, angle: float) -> float:
+    """`angle`, moved toward its quarter turn until the corner cue clears the centre lines."""
+    cue = part.corner_cue
+    if cue is None:
+        return angle
+    quarter = 90.0 * round(angle / 90.0)
+    need = CLEARANCE * min(part.body)
+    while quadrant(cue.at, cue.reach, angle)[1] < need and abs(angle - quarter) > 0.1:
+        angle = quarter + (angle - quarter) / 2
+    return angle if quadrant(cue.at, cue.reach, angle)[1] >= need else quarter
+
+
+@functools.lru_cache(maxsize=1)
+def _blob() -> np.ndarray:
+    ys, xs = np.mgrid[-1:1:17j, -1:1:17j]
+    return np.exp(-3 * (xs**2 + ys**2)).astype(np.float32)
+
+
+def _glare_cap(ink: tuple[int, ...], surface: tuple[int, ...]) -> float:
+    """The brightest glare (grey levels) that keeps 60% of the marking's contrast even where
+    render's lighting is brightest (x1.85, clipping at 255)."""
+    t, b = float(np.mean(ink)), float(np.mean(surface))
+    for g in range(120, -1, -5):
+        lit = abs(min(1.85 * (t + g), 255) - min(1.85 * (b + g), 255))
+        if lit >= 0.6 * min(abs(t - b) * 1.85, 255 - 1.85 * min(t, b)):
+            return float(g)
+    return 0.0
+
+
+def _glare(img: np.ndarray, rng: np.random.Generator, at: np.ndarray, size: float, peak: float):
+    """A soft ring-light reflection: a Gaussian blob added to the frame around `at`."""
+    h, w = img.shape[:2]
+    gw, gh = (max(3, int(size * f)) for f in rng.uniform(0.5, 1.2, size=2))
+    x0, y0 = int(at[0] - gw / 2), int(at[1] - gh / 2)
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + gw), min(h, y0 + gh)
+    if xb <= xa or yb <= ya:
+        return
+    blob = cv2.resize(_blob(), (gw, gh))[ya - y0 : yb - y0, xa - x0 : xb - x0]
+    roi = img[ya:yb, xa:xb].astype(np.float32) + (peak * blob)[..., None]
+    img[ya:yb, xa:xb] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+
+
+def _neighbours(img, rng, part_m: np.ndarray, angle: float, keep_out: float, scale: float):
+    """Unmarked chip capacitors around the part, as on a real board."""
+    h, w = img.shape[:2]
+    centre = part_m[:, 2]
+    for _ in range(int(rng.integers(0, 4))):
+        at = np.array([rng.uniform(0, w), rng.uniform(0, h)])
+        size = float(rng.choice([1.0, 1.6, 2.0]))
+        if np.hypot(*(at - centre)) < keep_out + size * scale:
+            continue
+        body = _color(rng, (60, 100, 130), (140, 175, 205))
+        metal = _color(rng, (160, 160, 160), (225, 225, 225))
+        turn = angle + 90.0 * int(rng.integers(2))
+        _box(img, tuple(at), size * scale, size * 0.5 * scale, turn, metal)
+        _box(img, tuple(at), size * 0.6 * scale, size * 0.5 * scale, turn, body)
+
+
+def world_chip(
+    img: np.ndarray, rng: np.random.Generator, u: float, var: Variation = DEFAULT
+) -> list[Question]:
+    """Down-looking camera over one marked part of a real package family, turned any quarter
+    and a little, its marking near the smallest legible size of the view. Questions:
+    part_marking (line 1 and one near-miss negative; both carry the drawn `lines`),
+    polarity_mark (only parts with a corner cue; `points`: the cue and the body centre)."""
+    _board(img, rng, u)
+    part, face, cap, scale, angle, (left, top, right, bottom) = _layout(rng, img, tuple(FAMILIES))
+    angle = _clear_cue(part, angle)
+    c, s = abs(np.cos(np.deg2rad(angle))), abs(np.sin(np.deg2rad(angle)))
+    ex = (c * part.extent[0] + s * part.extent[1]) * scale
+    ey = (s * part.extent[0] + c * part.extent[1]) * scale
+    cx, cy = _crosshair_centre(img, rng, u, var)
+    margin = 0.04 * (bottom - top)
+    cx = float(np.clip(cx, left + ex + margin, right - ex - margin))
+    cy = float(np.clip(cy, top + ey + margin, bottom - ey - margin))
+    m = pose_matrix((cx, cy), scale, angle)
+    _neighbours(img, rng, m, angle, np.hypot(ex, ey), scale)
+    draw_shapes(img, part.shapes, m)
+    tx, ty = part.text_box[:2]
+    text_m = m @ np.vstack([pose_matrix((tx, ty), 1.0, part.text_turn), [0, 0, 1]])
+    colors = [tuple(int(np.clip(v + rng.integers(-6, 7), 0, 255)) for v in part.ink)] * len(
+        part.lines
+    )
+    draw_block(img, part.lines, face, cap, text_m, colors)
+    if rng.random() < 0.45:
+        peak = _glare_cap(part.ink, part.surface) * rng.uniform(0.4, 1.0)
+        spot = to_frame(m, [rng.uniform(-1, 1, 2) * part.body])[0]
+        _glare(img, rng, spot, 2 * max(part.body) * scale, peak)
+    first = block_size(part.lines, face, cap)[1] / 2 - cap / 2
+    line1 = [float(v) for v in to_frame(text_m, [(0.0, -first)])[0]]
+    where = {"lines": list(part.lines), "points": [*line1, cx, cy]}
+    wrong, kind = negative(rng, part.lines)
+    questions = [
+        {**_q("part_marking", True, marking=part.lines[0]), **where},
+        {**_q("part_marking", False, marking=wrong), **where, "negative": kind},
+    ]
+    cue = part.corner_cue
+    if cue is not None:
+        corner, _ = quadrant(cue.at, cue.reach, angle)
+        other = CORNERS[(CORNERS.index(corner) + int(rng.integers(1, 4))) % 4]
+        drawn = [float(v) for v in to_frame(m, [cue.at])[0]] + [cx, cy]
+        questions += [
+            {**_q("polarity_mark", True, corner=corner), "points": drawn},
+            {**_q("polarity_mark", False, corner=other), "points": drawn},
+        ]
+    return questions
