@@ -21,7 +21,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 from pnp_vision.errors import BadRequest, ErrorCode, Internal, PnpVisionError
 from pnp_vision.protocol.base import StrictModel
 from pnp_vision.protocol.frames import PROTOCOL_VERSION
-from pnp_vision.protocol.wire_json import load_json, printable
+from pnp_vision.protocol.wire_json import load_json, printable, top_level_string
 
 MAX_QUESTIONS = 16
 MAX_JSON_BYTES = 64 * 1024  # the request JSON frame; the image frame has max_request_bytes
@@ -32,7 +32,10 @@ _NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 MAX_SEQ = 2**63 - 1  # sequence numbers fit a signed 64-bit integer in every language
 # Printable: an id is echoed in one-line logs, where a newline or NUL would forge or cut a line.
-RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_MAX_ID_CHARS = 128
+RequestId = Annotated[
+    str, Field(min_length=1, max_length=_MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 CameraName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
 TemplateName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
 Params = Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)]
@@ -284,6 +287,9 @@ class ServiceTimings(StrictModel):
     frame_wait_ms: float = Field(description="Part of the above spent waiting for the frame.")
     inference_ms: float = Field(description="The engine call (all questions together).")
     total_ms: float = Field(description="From arrival until the reply was handed to the socket.")
+    batch: int = Field(
+        1, ge=1, description="Requests the model answered in the same passes (this one included)."
+    )
 
 
 class InspectResult(StrictModel):
@@ -451,19 +457,22 @@ def encode_request(request: _Request, image: bytes | None = None) -> list[bytes]
 
 
 def peek_id(raw: bytes) -> str | None:
-    """Best-effort id of a message that failed validation, so its error reply can name it.
+    """Best-effort id of a message that failed, so its error reply can name it.
 
-    Only an id that passed the safe parser (valid UTF-8, no lone surrogates) is echoed: the
-    reply must itself encode.
+    A message the safe parser reads gives its `id` if that is a valid one. One it cannot read
+    (over 64 KiB, a number beyond a double, nesting too deep, a lone surrogate, not UTF-8...) is
+    never parsed: a bounded scan of its first 64 KiB takes the top-level `"id"` only when it is
+    a plain printable string (`wire_json.top_level_string`). Either way the id echoed encodes
+    and fits one log line.
     """
     try:
         obj = load_json(raw, what="request", max_bytes=MAX_JSON_BYTES)
     except BadRequest:
-        return None
+        return top_level_string(raw, "id", max_chars=_MAX_ID_CHARS, scan_bytes=MAX_JSON_BYTES)
     if isinstance(obj, dict):
         value = obj.get("id")
         printable = isinstance(value, str) and value.isprintable()
-        if printable and 0 < len(value) <= 128:
+        if printable and 0 < len(value) <= _MAX_ID_CHARS:
             return value
     return None
 

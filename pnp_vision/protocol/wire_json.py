@@ -21,7 +21,11 @@ from pnp_vision.errors import BadRequest
 MAX_DEPTH = 16  # the deepest real message (inspect.questions[i].params) is 4 levels
 MAX_STRING_CHARS = 16 * 1024
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A string, terminated or not: it always matches where a quote opens, so a scan never retries
+# from inside a long run of escapes (with `"(?:[^"\\]|\\.)*"`, an unterminated `"\\"\\"...` of
+# 64 KiB took 3 s: each later quote started a new attempt to the end).
+_STRING_TOKEN = rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)'
+_STRING = re.compile(_STRING_TOKEN, re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
@@ -96,6 +100,58 @@ def load_json(
         raise BadRequest(f"{what} is not valid JSON: {_short(exc)}") from None
     _check_strings(obj, what, max_string_chars)
     return obj
+
+
+_SCAN_TOKEN = re.compile(_STRING_TOKEN + rb"|[\[{]++|[\]}]++|\\", re.DOTALL)
+_OPEN_OBJECT = re.compile(rb"[ \t\r\n]*\{")
+_COLON = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")
+# a plain string value: no escapes, no control characters (UTF-8 checked after)
+_PLAIN_STRING = re.compile(rb'"([^"\\\x00-\x1f\x7f]*)"')
+MAX_SCAN_TOKENS = 4096  # strings and bracket runs looked at, at most (~2 ms)
+
+
+def top_level_string(
+    raw: bytes | bytearray | memoryview, key: str, *, max_chars: int, scan_bytes: int
+) -> str | None:
+    """The value of `key` in a JSON object that could not be parsed, read without parsing it.
+
+    One pass over at most the first `scan_bytes` bytes and `MAX_SCAN_TOKENS` tokens (whole
+    strings and runs of brackets; nothing else is read, nothing recurses): the first `"key"` at
+    the top level of the object, followed by `:` and a plain string of valid, printable UTF-8
+    (no escapes), 1 to `max_chars` characters. Anything else (not an object, the key only
+    nested or escaped, a value of another kind, a backslash outside a string, the budget spent)
+    gives None: better no id than a wrong one.
+    """
+    data = bytes(raw[:scan_bytes])
+    start = _OPEN_OBJECT.match(data)
+    if start is None:
+        return None
+    wanted = b'"' + key.encode() + b'"'
+    depth = 1
+    tokens = _SCAN_TOKEN.finditer(data, start.end())
+    for token, _ in zip(tokens, range(MAX_SCAN_TOKENS), strict=False):
+        text = token.group()
+        if text[0] == 0x5C:  # a backslash outside a string: not JSON
+            return None
+        if text[0] in b"[{":
+            depth += len(text)
+        elif text[0] in b"]}":
+            depth -= len(text)
+            if depth <= 0:
+                return None  # the object ended without the key
+        elif depth == 1 and text == wanted:
+            colon = _COLON.match(data, token.end())
+            if colon is None:
+                continue  # a value that reads like the key
+            value = _PLAIN_STRING.match(data, colon.end())
+            if value is None:
+                return None
+            try:
+                found = value.group(1).decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            return found if 0 < len(found) <= max_chars and found.isprintable() else None
+    return None
 
 
 def printable(text: str, limit: int = 300) -> str:

@@ -23,7 +23,6 @@ from pnp_vision.config import Settings
 from pnp_vision.errors import BadRequest, Internal, ModelError, PnpVisionError, ShuttingDown
 from pnp_vision.logs import kv
 from pnp_vision.protocol.requests import (
-    MAX_JSON_BYTES,
     CropRequest,
     InspectRequest,
     OutcomeRequest,
@@ -208,7 +207,7 @@ class IOLoop:
         size = sum(len(part) for part in body)
         limit = self.settings.max_request_bytes
         if size > limit:
-            request_id = peek_id(body[0]) if body and len(body[0]) <= MAX_JSON_BYTES else None
+            request_id = peek_id(body[0]) if body else None  # a bounded scan, never a parse
             too_big = BadRequest(
                 f"request is {size} bytes; the limit is {limit} (max_request_bytes)"
             )

@@ -86,6 +86,9 @@ class Hostile:
 
     name: str
     frames: list[bytes]
+    # the reply's `id`: the request's own where a top-level `"id"` string can be read without
+    # parsing the message (docs/protocol.md, section 2), else None
+    id: str | None
     reply: bool = True  # False: over max_message_bytes, dropped by ZeroMQ (no reply possible)
 
 
@@ -109,35 +112,49 @@ def hostile_requests(max_request_bytes: int, max_message_bytes: int) -> list[Hos
     for value_name, value in _hostile_values().items():
         for base_name, base in _BASES.items():
             body = base.encode().replace(b"%s", value)
-            corpus.append(Hostile(f"{base_name}/{value_name}", [body]))
+            # every base but these two has the plain id "h" before the hostile value
+            rid = None if base_name in ("ping", "top_level") else "h"
+            corpus.append(Hostile(f"{base_name}/{value_name}", [body], rid))
             # the same with REQ framing (an empty delimiter in front)
             if base_name in ("ping", "top_level"):
-                corpus.append(Hostile(f"req/{base_name}/{value_name}", [b"", body]))
+                corpus.append(Hostile(f"req/{base_name}/{value_name}", [b"", body], None))
     ping = b'{"kind": "ping", "id": "shape"}'
     image_req = b'{"kind": "inspect", "id": "img", "image": true, "template": "tombstone"}'
-    shapes = {
-        "empty_frame": [b""],
-        "two_empty": [b"", b""],
-        "unexpected_image": [ping, b"\x89PNG"],
-        "three_frames": [ping, b"a", b"b"],
-        "image_missing": [image_req],
-        "image_empty": [image_req, b""],
-        "image_garbage": [image_req, b"not an image at all"],
-        "image_bomb": [image_req, pixel_bomb_png()],
-        "image_bomb_wide": [image_req, pixel_bomb_png(60_000, 2_000)],
-        "json_array": [b"[1, 2, 3]"],
-        "json_string": [b'"ping"'],
-        "json_null": [b"null"],
-        "bom": [b"\xef\xbb\xbf" + ping],
-        "nul_bytes": [b"\x00" * 64],
-        "truncated": [ping[:-3]],
-        "duplicate_trailing": [ping + ping],
-        "json_over_64k": [b'{"kind": "ping", "id": "big", "pad": "' + b"y" * 70_000 + b'"}'],
-        "request_over_limit": [image_req, b"\x89PNG" + b"\0" * max_request_bytes],
+    shapes: dict[str, tuple[list[bytes], str | None]] = {
+        "empty_frame": ([b""], None),
+        "two_empty": ([b"", b""], None),
+        "unexpected_image": ([ping, b"\x89PNG"], "shape"),
+        "three_frames": ([ping, b"a", b"b"], "shape"),
+        "image_missing": ([image_req], "img"),
+        "image_empty": ([image_req, b""], "img"),
+        "image_garbage": ([image_req, b"not an image at all"], "img"),
+        "image_bomb": ([image_req, pixel_bomb_png()], "img"),
+        "image_bomb_wide": ([image_req, pixel_bomb_png(60_000, 2_000)], "img"),
+        "json_array": ([b"[1, 2, 3]"], None),
+        "json_string": ([b'"ping"'], None),
+        "json_null": ([b"null"], None),
+        "bom": ([b"\xef\xbb\xbf" + ping], None),  # not JSON's first byte: nothing is read
+        "nul_bytes": ([b"\x00" * 64], None),
+        "truncated": ([ping[:-3]], None),  # the id's own string is cut
+        "duplicate_trailing": ([ping + ping], "shape"),
+        "json_over_64k": (
+            [b'{"kind": "ping", "id": "big", "pad": "' + b"y" * 70_000 + b'"}'],
+            "big",
+        ),
+        "number_beyond_double": ([b'{"kind": "ping", "id": "e309", "x": 1e309}'], "e309"),
+        "id_after_deep_value": (
+            [b'{"kind": "ping", "x": ' + _deep(40, "mixed").encode() + b', "id": "late"}'],
+            "late",
+        ),
+        "id_nested_only": ([b'{"kind": "ping", "x": {"id": "inner"}, "y": NaN}'], None),
+        "id_escaped": ([b'{"kind": "ping", "id": "a\\"b", "y": NaN}'], None),
+        "request_over_limit": ([image_req, b"\x89PNG" + b"\0" * max_request_bytes], "img"),
     }
-    corpus += [Hostile(f"shape/{k}", v) for k, v in shapes.items()]
+    corpus += [Hostile(f"shape/{k}", frames, rid) for k, (frames, rid) in shapes.items()]
     corpus.append(
-        Hostile("shape/over_max_message_bytes", [ping, b"\0" * (max_message_bytes + 1)], False)
+        Hostile(
+            "shape/over_max_message_bytes", [ping, b"\0" * (max_message_bytes + 1)], None, False
+        )
     )
     # a valid JSON text with every field of the wrong type
     for field in ("id", "kind", "camera", "template", "params", "frame", "seq", "roi", "image"):
@@ -147,7 +164,8 @@ def hostile_requests(max_request_bytes: int, max_message_bytes: int) -> list[Hos
             obj[field] = json.loads(value)
             if field == "params" and value == "[]":
                 continue  # not hostile as such; covered above
-            corpus.append(Hostile(f"type/{field}/{value}", [json.dumps(obj).encode()]))
+            rid = None if field == "id" else "t"
+            corpus.append(Hostile(f"type/{field}/{value}", [json.dumps(obj).encode()], rid))
     return corpus
 
 

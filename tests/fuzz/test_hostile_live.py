@@ -105,7 +105,7 @@ def _ping_ok(sock: zmq.Socket, rid: str) -> None:
 def test_every_hostile_request_is_answered_bad_request(rig: Rig) -> None:
     corpus = hostile_requests(MAX_REQUEST_BYTES, MAX_MESSAGE_BYTES)
     assert len(corpus) >= 500
-    answered = dropped = 0
+    answered = dropped = with_id = 0
     ctx = rig.context
     dealer = ctx.socket(zmq.DEALER)
     dealer.linger = 0
@@ -127,12 +127,15 @@ def test_every_hostile_request_is_answered_bad_request(rig: Rig) -> None:
                 reply = json.loads(parts[-1])
                 assert reply["ok"] is False, hostile.name
                 assert reply["error"]["code"] == "bad_request", (hostile.name, reply)
+                assert reply["id"] == hostile.id, (hostile.name, reply)
+                with_id += reply["id"] is not None
                 answered += 1
             _ping_ok(dealer, f"after-{n}")
         assert rig.worker.alive(), rig.worker.log_tail()
     finally:
         dealer.close(linger=0)
     assert answered + dropped == len(corpus) and dropped >= 1
+    assert with_id > answered // 2  # most hostile values sit after a plain id
     log = rig.worker.log_tail(5000)
     assert "bad request" in log and "Traceback" not in log
     with VisionClient(rig.worker.endpoint, timeout=20, retries=0) as client:

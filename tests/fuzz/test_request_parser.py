@@ -148,7 +148,9 @@ def test_hostile_corpus_is_rejected_by_the_parser_itself() -> None:
             decode_request(body)
         except BadRequest as exc:
             assert "\n" not in str(exc)
-            encode_reply(error_reply(peek_id(body[0]) if body else None, exc))  # must encode
+            rid = peek_id(body[0]) if body else None
+            assert rid == hostile.id, hostile.name
+            encode_reply(error_reply(rid, exc))  # must encode
         else:
             raise AssertionError(f"{hostile.name} was accepted")
 
@@ -179,6 +181,47 @@ def test_lone_surrogates_never_reach_an_id(code: int, around: str) -> None:
         encode_reply(error_reply(peek_id(raw), exc))
     else:
         raise AssertionError("a lone surrogate was accepted")
+
+
+_plain_ids = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, exclude_characters='"\\'),
+    min_size=1,
+    max_size=128,
+).filter(str.isprintable)
+# values no parser reads (a balanced one may stand before the id, an unbalanced one only after)
+_balanced = [b"1e309", b"NaN", b'"\\ud800"', b"[" * 17 + b"]" * 17, b'"\xff"', b'"\\"\\"\\""']
+
+
+@settings(max_examples=300, deadline=None)
+@given(_valid | _mutated(), _plain_ids, st.sampled_from([*_balanced, b"{"]), st.booleans())
+def test_the_id_of_an_unreadable_request_is_recovered_when_plain(
+    obj: dict, rid: str, spoiler: bytes, id_first: bool
+) -> None:
+    """A request that no parser reads, the spoiler before or after a plain id: the id comes
+    back (an unclosed bracket before it hides it: then nothing does)."""
+    obj = {k: v for k, v in obj.items() if k != "id"}
+    spoil = {"spoiler": "@SPOILER@"}
+    fields = {"id": rid, **obj, **spoil} if id_first else {**obj, **spoil, "id": rid}
+    raw = json.dumps(fields, ensure_ascii=False).encode().replace(b'"@SPOILER@"', spoiler)
+    with pytest.raises(BadRequest):
+        decode_request([raw])
+    hidden = not id_first and spoiler == b"{"
+    assert peek_id(raw) == (None if hidden else rid)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json, _json, st.binary(max_size=12))
+def test_a_recovered_id_is_never_a_wrong_one(inner: object, rid: object, tail: bytes) -> None:
+    """Whatever the scan returns for a readable object is the object's own top-level id, and
+    cutting or spoiling the text never makes it return another value."""
+    from pnp_vision.protocol.wire_json import top_level_string
+
+    text = json.dumps({"x": inner, "id": rid}).encode()
+    found = top_level_string(text, "id", max_chars=128, scan_bytes=65536)
+    assert found is None or found == rid
+    for spoiled in (text[: len(text) // 2], text + tail, text[:-1] + tail):
+        again = top_level_string(spoiled, "id", max_chars=128, scan_bytes=65536)
+        assert again is None or again == rid
 
 
 def test_valid_surrogate_pairs_and_unicode_still_pass() -> None:

@@ -162,6 +162,11 @@ def test_malformed_input_gets_its_error_code_and_the_worker_keeps_serving(
             "bad_request",
             "t10",
         ),
+        # JSON no parser reads still gets its plain top-level id back
+        ([b'{"kind": "ping", "id": "t11", "x": 1e309}'], "bad_request", "t11"),
+        ([b'{"id": "t12", "kind": "ping", "pad": "' + b"y" * 70_000 + b'"}'], "bad_request", "t12"),
+        ([b'{"kind": "ping", "id": "t13", "x": "\\ud800"}'], "bad_request", "t13"),
+        ([b'{"kind": "ping", "x": {"id": "inner"}, "y": NaN}'], "bad_request", None),
     ]
     for frames, code, request_id in cases:
         sock.send_multipart(frames)  # REQ adds its empty delimiter frame itself

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.errors import BadRequest
+from pnp_vision.inspect.templates import Template
 from pnp_vision.protocol.frames import CameraStatus, FrameHeader, pack_status
 from pnp_vision.protocol.requests import (
     MAX_DEADLINE_MS,
@@ -26,6 +28,7 @@ from pnp_vision.protocol.requests import (
     Reply,
     StatusResult,
     decode_request,
+    peek_id,
 )
 from pnp_vision.protocol.wire_json import MAX_DEPTH, MAX_STRING_CHARS
 
@@ -90,11 +93,16 @@ def test_every_json_example_is_a_valid_message() -> None:
             )
             assert json.loads(pack_status(status)[1]).keys() == obj.keys()  # and so it is sent
             kind = "camera status"
+        elif "question" in obj and "answers" in obj:  # a template of the `templates` reply
+            assert set(obj) == set(Template.model_fields), set(Template.model_fields) ^ set(obj)
+            Template.model_validate(obj)  # its roi passes as fractions of the frame
+            kind = "template"
         else:
-            kind = "other"  # a template listing
+            kind = "other"
         checked[kind] = checked.get(kind, 0) + 1
     assert checked.get("request", 0) >= 5 and checked.get("reply", 0) >= 4
     assert checked.get("frame header") == 1 and checked.get("camera status") == 1
+    assert checked.get("template", 0) >= 2 and "other" not in checked
 
 
 def test_the_inspect_table_lists_exactly_the_request_fields() -> None:
@@ -123,6 +131,59 @@ def test_the_status_example_shows_every_status_field() -> None:
     assert set(result["cameras"]["demo"]) == view_fields
 
 
+def _row(heading: str, name: str) -> str:
+    """The table row of field `name` in the first table after `heading`."""
+    section = DOC[DOC.index(heading) :]
+    return re.search(rf"^\| `{name}` .*$", section, re.M).group()
+
+
+def _prose(heading: str) -> str:
+    """A section's text without its code blocks."""
+    section = DOC[DOC.index(heading) :]
+    section = section[: section.find("\n## ", 1)]
+    return re.sub(r"```.*?```", "", section, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("name", ["deadline_ms", "max_age_ms"])
+def test_the_inspect_table_states_each_cap_the_model_enforces(name: str) -> None:
+    cap = next(m.le for m in InspectRequest.model_fields[name].metadata if hasattr(m, "le"))
+    assert cap == MAX_DEADLINE_MS == 3_600_000
+    assert f"0 < x <= {cap}" in _row("### `inspect`", name)
+    with pytest.raises(BadRequest, match=name):
+        decode_request([json.dumps({"kind": "inspect", "id": "c", "camera": "c",
+                                    "template": "t", name: cap + 1}).encode()])  # fmt: skip
+
+
+def test_an_error_reply_example_carries_its_frame() -> None:
+    """An error met after the frame was picked names that frame (inspections.py)."""
+    errors = [o for o in _json_blocks() if o.get("ok") is False]
+    with_frame = [Reply.model_validate(o) for o in errors if o.get("frame") is not None]
+    assert with_frame and all(r.frame and r.frame.seq is not None for r in with_frame)
+    assert "`deadline_exceeded`" in _prose("## 2. Errors").split("| code |")[0]
+
+
+def test_the_camera_status_fields_are_explained() -> None:
+    """The fields whose meaning is not plain from the example say what they hold."""
+    prose = _prose("## 4. Frames")
+    for name in ("state_since", "last_capture_time", "source"):
+        assert name in CameraStatus.model_fields and f"`{name}`" in prose, name
+
+
+def test_the_id_rule_for_unreadable_requests_is_what_the_worker_does() -> None:
+    """The doc's examples of JSON no parser reads, each answered with its plain id."""
+    rule = _prose("## 2. Errors")
+    assert "first 64 KiB" in rule and "top level" in rule and "`1e309`" in rule
+    unreadable = [b"1e309", b"NaN", b'"\\ud800"', b"[" * 17 + b"]" * 17, b'"\xff"']
+    unreadable.append(b'"' + b"y" * MAX_JSON_BYTES + b'"')  # over 64 KiB
+    for value in unreadable:
+        spoiled = b'{"id": "a", "x": ' + value + b"}"
+        with pytest.raises(BadRequest):
+            decode_request([spoiled])
+        assert peek_id(spoiled) == "a"
+    for hidden in (b'{"x": {"id": "a"}, "y": NaN}', b'{"id": "a\\u0062", "y": NaN}', b' ["a"'):
+        assert peek_id(hidden) is None
+
+
 @pytest.mark.parametrize(
     "fact",
     [
@@ -134,6 +195,7 @@ def test_the_status_example_shows_every_status_field() -> None:
         "**fractions**",
         "## 7. CURVE",
         "no_worker",
+        "*different* request is answered as a new question",
     ],
 )
 def test_limits_and_units_are_stated(fact: str) -> None:
