@@ -130,5 +130,5 @@ def test_label_outside_the_template_answers_is_an_error(
     first["questions"][0]["answer"] = "MAYBE"
     (copy / "labels.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     code = cli_main(["eval", "--model", str(trained_model), "--recording", str(copy)])
-    assert code == 2
+    assert code == 3  # config_error
     assert "'MAYBE' is not an answer of template" in capsys.readouterr().err

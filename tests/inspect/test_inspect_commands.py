@@ -72,8 +72,8 @@ def test_inspect_missing_image_and_model(capsys, tmp_path, tiny_model_dir):
     assert main([*argv, "--image", str(tmp_path / "no.png")]) == 2
     assert "cannot read image file" in capsys.readouterr().err
     argv = ["inspect", "--model", str(tmp_path / "none"), "--template", "tombstone"]
-    assert main([*argv, "--image", str(SAMPLE)]) == 2
-    assert "error [model_error]: model folder" in capsys.readouterr().err
+    assert main([*argv, "--image", str(SAMPLE)]) == 6
+    assert "error [model_not_found]: model folder" in capsys.readouterr().err
 
 
 def test_inspect_as_a_process(tmp_path, tiny_model_dir):

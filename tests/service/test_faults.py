@@ -200,7 +200,7 @@ def test_sigterm_finishes_the_inference_in_flight_and_answers_the_rest_shutting_
     assert "draining" in worker.log_path.read_text()
 
 
-def test_worker_with_a_missing_model_folder_exits_with_model_error(run_dir: Path) -> None:
+def test_worker_with_a_missing_model_folder_exits_with_model_not_found(run_dir: Path) -> None:
     missing = run_dir / "no-such-model"
     worker = start_worker(
         ipc_endpoint(run_dir, "nomodel"),
@@ -209,8 +209,8 @@ def test_worker_with_a_missing_model_folder_exits_with_model_error(run_dir: Path
         log_dir=run_dir,
     )
     try:
-        assert worker.wait(60.0) == 2
+        assert worker.wait(60.0) == 6  # a start-up error's own exit status
     finally:
         worker.kill()
     log = worker.log_path.read_text()
-    assert "error [model_error]" in log and str(missing) in log
+    assert "error [model_not_found]" in log and str(missing) in log
