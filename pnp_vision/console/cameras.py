@@ -106,7 +106,7 @@ class CameraWatch:
     # -- images -------------------------------------------------------------------------------
 
     def jpeg(
-        self, camera: str, size: str, after: int | None = None, wait_s: float = 1.0
+        self, camera: str, size: str, after: int | None = None, wait_s: float = 0.5
     ) -> tuple[bytes, Frame] | None:
         """The camera's newest frame as JPEG (`tile`: TILE_WIDTH wide; `full`: as captured).
         With `after` (a seq the page shows), wait up to `wait_s` for a newer one first: the

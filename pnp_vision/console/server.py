@@ -104,7 +104,7 @@ class Console:
         self.hub.close()
         self.predictions.stop()
         self.watch.stop()
-        self.frames.close()
+        self.frames.close(0.3)
 
     def model_identity(self) -> tuple[str, int] | None:
         status = self.watch.status

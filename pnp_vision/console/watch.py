@@ -2,11 +2,11 @@
 
 Tabs used to poll the worker through the console (status every 2 s, `recent` 4 times a second
 per tab), so a stopped worker took a request timeout to show and the worker's counters grew
-with every tab. Here one thread asks the worker on its own socket (status twice a second with a
-short timeout, `recent` four times a second) and reads the frame subscriber, and pushes to every
-tab, as server-sent events: a `state` event when something an operator sees changed (at most
-once a second otherwise), and each answered inspection once. A stopped worker shows within one
-poll and its timeout (about a second).
+with every tab. Here one thread asks the worker on its own socket (status three times a second
+with a short timeout, `recent` four times a second), another reads the frame subscriber ten
+times a second, and both push to every tab as server-sent events: a `state` event when
+something an operator sees changed (at most once a second otherwise), and each answered
+inspection once. A stopped worker shows within one poll and its timeout (under a second).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pnp_vision.protocol.requests import SeenInspection, StatusResult
 
 log = logging.getLogger(__name__)
 
-STATUS_EVERY_S = 0.5
+STATUS_EVERY_S = 0.3
 STATUS_TIMEOUT_S = 0.6  # the worker answers status from its I/O thread at once, loaded or not
 RECENT_EVERY_S = 0.25
 KEPT_INSPECTIONS = 100  # what a new tab is shown at once
@@ -168,14 +168,19 @@ class Watch:
         self._after: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="console-watch", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._poll_worker, name="console-worker", daemon=True),
+            threading.Thread(target=self._publish, name="console-state", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(2.0)
+        for thread in self._threads:  # daemons: one waiting on a dead worker is left behind
+            thread.join(0.2)
 
     @property
     def worker_up(self) -> bool:
@@ -186,9 +191,10 @@ class Watch:
         with self._lock:
             return self.state, list(self.inspections)
 
-    def _run(self) -> None:
+    def _poll_worker(self) -> None:
+        """Its own thread: a stopped worker costs each poll its timeout, which must not hold
+        back the cameras' state."""
         next_status = next_recent = 0.0
-        last_sent, sent_key = 0.0, None
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_status:
@@ -197,6 +203,12 @@ class Watch:
             if now >= next_recent and self.status is not None:
                 next_recent = now + RECENT_EVERY_S
                 self._poll_recent()
+            self._stop.wait(max(0.0, min(next_status, next_recent) - time.monotonic()))
+
+    def _publish(self) -> None:
+        last_sent, sent_key = 0.0, None
+        while not self._stop.is_set():
+            now = time.monotonic()
             state = {
                 "time": time.time(),
                 "worker": worker_view(
@@ -216,25 +228,31 @@ class Watch:
         try:
             status = self.link.client(STATUS_TIMEOUT_S).status()
         except PnpVisionError as exc:
-            if isinstance(exc, ServiceTimeout):  # NoWorker too: nothing there, or no reply
-                why = f"no reply to status within {STATUS_TIMEOUT_S:g} s"
-            else:
-                why = _short(exc)
-            if self.status is not None:
-                log.warning("console: worker at %s stopped answering: %s", self.link.endpoint, why)
-                self._down_since = time.time()
-            self.status, self._error = None, why
+            self._down(exc)
             return
         if self.status is None:
             log.info("console: worker at %s answers", self.link.endpoint)
         self.status, self._error, self._down_since = status, None, None
 
+    def _down(self, exc: PnpVisionError) -> None:
+        if isinstance(exc, ServiceTimeout):  # NoWorker too: nothing there, or no reply
+            why = f"no reply within {STATUS_TIMEOUT_S:g} s"
+        else:
+            why = _short(exc)
+        if self.status is not None:
+            log.warning("console: worker at %s stopped answering: %s", self.link.endpoint, why)
+            self._down_since = time.time()
+        self.status, self._error = None, why
+
     def _poll_recent(self) -> None:
         try:
             after = self._after if self._after is not None else time.time() - 3600
             seen = self.link.client(STATUS_TIMEOUT_S).recent(256, after)
+        except ServiceTimeout as exc:  # as good as a status poll: no worker answering
+            self._down(exc)
+            return
         except PnpVisionError:
-            return  # the status poll reports the worker's state
+            return
         for item in reversed(seen):
             self._after = max(self._after or 0.0, item.time)
             self._add(item)

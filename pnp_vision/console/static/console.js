@@ -418,6 +418,9 @@ function setupAsk() {
     picker.append(el("option", {value: t.name}, t.name));
     $("filter-template").append(el("option", {value: t.name}, t.name));
   }
+  for (const answer of new Set(templates.flatMap((t) => t.answers || []))) {
+    $("filter-answer").append(el("option", {value: answer}, answer));
+  }
   const params = $("ask-params");
   const sync = () => paramInputs(params, templates.find((t) => t.name === picker.value));
   picker.onchange = sync;
