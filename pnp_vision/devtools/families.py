@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from pnp_vision.config import DEFAULT_MIN_CONFIDENCE
+from pnp_vision.devtools.synthetic_variation import PACKAGES, TWO_TERMINAL
 
+REAL_PACKAGES = [p for p in PACKAGES if p != "classic"]
+TOMBSTONES = ",".join(TWO_TERMINAL)
 # name -> make_recording arguments (docs/evaluation.md lists the same command lines)
 FAMILIES: dict[str, list[str]] = {
     "base": ["--seed", "9001"],
@@ -34,6 +37,34 @@ FAMILIES: dict[str, list[str]] = {
     ],
     "outline": ["--seed", "9012", "--tip-style", "outline", "--scenes", "nozzle_tip,part_held"],
     "jpeg": ["--seed", "9013", "--jpeg-quality", "30:70"],
+    # the world knobs, one at a time (docs/evaluation.md), then all of them at once
+    "nozzle-makes": [
+        "--seed", "9014", "--nozzles", "juki,samsung,yamaha,cp", "--tip-radius", "6:50",
+        "--scenes", "nozzle_tip,part_held",
+    ],
+    "reticles": [
+        "--seed", "9015", "--reticles", "cross,dashed,circle,ticks,gap",
+        "--scenes", "nozzle_tip,part_held",
+    ],
+    "held-parts": ["--seed", "9016", "--packages", ",".join(REAL_PACKAGES),
+                   "--scenes", "nozzle_tip,part_held"],
+    "tapes": ["--seed", "9017", "--tapes", "paper,black,clear", "--scenes", "feeder_pocket"],
+    "pads": ["--seed", "9018", "--packages", TOMBSTONES, "--pads", "rect,rounded,oval,home",
+             "--scenes", "tombstone"],
+    "boards": ["--seed", "9019", "--packages", TOMBSTONES, "--boards", "textured",
+               "--scenes", "tombstone"],
+    "tilt-edges": ["--seed", "9020", "--packages", TOMBSTONES, "--standing-tilt", "60:70",
+                   "--flat-tilt", "6:10", "--scenes", "tombstone"],
+    "rotation": ["--seed", "9021", "--rotation", "0:180"],
+    "defocus": ["--seed", "9022", "--defocus", "1:2"],
+    "motion": ["--seed", "9023", "--motion-blur", "3:6"],
+    "dim": ["--seed", "9024", "--exposure=-1.5:-0.8"],
+    "bright": ["--seed", "9025", "--exposure", "0.6:1"],
+    "vignette": ["--seed", "9026", "--vignette", "0.4:0.8"],
+    "world": ["--seed", "9027", "--world"],
+    "world-wide": ["--seed", "9028", "--world", "--size", "400x200"],
+    "world-portrait": ["--seed", "9029", "--world", "--size", "240x320"],
+    "world-hd": ["--seed", "9030", "--world", "--size", "1280x720", "--frames", "150"],
 }  # fmt: skip
 COMMON = ["--frames", "300", "--noise", "3"]
 FAST_PNG = ["--png-level", "1"]  # the same pixels, written several times faster

@@ -4,7 +4,10 @@
 
 Frames are deterministic from the seed, so regenerating gives the same pixels and labels.
 The family options (shift, tip size and style, lighting, resolution, JPEG) move frames outside
-the defaults for evaluation; docs/evaluation.md lists the families used to judge a model.
+the defaults for evaluation; the world options draw real parts, tips, tapes and pads in
+millimetres through a camera that turns, blurs and exposes (`--world`: all of them at real
+proportions, the trainer's `WORLD` preset). docs/evaluation.md lists the families used to judge
+a model.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import re
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,40 @@ def _quality(text: str) -> tuple[int, int]:
 
 def _styles(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _share(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share 0..1, got {text!r}") from None
+
+
+# world options: (flag, Variation field, parser, metavar, help)
+WORLD_OPTIONS = (
+    ("--nozzles", "nozzles", _styles, "S,S",
+     "nozzle tip makes: classic (the --tip-style drawing), juki, samsung, yamaha, cp"),
+    ("--reticles", "reticles", _styles, "S,S",
+     "crosshair styles: classic, cross, dashed, circle, ticks, gap (any colour)"),
+    ("--packages", "packages", _styles, "S,S",
+     "parts held, in pockets and tombstoned: classic, 0201, 0402, 0603, 0805, 1206, melf,"
+     " sot23, sot223, soic8, tssop, qfn, qfp, bga, elco, tantalum, led"),
+    ("--tapes", "tapes", _styles, "S,S", "carrier tapes: classic, paper, black, clear"),
+    ("--pads", "pads", _styles, "S,S", "tombstone pad shapes: classic, rect, rounded, oval, home"),
+    ("--boards", "boards", _styles, "S,S", "tombstone boards: classic, textured"),
+    ("--standing-tilt", "standing_tilt", _range, "LO:HI",
+     "a tombstone's tilt from the board, degrees (60..90; default 90)"),
+    ("--flat-tilt", "flat_tilt", _range, "LO:HI",
+     "a flat part's tilt from the board, degrees (0..10; default 0)"),
+    ("--canvas", "canvas", int, "N", "draw at most N pixels on the shorter side, resize once"),
+    ("--rotation", "rotation", _range, "LO:HI", "camera roll, degrees either way (0..180)"),
+    ("--defocus", "defocus", _range, "LO:HI", "defocus blur sigma, units"),
+    ("--motion-blur", "motion_blur", _range, "LO:HI", "motion streak length, units"),
+    ("--exposure", "exposure", _range, "LO:HI",
+     "exposure in stops, -4..4 (a negative range: --exposure=-1.5:0)"),
+    ("--vignette", "vignette", _range, "LO:HI", "brightness lost at the corners, 0..0.9"),
+    ("--jpeg-share", "jpeg_share", _share, "P", "share of frames through JPEG (default 1)"),
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,12 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--jpeg-quality", type=_quality, metavar="LO:HI",
         help="pass every frame through JPEG at a quality drawn from LO..HI (5..100)",
     )  # fmt: skip
+    world = parser.add_argument_group(
+        "world",
+        "real parts, tips, tapes and pads in millimetres at a per-frame camera scale, and the"
+        " camera's own effects (docs/evaluation.md); each option's default draws nothing new",
+    )
+    world.add_argument(
+        "--world", action="store_true",
+        help="start from the WORLD preset (every world option at real proportions, as the"
+        " trainer uses it); options given override its fields",
+    )  # fmt: skip
+    for flag, _, kind, metavar, text in WORLD_OPTIONS:
+        world.add_argument(flag, type=kind, metavar=metavar, help=text)
     return parser
 
 
 def variation_of(args: argparse.Namespace) -> Any:
-    """The generator's `Variation` for the family options given (defaults for the rest)."""
-    from pnp_vision.devtools.synthetic import Variation
+    """The generator's `Variation` for the family options given (defaults, or the WORLD
+    preset's with `--world`, for the rest)."""
+    from pnp_vision.devtools.synthetic import WORLD, Variation
 
     changes = {
         "shift": args.shift,
@@ -120,9 +171,10 @@ def variation_of(args: argparse.Namespace) -> Any:
         "off": args.off,
         "harshness": args.harshness,
         "jpeg_quality": args.jpeg_quality,
+        **{field: getattr(args, field) for _, field, *_ in WORLD_OPTIONS},
     }
     given = {k: v for k, v in changes.items() if v is not None}
-    return Variation(**given) if given else Variation()
+    return replace(WORLD if args.world else Variation(), **given)
 
 
 def main(argv: list[str] | None = None) -> int:
