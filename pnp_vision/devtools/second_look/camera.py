@@ -82,9 +82,13 @@ def draw_camera(style: CameraStyle, rng: np.random.Generator) -> CameraLook:
     )
 
 
-def _field(look: CameraLook, shape: tuple[int, int], unit_px: float) -> np.ndarray:
-    """Multiplicative illumination over the frame (1 = as drawn)."""
+def _field(
+    look: CameraLook, shape: tuple[int, int], unit_px: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Illumination over the frame: a gain (1 = as drawn) and, for a ring light, the faint
+    glow its LEDs scatter into a dark field (linear light, added)."""
     h, w = shape
+    glow = None
     ys = (np.arange(h, dtype=np.float32) - h / 2) / unit_px
     xs = (np.arange(w, dtype=np.float32) - w / 2) / unit_px
     cx, cy = look.field_centre
@@ -95,6 +99,7 @@ def _field(look: CameraLook, shape: tuple[int, int], unit_px: float) -> np.ndarr
         # a ring light's bright annulus around a dimmer middle
         band = np.exp(-(((r - look.field_radius) / (0.45 * look.field_radius)) ** 2))
         field = (1 - 0.5 * s) + 1.4 * s * band
+        glow = (0.012 * s * band).astype(np.float32)
     elif look.field == "spot":
         field = (1 - 0.6 * s) + 1.2 * s * np.exp(-((r / (1.3 * look.field_radius)) ** 2))
     elif look.field == "side":
@@ -108,7 +113,7 @@ def _field(look: CameraLook, shape: tuple[int, int], unit_px: float) -> np.ndarr
             (xs[None, :] / (w / unit_px / 2)) ** 2 + (ys[:, None] / (h / unit_px / 2)) ** 2
         )
         field = field * (1 - look.vignette * np.clip(rr / 1.41, 0, 1) ** 2.2)
-    return np.clip(field, 0.05, 3.0).astype(np.float32)
+    return np.clip(field, 0.05, 3.0).astype(np.float32), glow
 
 
 def _motion(arr: np.ndarray, length_px: float, angle: float) -> np.ndarray:
@@ -155,7 +160,10 @@ def expose(image: Image.Image, look: CameraLook, rng: np.random.Generator) -> Im
     """Light field, exposure, colour cast and sensor noise, in linear light (sRGB curve)."""
     unit_px = min(image.size) / 224.0
     lin = _TO_LINEAR[np.asarray(image)]
-    lin *= _field(look, (image.height, image.width), unit_px)[:, :, None]
+    gain, glow = _field(look, (image.height, image.width), unit_px)
+    lin *= gain[:, :, None]
+    if glow is not None:
+        lin += glow[:, :, None]
     lin *= look.exposure * np.asarray(look.cast, dtype=np.float32)
     k = look.noise
     if k > 0:  # shot noise grows with the signal, read noise and row banding do not

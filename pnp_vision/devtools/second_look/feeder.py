@@ -136,6 +136,7 @@ def tape_pocket(ctx: Ctx) -> Draft:
     look_pkgs = [PACKAGES[n] for n in tl.parts]
     pkg = look_pkgs[int(rng.integers(len(look_pkgs)))]
     plook = part_look(ctx.look_rng, pkg, from_below=False)
+    marking = reel_marking(rng, pkg)
     upm = tl.pitch_units / tl.pitch
     hx, hy = roi_half(ctx.size)
     # the pick pocket's centre: within a quarter pitch of the frame centre, inside the ROI
@@ -174,7 +175,7 @@ def tape_pocket(ctx: Ctx) -> Draft:
         pockets.append(frame(*centre))
         occupied.append(full)
         if full:
-            _part_in_pocket(cv, tl, frame, centre, pocket, pkg, plook, upm, rng)
+            _part_in_pocket(cv, tl, frame, centre, pocket, pkg, plook, upm, rng, marking)
     if tl.cover:
         _cover_tape(cv, tl, frame, upstream, span, pocket, rng)
     if tl.shutter:
@@ -307,6 +308,15 @@ def _pocket(cv: Canvas, tl: TapeLook, f: TapeFrame, at: Point, size: tuple[float
         cv.circle(c, hole, outline=shade(base, 1.6), width=0.1 * f.upm)
 
 
+def reel_marking(rng: np.random.Generator, pkg) -> list[str] | None:
+    """What every part of the reel carries (one reel, one marking)."""
+    if pkg.kind == "chip_r":
+        return [pick(rng, ["103", "472", "1001", "4R7", "22R", "01C"])]
+    if pkg.kind in ("soic", "qfp", "sot23", "qfn"):
+        return [pick(rng, ["LM358", "A7W", "74HC14", "TL431", "1AM", "STM32"])]
+    return None
+
+
 def _part_in_pocket(
     cv: Canvas,
     tl: TapeLook,
@@ -317,6 +327,7 @@ def _part_in_pocket(
     plook,
     upm: float,
     rng: np.random.Generator,
+    marking: list[str] | None,
 ) -> None:
     """The tape's part lying in a pocket: across the tape, a little loose."""
     along, across = pocket
@@ -327,11 +338,6 @@ def _part_in_pocket(
     centre = f(s, t)
     shadow = [f(s + x, t + y) for x, y in rounded_rect_points(pkg.span_y, pkg.span_x, 0.1)]
     cv.shadow([[(p[0] + 0.4, p[1] + 0.6) for p in shadow]], blur=0.6, opacity=0.5)
-    marking = None
-    if pkg.kind == "chip_r":
-        marking = [pick(rng, ["103", "472", "1001", "4R7", "22R", "01C"])]
-    elif pkg.kind in ("soic", "qfp", "sot23", "qfn"):
-        marking = [pick(rng, ["LM358", "A7W", "74HC14", "TL431", "1AM", "STM32"])]
     d = PartDrawer(cv, pkg, centre, angle - 90.0, upm, plook)
     draw_top(d, marking, {"style": "laser" if pkg.kind != "chip_r" else "ink"})
 
@@ -357,16 +363,20 @@ def _cover_tape(
 
 
 def _shutter(cv: Canvas, tl: TapeLook, f: TapeFrame, pocket, span: float) -> None:
-    """The feeder's cover plate over everything but a window round the pick pocket."""
+    """The feeder's cover plate over everything but a window round the pick pocket: machined
+    metal shaded across, two screws, a bevelled window that shades the tape beside its edge."""
     wa, wc = 0.62 * tl.pitch + 0.5, pocket[1] / 2 + 0.8
     plate = shade(tl.feeder, 1.1)
     big = span + 20
-    for pts in (
-        [(-big, -big), (big, -big), (big, -wc), (-big, -wc)],
-        [(-big, wc), (big, wc), (big, big), (-big, big)],
-        [(-big, -wc), (-wa, -wc), (-wa, wc), (-big, wc)],
-        [(wa, -wc), (big, -wc), (big, wc), (wa, wc)],
-    ):
-        cv.polygon(f.poly(pts), fill=plate)
-    edge = [(-wa, -wc), (wa, -wc), (wa, wc), (-wa, wc)]
-    cv.polygon(f.poly(edge), outline=shade(plate, 1.35), width=0.25)
+    inside = [(-wa, -wc), (wa, -wc), (wa, wc), (-wa, wc)]
+    cv.shadow([f.poly([(-wa, -wc), (wa, -wc), (wa, -wc + 0.5), (-wa, -wc + 0.5)])], 0.3, 0.5)
+    bands = [(-big, -big, big, -wc), (-big, wc, big, big), (-big, -wc, -wa, wc), (wa, -wc, big, wc)]
+    for s0, t0, s1, t1 in bands:
+        a, b, c, d = f.poly([(s0, t0), (s0, t1), (s1, t1), (s1, t0)])
+        cv.strips(a, b, c, d, [shade(plate, 0.92 + 0.16 * i / 7) for i in range(8)])
+    cv.polygon(f.poly(inside), outline=shade(plate, 1.4), width=0.2)
+    for s in (-wa - 3.0, wa + 3.0):
+        c = f(s, wc + 1.6)
+        cv.circle(c, 0.9 * f.upm, fill=shade(plate, 0.8))
+        cv.circle(c, 0.75 * f.upm, fill=shade(plate, 1.15))
+        cv.circle(c, 0.3 * f.upm, fill=shade(plate, 0.45))

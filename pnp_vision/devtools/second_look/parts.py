@@ -442,9 +442,9 @@ def print_marking(
     `size`: capital height as a share of the body's width, split over the lines."""
     pkg = d.pkg
     body_dark = sum(d.look.body[:3]) < 300
-    if pkg.kind == "elec":
+    if pkg.kind == "elec":  # printed small on the can, beside the stripe
         ink: Colour = (20, 20, 22)
-        across = 0.5 * pkg.width
+        across = 0.3 * pkg.width
     elif style == "laser":
         ink = (150, 150, 146) if body_dark else (70, 66, 60)
         across = pkg.width * 0.8
