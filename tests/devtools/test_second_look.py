@@ -230,7 +230,7 @@ def test_a_family_replays_and_evaluates_with_the_shipped_model(tmp_path: Path) -
     """Through the real `replay` camera source and the project's evaluation, real model."""
     from pnp_vision.capture.cameras import CameraConfig
     from pnp_vision.capture.daemon import CaptureDaemon
-    from pnp_vision.devtools.families import run
+    from pnp_vision.devtools.second_look.evaluate import run
     from pnp_vision.devtools.second_look.record import write_recording
     from pnp_vision.protocol.frames import CameraState
 
@@ -269,6 +269,7 @@ GENERATOR = (
     "pnp_vision.devtools.glyphs",
     "pnp_vision.devtools.train",
     "pnp_vision.devtools.make_recording",
+    "pnp_vision.devtools.families",  # the generator's families (it imports the generator)
 )
 
 
@@ -282,7 +283,6 @@ def test_the_second_look_shares_no_code_with_the_generator() -> None:
     # and at run time: writing and scoring a family never loads a generator module
     code = (
         "import sys; from pnp_vision.devtools.second_look import __main__, evaluate, render;"
-        " from pnp_vision.devtools.families import run;"
         " print(sorted(m for m in sys.modules if m.startswith(" + repr(GENERATOR) + ")))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -48,6 +48,30 @@ def make(out: Path, names: list[str], seed: int, frames: int) -> dict[str, Path]
     return folders
 
 
+def run(model: Path, folders: dict[str, Path], min_confidence: float) -> dict[str, Any]:
+    """`pnp-vision eval --json` of every folder, by name, with one model load. (Not the
+    generator families' runner: that module imports the generator, this package must not.)"""
+    from pnp_vision.config import PROJECT_ROOT
+    from pnp_vision.inspect.runtime import setup_runtime
+
+    setup_runtime()  # before anything imports mlx
+    from pnp_vision.evaluation.evaluate import evaluate
+    from pnp_vision.inspect import Inspector, TemplateSet
+
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    inspector = Inspector(model, templates, min_confidence=min_confidence)
+    return {
+        name: evaluate(
+            inspector,
+            folder,
+            lambda t: list(templates.get(t).answers),
+            model_name=str(model),
+            min_confidence=min_confidence,
+        ).as_dict()
+        for name, folder in folders.items()
+    }
+
+
 def totals(reports: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per template over all families: questions, accuracy, confident-and-wrong, coverage."""
     out: dict[str, dict[str, Any]] = {}
@@ -117,8 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     p.add_argument("--json", type=Path, help="report file (default OUT/second_look_eval.json)")
     args = p.parse_args(argv)
-    from pnp_vision.devtools.families import run  # `pnp-vision eval --json`, one model load
-
     folders = make(args.out, args.family or list(FAMILIES), args.seed, args.frames)
     reports = run(args.model, folders, args.min_confidence)
     result = {
