@@ -144,11 +144,11 @@ class Recordings:
 
     # -- thumbnails and labels ----------------------------------------------------------------
 
-    def thumbnail(self, name: str, seq: int, template_name: str, params: dict[str, str]) -> bytes:
+    def thumbnail(self, name: str, seq: int, template_name: str) -> bytes:
         """The template's view of one frame as a small JPEG: what the model sees, what the
-        operator labels."""
+        operator labels (the view does not depend on the question's parameters)."""
         folder = self.folder(name)
-        template = self.question(template_name, params)
+        template = self.templates.get(template_name)
         key = (name, seq, template.name)
         with self._lock:
             if key in self._thumbs:

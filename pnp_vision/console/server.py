@@ -364,7 +364,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         template = request.query_params.get("template", "")
 
         def run() -> Response:
-            data = console.recordings.thumbnail(name, seq, template, {})
+            data = console.recordings.thumbnail(name, seq, template)
             return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=600"})
 
         return await call(run)

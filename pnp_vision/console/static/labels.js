@@ -86,6 +86,12 @@
     clearTimeout(refresh);
     const t = question();
     if (!recording.value || !t) { grid.replaceChildren(); return; }
+    const missing = Object.entries(paramValues(params)).filter(([, v]) => v === "").map(([k]) => k);
+    if (missing.length) {  // the question is not whole yet: nothing to ask the console
+      grid.replaceChildren();
+      counts.textContent = `fill in ${missing.join(", ")} to label this question`;
+      return;
+    }
     const query = new URLSearchParams({template: t.name, params: JSON.stringify(paramValues(params)),
       show: showing.value, scene: scene.value, page: String(page), per_page: String(PER_PAGE)});
     let got;
