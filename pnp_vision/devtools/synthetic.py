@@ -13,6 +13,7 @@ coin, so YES and NO are balanced per template. Labels::
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -181,6 +182,13 @@ def generate(
         )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=64)
+def _problems(variation: Variation) -> tuple[str, ...]:
+    """`variation.check()`, once per variation (frames of one family are drawn by the
+    thousand)."""
+    return tuple(variation.check())
+
+
 def _check(
     size: tuple[int, int],
     lighting: str,
@@ -198,7 +206,7 @@ def _check(
     unknown = [s for s in names if s not in SCENES]
     if unknown:
         raise BadRequest(f"unknown scene(s) {unknown}; known: {sorted(SCENES)}")
-    problems = variation.check()
+    problems = _problems(variation)
     if problems:
         raise BadRequest("; ".join(problems))
     return names

@@ -40,6 +40,10 @@ class Shot:
         return 0.0 if rng.random() < 0.5 else -self.rotation
 
 
+_GRID = np.mgrid[0:32, 0:32].astype(np.float32) / 31 - 0.5
+_GRID.flags.writeable = False
+
+
 def light(
     img: np.ndarray,
     rng: np.random.Generator,
@@ -53,7 +57,7 @@ def light(
     `gain` (an exposure) and `vignette` (a radial loss, reaching `vignette` at the corners of
     a `frame` = (w, h) in canvas pixels) draw no numbers: the caller drew them."""
     h, w = img.shape[:2]
-    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32) / 31 - 0.5  # smooth: compute small
+    ys, xs = _GRID  # smooth: compute small
     angle = rng.uniform(0, 2 * np.pi)
     ramp = xs * np.cos(angle) + ys * np.sin(angle)
     if harsh == 1.0:

@@ -49,7 +49,7 @@ class Pen:
     def px(self, pts: Sequence | np.ndarray) -> np.ndarray:
         """Canvas pixel coordinates (poses, n, 2) of n points given in mm."""
         xy = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-        return np.einsum("pij,nj->pni", self._m, xy) + self.origin[:, None, :]
+        return (self._m @ xy.T).transpose(0, 2, 1) + self.origin[:, None, :]
 
     def _fill(self, polys: np.ndarray, color: Color) -> None:
         """Fills polygons given as one (n, k, 2) array of pixel coordinates, in one call."""

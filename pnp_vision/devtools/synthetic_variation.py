@@ -9,6 +9,7 @@ original look, so a family can mix it with the real ones.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 Range = tuple[float, float]
@@ -101,7 +102,7 @@ class Variation:
     vignette: Range = (0.0, 0.0)
     markings: str = CLASSIC
 
-    @property
+    @functools.cached_property
     def world(self) -> bool:
         """Whether any world knob is on: such frames are drawn by the camera pipeline
         (`synthetic_camera.shoot`), the others exactly as the generator always drew them."""
