@@ -4,26 +4,20 @@ It subscribes to the frames PUB and asks the worker over the documented protocol
 it shows (live tiles, answers, the crops the model saw) is what a controller would get. The
 page is plain HTML/JS in `static/`, no build step. Its parts: `guard` (loopback safety),
 `watch` (one watcher pushing the worker's and cameras' state and every answer to the tabs as
-server-sent events), `cameras` (stale / offline, tiles, boxes), `labelling` (recordings) and
-`link` (requests to the worker).
+server-sent events), `cameras` (stale / offline, tiles, boxes), `inspections` (the images of
+an answer), `labelling` (recordings) and `link` (requests to the worker).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,25 +27,18 @@ from starlette.staticfiles import StaticFiles
 
 from pnp_vision.capture.subscriber import FrameSubscriber
 from pnp_vision.client import NoWorker
-from pnp_vision.console.cameras import CameraWatch, encode_jpeg
+from pnp_vision.console.cameras import CameraWatch
 from pnp_vision.console.guard import guard_middleware, is_loopback
+from pnp_vision.console.inspections import InspectionImages
 from pnp_vision.console.labelling import Predictions, Recordings
 from pnp_vision.console.link import WorkerLink, new_id
 from pnp_vision.console.watch import Hub, Watch, sse
 from pnp_vision.errors import BadRequest, ConfigError, PnpVisionError
 from pnp_vision.inspect.templates import TemplateSet
-from pnp_vision.protocol.requests import (
-    CropRequest,
-    CropResult,
-    InspectRequest,
-    InspectResult,
-    ReloadRequest,
-)
+from pnp_vision.protocol.requests import InspectRequest, InspectResult, ReloadRequest
 
-log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 ASK_TIMEOUT_S = 5.0
-THUMB_HEIGHT = 84
 RELOAD_TIMEOUT_S = 600.0  # a real model takes a while to load; the page shows "reloading"
 _CLIENT_ERRORS = {"bad_request", "bad_params", "unknown_template", "unknown_camera"}
 
@@ -93,8 +80,7 @@ class Console:
         self.watch = Watch(self.link, self.frames, self.cameras, self.hub)
         self.predictions = Predictions(self.link, self.model_identity)
         self.recordings = Recordings(config.recordings_dir, self.templates, self.predictions)
-        self._thumbs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self._thumbs_lock = threading.Lock()
+        self.images = InspectionImages(self.link)
 
     def start(self) -> None:
         self.watch.start()
@@ -144,36 +130,6 @@ class Console:
         reply = self.link.request(ReloadRequest(id=new_id("console")), timeout_s=RELOAD_TIMEOUT_S)
         return reply.result or {}
 
-    def crop(self, request_id: str, question: int, whole: bool) -> CropResult | None:
-        """None: the worker no longer holds that inspection (it keeps `history_size`)."""
-        request = CropRequest(id=new_id("crop"), request=request_id, question=question, whole=whole)
-        try:
-            return CropResult.model_validate(self.link.request(request).result)
-        except BadRequest as exc:
-            if str(exc).startswith("no recent inspection"):
-                return None
-            raise
-
-    def crop_thumbnail(self, request_id: str, question: int) -> bytes | None:
-        """The crop as a small JPEG for the inspections table (at most THUMB_HEIGHT high: the
-        112x84 views stay as the model saw them); kept here, so the table still shows it once
-        the worker has let the inspection go."""
-        key = (request_id, question)
-        with self._thumbs_lock:
-            if key in self._thumbs:
-                return self._thumbs[key]
-        got = self.crop(request_id, question, whole=False)
-        if got is None:
-            return None
-        image = cv2.imdecode(np.frombuffer(base64.b64decode(got.png_base64), np.uint8), 1)
-        width = round(image.shape[1] * min(1.0, THUMB_HEIGHT / image.shape[0]))
-        data = encode_jpeg(image, width, 85)
-        with self._thumbs_lock:
-            self._thumbs[key] = data
-            while len(self._thumbs) > 512:
-                self._thumbs.popitem(last=False)
-        return data
-
     def templates_listing(self) -> list[dict[str, Any]]:
         """The worker's templates (a reload may have changed them); the console's own when the
         worker is stopped, so the page still works."""
@@ -192,19 +148,6 @@ def _error(exc: PnpVisionError) -> JSONResponse:
     else:
         status = 502
     return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
-
-
-def _gone() -> Response:
-    """An image the worker no longer holds: said in the picture (an error status would be a
-    console error on every page that lists older inspections)."""
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="112" height="84">'
-        '<rect width="112" height="84" fill="#e4e7eb"/><text x="56" y="38" font-size="9"'
-        ' text-anchor="middle" font-family="sans-serif" fill="#52606d">no longer held</text>'
-        '<text x="56" y="52" font-size="9" text-anchor="middle" font-family="sans-serif"'
-        ' fill="#52606d">by the worker</text></svg>'
-    )
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=600"})
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -294,46 +237,12 @@ def create_app(config: ConsoleConfig) -> Starlette:
             return _error(gone)
         return await call(console.reload)
 
-    async def crop(request: Request) -> Response:
-        rid, question = request.path_params["request_id"], request.path_params["question"]
+    def inspection_image(kind: str) -> Callable[[Request], Any]:
+        async def route(request: Request) -> Response:
+            rid, question = request.path_params["request_id"], request.path_params["question"]
+            return await call(getattr(console.images, kind), rid, question)
 
-        def run() -> Response:
-            got = console.crop(rid, question, whole=False)
-            if got is None:
-                return _gone()
-            png = base64.b64decode(got.png_base64)
-            return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=600"})
-
-        return await call(run)
-
-    async def crop_thumbnail(request: Request) -> Response:
-        rid, question = request.path_params["request_id"], request.path_params["question"]
-
-        def run() -> Response:
-            data = console.crop_thumbnail(rid, question)
-            if data is None:
-                return _gone()
-            return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=600"})
-
-        return await call(run)
-
-    async def inspection_frame(request: Request) -> Response:
-        rid, question = request.path_params["request_id"], request.path_params["question"]
-
-        def run() -> Response:
-            got = console.crop(rid, question, whole=True)
-            if got is None:
-                return _gone()
-            png = np.frombuffer(base64.b64decode(got.png_base64), np.uint8)
-            jpeg = encode_jpeg(cv2.imdecode(png, cv2.IMREAD_COLOR), None, 90)
-            headers = {
-                "Cache-Control": "max-age=600",
-                "X-Box": ",".join(str(v) for v in got.box or ()),
-                "X-Size": f"{got.width},{got.height}",
-            }
-            return Response(jpeg, media_type="image/jpeg", headers=headers)
-
-        return await call(run)
+        return route
 
     async def recordings(request: Request) -> Response:
         return await call(console.recordings.names)
@@ -388,9 +297,11 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/api/cameras/{camera}/frame.jpg", frame),
         Route("/api/ask", ask, methods=["POST"]),
         Route("/api/reload", reload, methods=["POST"]),
-        Route("/api/inspections/{request_id}/{question:int}/crop.png", crop),
-        Route("/api/inspections/{request_id}/{question:int}/crop.jpg", crop_thumbnail),
-        Route("/api/inspections/{request_id}/{question:int}/frame.jpg", inspection_frame),
+        Route("/api/inspections/{request_id}/{question:int}/crop.png", inspection_image("crop")),
+        Route(
+            "/api/inspections/{request_id}/{question:int}/crop.jpg", inspection_image("thumbnail")
+        ),
+        Route("/api/inspections/{request_id}/{question:int}/frame.jpg", inspection_image("whole")),
         Route("/api/recordings", recordings),
         Route("/api/recordings/{name}", recording),
         Route("/api/recordings/{name}/frames/{seq:int}/view.jpg", recording_view),
