@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from pnp_vision.capture.subscriber import Frame, FrameSubscriber
-from pnp_vision.errors import BadRequest, ConfigError, ImageError, NoFrame
+from pnp_vision.errors import BadRequest, ConfigError, ImageError, NoFrame, UnknownCamera
 from pnp_vision.logs import kv
 from pnp_vision.progress import Progress
 from pnp_vision.protocol.frames import Encoding, FrameHeader
@@ -110,7 +111,8 @@ def record(
     With ``progress`` (a stream), a bar or a line per tenth of the frames shows it moving.
 
     Frames arriving faster than they can be written are dropped (and logged), never queued
-    without bound. Raises NoFrame if nothing arrives within ``first_frame_timeout_s``.
+    without bound. Raises NoFrame if nothing arrives within ``first_frame_timeout_s``, and
+    UnknownCamera as soon as the daemon's statuses show it does not publish ``camera``.
     """
     if frames is None and seconds is None and stop is None:
         raise BadRequest("record needs --frames or --seconds")
@@ -143,17 +145,24 @@ def record(
                 every_frame=True,
                 max_message_bytes=max_message_bytes,
                 security=security,
+                all_statuses=True,  # to say which cameras there are, if not this one
             ) as sub,
             RecordingWriter(out, image_format=image_format) as writer,
         ):
             first_deadline = time.monotonic() + first_frame_timeout_s
             end: float | None = None
+            heard: float | None = None  # when the first camera status arrived
             while not stop.is_set():
                 now = time.monotonic()
                 if end is not None and now >= end:
                     break
-                if end is None and now >= first_deadline:
-                    raise _no_first_frame(sub, endpoint, camera, first_frame_timeout_s)
+                if end is None:
+                    if now >= first_deadline:
+                        raise _no_first_frame(sub, endpoint, camera, first_frame_timeout_s)
+                    published = sub.cameras()
+                    heard = heard or (now if published else None)
+                    if heard is not None and now - heard >= ANNOUNCE_S and camera not in published:
+                        raise _not_published(endpoint, camera, published)
                 try:
                     frame = pending.get(timeout=0.1)
                 except queue.Empty:
@@ -175,9 +184,26 @@ def record(
     return written
 
 
-def _no_first_frame(sub: FrameSubscriber, endpoint: str, camera: str, timeout: float) -> NoFrame:
-    """Why nothing was recorded, in words: capture not reachable, or the camera's own state."""
+# A capture daemon sends each camera's status once a second: this long after the first status
+# arrived, a camera never heard of is not one it publishes.
+ANNOUNCE_S = 2.5
+
+
+def _not_published(endpoint: str, camera: str, published: Iterable[str]) -> UnknownCamera:
+    return UnknownCamera(
+        f"camera {camera!r} is not published at {endpoint}; the capture daemon there publishes"
+        f" {', '.join(sorted(published))} (its cameras/*.toml, or `pnp-vision capture --camera`)"
+    )
+
+
+def _no_first_frame(
+    sub: FrameSubscriber, endpoint: str, camera: str, timeout: float
+) -> NoFrame | UnknownCamera:
+    """Why nothing was recorded, in words: capture not reachable, the camera not among those
+    it publishes, or the camera's own state."""
     seen = sub.cameras()
+    if camera not in seen and seen:
+        return _not_published(endpoint, camera, seen)
     if camera not in seen:
         why = f"nothing was received from {endpoint}: is `pnp-vision capture` running there?"
     elif seen[camera] is None:

@@ -87,8 +87,13 @@ class FrameSubscriber:
         on_frame: Callable[[Frame], None] | None = None,
         every_frame: bool = False,
         security: Security | None = None,
+        all_statuses: bool = False,
     ) -> None:
         """``on_frame`` runs on the receive thread for each decoded frame (keep it quick).
+
+        ``all_statuses=True`` takes every camera's status, not only those of ``cameras``, so
+        `cameras()` tells which cameras the daemon publishes (a recorder asked for one it
+        does not); frames stay limited to ``cameras``.
 
         By default, when several JPEG/PNG frames of a camera are queued at once (decoding fell
         behind), only the newest is decoded and the others are counted in ``skipped``; raw
@@ -99,6 +104,7 @@ class FrameSubscriber:
             raise ConfigError(f"ring_size must be >= 1, got {ring_size}")
         self.endpoint = endpoint
         self._only = frozenset(cameras) if cameras else None
+        self._all_statuses = all_statuses
         self._ring_size = ring_size
         self._on_frame = on_frame
         self._every_frame = every_frame
@@ -136,7 +142,10 @@ class FrameSubscriber:
             else:
                 for name in self._only:
                     sock.subscribe(frame_topic(name))
-                    sock.subscribe(status_topic(name))
+                    if not self._all_statuses:
+                        sock.subscribe(status_topic(name))
+                if self._all_statuses:
+                    sock.subscribe(status_topic(""))  # every camera's status
             monitor = sock.get_monitor_socket(_MONITORED)
             monitor.linger = 0
             sock.connect(self.endpoint)
@@ -319,7 +328,7 @@ class FrameSubscriber:
             self._bad(exc)
             return None
         if isinstance(message, CameraStatus):
-            if self._only is None or message.camera in self._only:
+            if self._only is None or self._all_statuses or message.camera in self._only:
                 with self._cond:
                     ring = self._ring(message.camera)
                     ring.new_session(message.session)

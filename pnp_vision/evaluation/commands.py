@@ -13,9 +13,11 @@ def _run(args: argparse.Namespace) -> int:
 
     setup_runtime()  # before anything imports mlx
     from pnp_vision.evaluation.evaluate import evaluate
+    from pnp_vision.evaluation.labels import load_labels
     from pnp_vision.evaluation.report import render_text
     from pnp_vision.inspect import Inspector, TemplateSet
 
+    load_labels(args.recording)  # a missing folder or label file, before the model loads
     settings = load_settings()
     model_dir = args.model or settings.model_dir
     min_confidence = settings.min_confidence if args.min_confidence is None else args.min_confidence

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from pnp_vision.config import StrictModel
-from pnp_vision.errors import ConfigError
+from pnp_vision.errors import ConfigError, FolderNotFound
 from pnp_vision.protocol.base import one_line
 
 LABELS_FILE = "labels.jsonl"
@@ -31,13 +31,19 @@ class LabelledQuestion(StrictModel):
 class LabelledFrame(StrictModel):
     seq: int = Field(ge=0, description="Frame sequence number in the recording.")
     file: str = Field(min_length=1, description="Image file, relative to the recording folder.")
-    scene: str = Field("", description="Scene kind (nozzle, feeder, part, board...).")
+    scene: str = Field(
+        "", description="Scene kind (nozzle, feeder, part, board...); left out when unknown."
+    )
     questions: list[LabelledQuestion] = Field(default_factory=list)
 
 
 def load_labels(recording: Path) -> list[LabelledFrame]:
     """Every labelled frame of `recording`, in file order."""
-    path = Path(recording) / LABELS_FILE
+    folder = Path(recording)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise FolderNotFound(f"recording folder {folder} {what}")
+    path = folder / LABELS_FILE
     if not path.is_file():
         raise ConfigError(f"{path}: no label file (one JSON object per frame, see pnp-vision eval)")
     frames: list[LabelledFrame] = []
@@ -84,7 +90,9 @@ def save_labels(recording: Path, frames: list[LabelledFrame]) -> Path:
     the previous file whole, so labelling is resumable and nothing already labelled is lost."""
     path = Path(recording) / LABELS_FILE
     tmp = path.with_name(f".{LABELS_FILE}.tmp")
-    tmp.write_text("".join(f.model_dump_json() + "\n" for f in frames))
+    # `scene` only where it is known (a generator's frames): never an empty "scene": ""
+    lines = (f.model_dump_json(exclude=None if f.scene else {"scene"}) + "\n" for f in frames)
+    tmp.write_text("".join(lines))
     tmp.replace(path)
     return path
 

@@ -85,6 +85,8 @@ def _coverage(stats: TemplateStats) -> list[str]:
                 _pct(row["confident_wrong_share"]),
             ]
         )
+    if stats.trained is False:  # the same rule as the summary's "trained NO" line
+        return [*_table(rows), f"{stats.template}: not trained, never confident at any bar"]
     return _table(rows)
 
 

@@ -44,6 +44,7 @@ def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
 def run_inspect(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
     from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect.imageprep import read_image_file
     from pnp_vision.inspect.runtime import setup_runtime
     from pnp_vision.inspect.templates import parse_params
     from pnp_vision.logs import setup_logging
@@ -57,10 +58,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     roi = _parse_roi(args.roi)
     templates = TemplateSet.load(settings.prompts_dir)
     templates.render(question)  # bad template/params fail before the model loads
-    try:
-        image = args.image.read_bytes()
-    except OSError as exc:
-        raise BadRequest(f"cannot read image file {args.image}: {exc.strerror}") from exc
+    image = read_image_file(args.image)  # before the model loads
     t0 = time.perf_counter()
     inspector = Inspector(
         settings.model_dir,

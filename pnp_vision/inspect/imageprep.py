@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pnp_vision.errors import ImageError
@@ -59,15 +60,37 @@ def check_encoded_size(data: bytes, max_pixels: int = MAX_INPUT_PIXELS) -> tuple
             width, height = opened.size
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image too large: {exc} (max {max_pixels} pixels)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(
-            f"cannot decode image bytes ({len(data)} bytes, starting {data[:8]!r}): {exc}"
-        ) from None
+    except UnidentifiedImageError:  # its message names an io.BytesIO object, not the input
+        raise ImageError(_not_an_image(data)) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot decode image bytes ({_described(data)}): {exc}") from None
     if width * height > max_pixels:
         raise ImageError(f"image too large: {width}x{height} pixels (max {max_pixels})")
     if width == 0 or height == 0:
         raise ImageError(f"empty image: {width}x{height} pixels")
     return width, height
+
+
+def _described(data: bytes) -> str:
+    return f"{len(data)} bytes, starting {data[:8]!r}"
+
+
+def _not_an_image(data: bytes) -> str:
+    return f"not a PNG or JPEG image ({_described(data)})"
+
+
+def read_image_file(path: Path) -> bytes:
+    """A file's bytes, checked as the worker checks an image (its header, not its pixels): a
+    missing file or one that is not an image is an ImageError naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read image file {path}: {exc.strerror}") from None
+    try:
+        check_encoded_size(data)
+    except ImageError as exc:
+        raise ImageError(f"image file {path}: {exc}") from None
+    return data
 
 
 def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> Image.Image:
@@ -86,10 +109,10 @@ def to_pil(image: np.ndarray | Image.Image | bytes | bytearray | memoryview) -> 
             with Image.open(io.BytesIO(data)) as opened:
                 opened.load()
                 return opened.convert("RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(
-                f"cannot decode image bytes ({len(data)} bytes, starting {data[:8]!r}): {exc}"
-            ) from exc
+        except UnidentifiedImageError:
+            raise ImageError(_not_an_image(data)) from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"cannot decode image bytes ({_described(data)}): {exc}") from exc
     if isinstance(image, np.ndarray):
         rgb = np.ascontiguousarray(to_bgr(image)[:, :, ::-1])
         return Image.fromarray(rgb, mode="RGB")

@@ -7,8 +7,11 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pnp_vision.errors import PnpVisionError
 
 if TYPE_CHECKING:
     from pnp_vision.client import VisionClient
@@ -52,12 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument(
         "--save-crop", type=Path, metavar="FILE", help="write the image the model saw (PNG)"
     )
-    ask.set_defaults(func=_ask)
+    ask.set_defaults(func=_json_errors(_ask))
 
     status = sub.add_parser("status", help="the worker's model, queue, cameras and counters")
     _client_options(status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
-    status.set_defaults(func=_status)
+    status.set_defaults(func=_json_errors(_status))
 
     reload = sub.add_parser(
         "reload",
@@ -68,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one fails. Exit status: 0 swapped, 2 failed (the old set still answers).",
     )
     _client_options(reload)
-    reload.set_defaults(func=_reload)
+    reload.set_defaults(func=_json_errors(_reload))
     reload.add_argument("--json", action="store_true", help="print the result as JSON")
 
     demo = sub.add_parser(
@@ -89,6 +92,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--json", action="store_true", help="also print the rows as JSON lines")
     demo.set_defaults(func=_demo)
+
+
+def _json_errors(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """With --json, an error is JSON on stdout (not a line on stderr), shaped like the wire's
+    error reply (`{"ok": false, "error": {"code", "message"}}`), with the same non-zero exit: a
+    script reads one format whatever happened."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except PnpVisionError as exc:
+            if not args.json:
+                raise
+            error = {"code": exc.code.value, "message": str(exc)}
+            print(json.dumps({"ok": False, "error": error}))
+            return exc.exit_code
+
+    return run
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -132,14 +153,16 @@ def _client(args: argparse.Namespace) -> VisionClient:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    from pnp_vision.inspect.imageprep import read_image_file
     from pnp_vision.inspect.templates import parse_params
 
+    image = None if args.image is None else read_image_file(args.image)  # named if not one
     with _client(args) as client:
         result = client.inspect(
             args.camera,
             args.template,
             parse_params(args.param),
-            image=args.image,
+            image=image,
             frame=args.frame,
             seq=args.seq,
             max_age=args.max_age,

@@ -12,7 +12,7 @@ from pnp_vision.errors import ConfigError
 def _label(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
     from pnp_vision.inspect.templates import TemplateSet, parse_params
-    from pnp_vision.teach.label import label_recording
+    from pnp_vision.teach.label import label_recording, terminal_prompt
 
     templates = TemplateSet.load(args.prompts or load_settings().prompts_dir)
     crops = None if args.no_crops else args.crops or Path(tempfile.mkdtemp(prefix="pnp-crops-"))
@@ -20,7 +20,7 @@ def _label(args: argparse.Namespace) -> int:
         args.recording,
         templates.get(args.template),
         parse_params(args.param),
-        input,
+        terminal_prompt,
         crops=crops,
         relabel=args.relabel,
     )

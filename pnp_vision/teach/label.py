@@ -9,6 +9,7 @@ is trained on.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,19 @@ def parse_reply(reply: str, answers: list[str]) -> str | None:
     if lowered in ("q", "quit") and not prefixed:
         return QUIT
     return None
+
+
+def terminal_prompt(prompt: str) -> str:
+    """`input(prompt)`, except when stdin is not a terminal (a pipe, a script): the typed
+    answer is not echoed there, so the prompt ends its own line instead of running into the
+    next one. EOFError at the end of the input, as `input` raises."""
+    if sys.stdin.isatty():
+        return input(prompt)
+    print(prompt, flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\r\n")
 
 
 def save_crop(entry: RecordedEntry, template: Template, crops: Path) -> Path:

@@ -15,7 +15,7 @@ from pnp_vision.capture.cameras import CameraConfig
 from pnp_vision.capture.daemon import CaptureDaemon
 from pnp_vision.capture.recording import record
 from pnp_vision.capture.subscriber import FrameSubscriber
-from pnp_vision.errors import BadRequest, ConfigError, NoFrame
+from pnp_vision.errors import BadRequest, ConfigError, NoFrame, UnknownCamera
 
 
 def test_record_then_replay_is_pixel_identical(
@@ -79,6 +79,25 @@ def test_record_errors_are_named(tmp_path: Path, endpoint: str) -> None:
     with pytest.raises(ConfigError, match="already holds a recording"):
         record(endpoint, "cam", tmp_path / "c", frames=1, first_frame_timeout_s=0.3)
     assert (tmp_path / "c" / "index.jsonl").read_text() == '{"seq": 0}\n'
+
+
+def test_record_of_a_camera_not_published_names_the_ones_that_are(
+    tmp_path: Path, endpoint: str, context: zmq.Context, make_images, write_recording
+) -> None:
+    """Not after the first-frame timeout and not "is capture running?" (it is): as soon as the
+    daemon's statuses show the camera is not among its cameras, one line naming them."""
+    write_recording(tmp_path / "source", make_images(3, width=32, height=24))
+    live = CameraConfig(name="cam", source=str(tmp_path / "source"), loop=True, fps=30)
+    with CaptureDaemon([live], endpoint, context=context), pytest.raises(UnknownCamera) as info:
+        # a timeout no test waits out: only the early answer passes
+        record(endpoint, "nozzle", tmp_path / "rec", frames=1, first_frame_timeout_s=600)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == (
+        f"camera 'nozzle' is not published at {endpoint}; the capture daemon there publishes"
+        " cam (its cameras/*.toml, or `pnp-vision capture --camera`)"
+    )
+    assert not (tmp_path / "rec").exists()
 
 
 def test_record_stops_on_event(tmp_path: Path, endpoint: str) -> None:

@@ -116,7 +116,10 @@ def test_bad_label_lines_are_errors_naming_the_line(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"labels.jsonl:2: invalid label line"):
         load_labels(tmp_path)
+    (tmp_path / "unlabelled").mkdir()
     with pytest.raises(ConfigError, match="no label file"):
+        load_labels(tmp_path / "unlabelled")
+    with pytest.raises(ConfigError, match=r"recording folder .*missing does not exist"):
         load_labels(tmp_path / "missing")
 
 
