@@ -34,7 +34,7 @@ for _a, _b in PRIMARY_PAIRS:
 LETTERS, DIGITS = string.ascii_uppercase, string.digits
 
 NEGATIVE_KINDS = ("lookalike", "changed", "swapped", "missing", "extra", "other_line", "unrelated")
-NEGATIVE_WEIGHTS = (0.40, 0.12, 0.12, 0.10, 0.08, 0.10, 0.08)
+NEGATIVE_WEIGHTS = (0.50, 0.10, 0.10, 0.08, 0.07, 0.08, 0.07)
 
 
 def looks_alike(a: str, b: str) -> bool:

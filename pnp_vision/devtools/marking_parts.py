@@ -58,6 +58,7 @@ class Part:
     cues: list[Cue] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     text_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # cx, cy, w, h (mm)
+    alt_box: tuple[float, float, float, float] | None = None  # another place the text fits
     text_turn: float = 0.0  # the marking's upright direction in the part's frame (degrees)
     max_cap: float = 1.0  # the tallest capital such a part is marked with (mm)
     faces: tuple[Face, ...] = (REGULAR,)
@@ -66,8 +67,10 @@ class Part:
 
     @property
     def corner_cue(self) -> Cue | None:
-        """The cue polarity_mark asks about (None: this part carries no corner cue)."""
-        return next((c for c in self.cues if c.corner), None)
+        """The cue polarity_mark asks about, a dot before a chamfer in the same corner (None:
+        this part carries no corner cue)."""
+        corners = sorted((c for c in self.cues if c.corner), key=lambda c: c.kind != "dot")
+        return corners[0] if corners else None
 
 
 def _c(rng: np.random.Generator, lo: int, hi: int, tint: int = 6) -> Color:
@@ -164,14 +167,20 @@ def _ic_body(part: Part, rng: np.random.Generator, cut_corner: tuple[int, int] |
     return epoxy
 
 
-def _text_box_clear_of(part: Part, margin: float) -> None:
-    """The marking's box: the body less a margin, kept clear of a corner dot sideways."""
+def _text_box_clear_of(part: Part, margin: float, edge: float = 0.0) -> None:
+    """The marking's boxes: the body less a margin (and `edge` more off the long sides: a
+    bevel), kept clear of a corner cue sideways, or (`alt_box`) above and below it; the
+    layout takes the one that holds the larger text."""
     bx, by = part.body
-    half_w = bx - margin
+    by = by - edge
+    half_w, half_h = bx - margin, by - margin
     for cue in part.cues:
         if cue.corner:
             half_w = min(half_w, abs(cue.at[0]) - cue.reach - margin * 0.6)
+            half_h = min(half_h, abs(cue.at[1]) - cue.reach - margin * 0.6)
     part.text_box = (0.0, 0.0, 2 * max(half_w, bx * 0.3), 2 * (by - margin))
+    if half_h < by - margin:
+        part.alt_box = (0.0, 0.0, 2 * (bx - margin), 2 * max(half_h, by * 0.3))
 
 
 def _corner(rng: np.random.Generator) -> tuple[int, int]:
@@ -196,9 +205,10 @@ def soic(rng: np.random.Generator) -> Part:
     ink, faces = _ink(rng, epoxy)
     corner = _corner(rng)
     bx, by = part.body
-    if rng.random() < 0.4:  # a bevel along the pin-1 edge
+    bevel = 2 * by * rng.uniform(0.12, 0.2) if rng.random() < 0.4 else 0.0
+    if bevel:  # a bevel along the pin-1 edge
         y0 = corner[1] * by
-        band = _rect(-bx, y0, bx, y0 - corner[1] * 2 * by * rng.uniform(0.12, 0.2))
+        band = _rect(-bx, y0, bx, y0 - corner[1] * bevel)
         part.shapes.append(Shape(band, _shade(epoxy, int(rng.integers(14, 30)))))
         part.cues.append(Cue("bevel", (0.0, corner[1] * by * 0.85), by * 0.2, False))
     if rng.random() < 0.2:  # a half-round notch into the pin-1 end
@@ -212,7 +222,7 @@ def soic(rng: np.random.Generator) -> Part:
     part.lines = codes.ic_lines(rng, "tssop" if tssop else family)
     part.ink, part.faces, part.surface = ink, faces, epoxy
     part.max_cap = 0.7 if tssop else 1.0
-    _text_box_clear_of(part, margin=0.35 if tssop else 0.45)
+    _text_box_clear_of(part, margin=0.35 if tssop else 0.45, edge=bevel)
     return part
 
 
@@ -412,7 +422,7 @@ def diode(rng: np.random.Generator) -> Part:
 
 FAMILIES = {"soic": soic, "quad": quad, "sot": sot, "resistor": chip_resistor,
             "tantalum": tantalum, "electrolytic": electrolytic, "diode": diode}  # fmt: skip
-FAMILY_WEIGHTS = (0.22, 0.22, 0.14, 0.14, 0.1, 0.08, 0.1)
+FAMILY_WEIGHTS = (0.25, 0.3, 0.12, 0.12, 0.08, 0.06, 0.07)
 
 
 def sample_part(rng: np.random.Generator, families: tuple[str, ...] = tuple(FAMILIES)) -> Part:

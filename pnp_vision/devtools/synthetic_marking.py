@@ -100,7 +100,9 @@ MIN_CAP = {"regular": 16.0, "condensed": 20.0, "dot": 18.0}
 SIZE_SPREAD = 1.8  # caps are drawn log-uniformly from the limit to this times it
 SMALL_TURN = 12.0  # degrees a part sits off its quarter turn, at most
 UPSCALE_CREDIT = 1.4  # a camera below the view counts for at most 320x240's 1.4x upscale
+LENS_BLUR = 1.2  # units: render's softest lens (Gaussian sigma), what MIN_CAP was measured at
 CLEARANCE = 0.25  # a corner cue clears both centre lines by this share of the body's half width
+CHAMFER_CONTRAST = 40  # grey levels between a body and the board its cut corner shows
 
 
 def face_name(face: Face) -> str:
@@ -130,17 +132,40 @@ def _pick_face(rng: np.random.Generator, part: Part) -> Face:
     return replace(face, weight=float(rng.uniform(0.12, 0.17)), slashed_zero=rng.random() < 0.25)
 
 
-def _fits(part: Part, scale: float, angle: float, box: tuple[float, float]) -> bool:
+def _extent(part: Part, scale: float, angle: float) -> tuple[float, float]:
+    """Half the width and height (frame px) of the turned part with its leads."""
     c, s = abs(np.cos(np.deg2rad(angle))), abs(np.sin(np.deg2rad(angle)))
     ex, ey = part.extent
-    return 2 * (c * ex + s * ey) * scale <= box[0] * 0.92 and 2 * (s * ex + c * ey) * scale <= (
-        box[1] * 0.92
-    )
+    return (c * ex + s * ey) * scale, (s * ex + c * ey) * scale
 
 
-def _layout(rng: np.random.Generator, img: np.ndarray, families: tuple[str, ...]):
+def _fits(part: Part, scale: float, angle: float, box: tuple[float, float]) -> bool:
+    """Whether the turned part fits the view's box with 2% to spare on each side."""
+    ex, ey = _extent(part, scale, angle)
+    return 2 * ex <= box[0] * 0.96 and 2 * ey <= box[1] * 0.96
+
+
+def _largest_cap(part: Part, face: Face, box: tuple[float, ...]) -> float:
+    """The tallest capitals (mm) that fit the part's lines in `box` (and its maker's size)."""
+    rows = 1 + LINE_PITCH * (len(part.lines) - 1)
+    widest = max(face.advance(line) for line in part.lines)
+    return min(box[2] / widest, box[3] / rows, part.max_cap)
+
+
+def blur_factor(var: Variation) -> float:
+    """How much larger than MIN_CAP a marking must be for `var`'s worst blur: the world
+    camera's defocus and motion streak (a streak of L has sigma L / sqrt(12)) on top of the
+    lens; legibility under blur goes with cap height / sigma."""
+    sigma = np.sqrt(LENS_BLUR**2 + var.defocus[1] ** 2 + var.motion_blur[1] ** 2 / 12)
+    return float(sigma / LENS_BLUR)
+
+
+def _layout(
+    rng: np.random.Generator, img: np.ndarray, families: tuple[str, ...], blur: float = 1.0
+):
     """A part, its face, cap height (mm), scale (px per mm) and turn such that its marking is
-    at least the face's legibility limit in the view and the whole part fits in the view."""
+    at least the face's legibility limit (times `blur`) in the view and the whole part fits
+    in the view."""
     h, w = img.shape[:2]
     left, top, right, bottom = view_box((w, h), None, VIEW)
     per_view = VIEW[0] / (right - left)  # view pixels per frame pixel
@@ -148,20 +173,23 @@ def _layout(rng: np.random.Generator, img: np.ndarray, families: tuple[str, ...]
     for _ in range(40):
         part = sample_part(rng, families)
         face = _pick_face(rng, part)
-        lines, (_, _, tw, th) = part.lines, part.text_box
-        cap_mm = min(
-            tw / max(face.advance(line) for line in lines),
-            th / (1 + LINE_PITCH * (len(lines) - 1)),
-            part.max_cap,
-        ) * rng.uniform(0.8, 1.0)
-        least = MIN_CAP[face_name(face)] / min(per_view, UPSCALE_CREDIT)  # frame pixels
+        boxes = [part.text_box] if part.alt_box is None else [part.text_box, part.alt_box]
+        part.text_box = max(boxes, key=lambda box: _largest_cap(part, face, box))
+        cap_mm = _largest_cap(part, face, part.text_box) * rng.uniform(0.8, 1.0)
+        least = blur * MIN_CAP[face_name(face)] / min(per_view, UPSCALE_CREDIT)  # frame px
         want = least * np.exp(rng.uniform(0, np.log(SIZE_SPREAD)))
         angle = 90.0 * int(rng.integers(4)) + (
             rng.uniform(-SMALL_TURN, SMALL_TURN) if rng.random() < 0.7 else 0.0
         )
+        angle = _clear_cue(part, angle)
         for cap_px in (want, least):
             if _fits(part, cap_px / cap_mm, angle, box):
                 return part, face, cap_mm, cap_px / cap_mm, angle, (left, top, right, bottom)
+        if len(part.lines) > 1 and rng.random() < 0.5:  # a one-line marking of the same part
+            part.lines = part.lines[:1]
+            cap_mm = _largest_cap(part, face, part.text_box)
+            if _fits(part, least / cap_mm, angle, box):
+                return part, face, cap_mm, least / cap_mm, angle, (left, top, right, bottom)
     raise RuntimeError("no marked part fits this frame")  # a frame under ~100 px
 
 
@@ -231,37 +259,39 @@ def world_chip(
     part_marking (line 1 and one near-miss negative; both carry the drawn `lines`),
     polarity_mark (only parts with a corner cue; `points`: the cue and the body centre)."""
     _board(img, rng, u)
-    part, face, cap, scale, angle, (left, top, right, bottom) = _layout(rng, img, tuple(FAMILIES))
-    angle = _clear_cue(part, angle)
-    c, s = abs(np.cos(np.deg2rad(angle))), abs(np.sin(np.deg2rad(angle)))
-    ex = (c * part.extent[0] + s * part.extent[1]) * scale
-    ey = (s * part.extent[0] + c * part.extent[1]) * scale
+    part, face, cap, scale, angle, (left, top, right, bottom) = _layout(
+        rng, img, tuple(FAMILIES), blur_factor(var)
+    )
+    ex, ey = _extent(part, scale, angle)
     cx, cy = _crosshair_centre(img, rng, u, var)
-    margin = 0.04 * (bottom - top)
-    cx = float(np.clip(cx, left + ex + margin, right - ex - margin))
-    cy = float(np.clip(cy, top + ey + margin, bottom - ey - margin))
+    mx, my = 0.02 * (right - left), 0.02 * (bottom - top)  # the slack `_fits` left
+    cx = float(np.clip(cx, left + ex + mx, right - ex - mx))
+    cy = float(np.clip(cy, top + ey + my, bottom - ey - my))
     m = pose_matrix((cx, cy), scale, angle)
     _neighbours(img, rng, m, angle, np.hypot(ex, ey), scale)
+    cue = part.corner_cue
+    if cue is not None and cue.kind == "chamfer":  # a cut corner shows whatever lies below
+        x, y = np.clip(np.round(to_frame(m, [cue.at])[0]), 0, (img.shape[1] - 1, img.shape[0] - 1))
+        below = img[int(y), int(x)].astype(int)
+        if np.abs(below - part.surface).max() < CHAMFER_CONTRAST:
+            cue = None  # black on black: drawn, but no answer to ask about
     draw_shapes(img, part.shapes, m)
     tx, ty = part.text_box[:2]
     text_m = m @ np.vstack([pose_matrix((tx, ty), 1.0, part.text_turn), [0, 0, 1]])
-    colors = [tuple(int(np.clip(v + rng.integers(-6, 7), 0, 255)) for v in part.ink)] * len(
-        part.lines
-    )
-    draw_block(img, part.lines, face, cap, text_m, colors)
+    ink = tuple(int(np.clip(v + rng.integers(-6, 7), 0, 255)) for v in part.ink)
+    draw_block(img, part.lines, face, cap, text_m, [ink] * len(part.lines))
     if rng.random() < 0.45:
         peak = _glare_cap(part.ink, part.surface) * rng.uniform(0.4, 1.0)
         spot = to_frame(m, [rng.uniform(-1, 1, 2) * part.body])[0]
         _glare(img, rng, spot, 2 * max(part.body) * scale, peak)
     first = block_size(part.lines, face, cap)[1] / 2 - cap / 2
     line1 = [float(v) for v in to_frame(text_m, [(0.0, -first)])[0]]
-    where = {"lines": list(part.lines), "points": [*line1, cx, cy]}
     wrong, kind = negative(rng, part.lines)
     questions = [
-        {**_q("part_marking", True, marking=part.lines[0]), **where},
-        {**_q("part_marking", False, marking=wrong), **where, "negative": kind},
-    ]
-    cue = part.corner_cue
+        {**_q("part_marking", yes, marking=text), "lines": list(part.lines),
+         "points": [*line1, cx, cy], **extra}
+        for yes, text, extra in ((True, part.lines[0], {}), (False, wrong, {"negative": kind}))
+    ]  # fmt: skip
     if cue is not None:
         corner, _ = quadrant(cue.at, cue.reach, angle)
         other = CORNERS[(CORNERS.index(corner) + int(rng.integers(1, 4))) % 4]

@@ -170,20 +170,41 @@ def test_polarity_corner_is_the_quadrant_of_the_drawn_cue(frames) -> None:
     assert set(corners) == set(CORNERS) and sum(corners.values()) >= 30, corners
 
 
-def test_a_drawn_dot_is_where_the_label_says() -> None:
-    """Clean frames: the pixel at the cue differs from the one mirrored through the body's
-    centre (another corner of the same body), for dots printed or moulded."""
-    seen = 0
-    for image, label in _frames(80, seed=8, size=(640, 480), lighting="even", blur=False, noise=0):
+def test_the_labelled_cue_is_drawn_there(monkeypatch) -> None:
+    """The label's cue point is the centre of a drawn dot, whose pixels (clean frames) differ
+    from the body just beside it, or the corner a chamfer cut off the body's outline."""
+    from pnp_vision.devtools.marking_parts import to_frame
+
+    calls = []
+    real = sm.draw_shapes
+
+    def spy(img, shapes, m):
+        calls.append((shapes, m))
+        return real(img, shapes, m)
+
+    monkeypatch.setattr(sm, "draw_shapes", spy)
+    dots = chamfers = 0
+    clean = {"lighting": "even", "blur": False, "noise": 0}
+    frames = _frames(80, seed=8, size=(640, 480), **clean)
+    for (image, label), (shapes, m) in zip(frames, calls, strict=True):
         points = label["points"].get("polarity_mark")
         if points is None:
             continue
         mx, my, cx, cy = points
-        at = image[round(my), round(mx)].astype(int)
-        mirror = image[round(2 * cy - my), round(2 * cx - mx)].astype(int)
-        assert np.abs(at - mirror).max() >= 8, (at, mirror)
-        seen += 1
-    assert seen >= 15
+        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        discs = [s.r for s in shapes if s.r > 0 and np.allclose(to_frame(m, s.pts)[0], (mx, my))]
+        if discs:  # a dot: beside it, toward its corner, lies plain body
+            away = np.array([mx - cx, my - cy]) / np.hypot(mx - cx, my - cy)
+            bx, by = np.round((mx, my) + away * 1.35 * max(discs) * scale).astype(int)
+            at = image[round(my), round(mx)].astype(int)
+            assert np.abs(at - image[by, bx].astype(int)).max() >= 8
+            dots += 1
+        else:  # a chamfer: the point lies off the body's (cut) outline, inside its corner
+            body = to_frame(m, max((s.pts for s in shapes if len(s.pts) == 5), key=len))
+            inside = cv2.pointPolygonTest(body.astype(np.float32), (mx, my), False)
+            assert inside < 0
+            chamfers += 1
+    assert dots >= 15, (dots, chamfers)
 
 
 def test_corner_cues_clear_both_centre_lines_at_any_turn() -> None:
@@ -256,3 +277,25 @@ def test_every_face_draws_every_marking_character_and_lookalikes_differ() -> Non
             assert (looks[ch].sum() > 5) == (ch != " "), (face, ch)
         for a, b in LOOKALIKES:
             assert np.abs(looks[a] - looks[b]).sum() > 8, (face, a, b)
+
+
+def test_a_blurrier_camera_gets_larger_markings(monkeypatch) -> None:
+    """The world camera's defocus and motion streak (drawn after the scene) raise the
+    smallest cap by `blur_factor`, so legibility holds through them too."""
+    var = Variation(markings="world", defocus=(0.0, 1.6), motion_blur=(0.0, 5.0))
+    factor = sm.blur_factor(var)
+    assert sm.blur_factor(WORLD) == 1.0 and 1.9 < factor < 2.2
+    caps = []
+    real = sm.draw_block
+
+    def spy(img, lines, face, cap, m, colors):
+        caps.append((sm.face_name(face), cap * float(np.sqrt(abs(np.linalg.det(m[:, :2]))))))
+        return real(img, lines, face, cap, m, colors)
+
+    monkeypatch.setattr(sm, "draw_block", spy)
+    frames = list(generate(12, 4, (640, 480), scenes=CHIP, variation=var))
+    per_view = sm.VIEW[0] / 640
+    assert len(caps) == 12
+    for name, cap_px in caps:
+        assert cap_px * per_view >= sm.MIN_CAP[name] * factor - 1e-6
+    assert all(_by(label, "part_marking", "YES") for _, label in frames)
