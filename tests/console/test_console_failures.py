@@ -1,6 +1,7 @@
 """The console when parts die, in Chromium: a killed capture daemon greys its cameras (stale,
-then offline), a killed worker reads "stopped" and an ask says so at once, and SIGTERM stops
-the console with the tab still open. One stack of its own: this test kills it."""
+then offline), a killed worker reads "stopped" and an ask says so at once, a worker started
+again reads "loading" then "ready", and SIGTERM stops the console with the tab still open. One
+stack of its own: this test kills it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from console_helpers import BUNDLED_MODEL, console_process, until
 
 from pnp_vision.console.watch import worker_words
 from pnp_vision.protocol.requests import ModelStatus, QueueStatus, ReloadStatus, StatusResult
-from pnp_vision.stack.launch import service_stack
+from pnp_vision.stack.launch import service_stack, start_worker
 
 WAIT_MS = 20_000
 
@@ -55,6 +56,25 @@ def test_dead_parts_look_dead_and_sigterm_ends_the_console_with_a_tab_open(
         page.wait_for_selector("#ask-result[data-state=error]", timeout=2000)
         ask_error_s = time.monotonic() - asked
         assert "stopped" in page.text_content("#ask-result")
+
+        # a worker started again: loading, then ready, in words
+        page.evaluate("""() => {
+            const pill = document.querySelector('#worker');
+            window.seen = [];
+            new MutationObserver(() => window.seen.push(pill.dataset.state))
+                .observe(pill, {attributes: true});
+        }""")
+        worker = start_worker(
+            stack.requests_endpoint,
+            stack.frames_endpoint,
+            model_dir=BUNDLED_MODEL,
+            log_dir=run_dir / "failures",
+        )
+        try:
+            page.wait_for_selector("#worker[data-state=ready]", timeout=60_000)
+        finally:
+            worker.stop()
+        assert "loading" in page.evaluate("window.seen")
 
         page.click("#tile-demo .frame-box")  # a long-poll for the next frame in flight too
         page.wait_for_selector("#zoom[open]", timeout=WAIT_MS)
