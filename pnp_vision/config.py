@@ -101,6 +101,22 @@ class Settings(StrictModel):
         "by name); unset: the package's demo camera, then the rig folder's cameras/.",
     )
     queue_size: int = Field(8, ge=1, le=1024, description="Requests waiting for the model.")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Most inspect requests the model answers as one batch (the vision pass over "
+        "all their views at once, the language pass packed); those ready are taken together. "
+        "1: one request at a time. A batch never holds more than the queue does (queue_size).",
+    )
+    batch_wait_s: float = Field(
+        0.002,
+        ge=0,
+        le=1,
+        description="Once a request is ready, how long the model may wait for more to join its "
+        "batch: the most a request is delayed by batching, and only while requests come "
+        "together (after a batch of one it takes what is ready, with no wait).",
+    )
     request_timeout_s: float = Field(
         10.0, gt=0, description="Client wait for one reply before it retries."
     )

@@ -8,6 +8,10 @@ and every answer set is decided by its first token, the prefix and all the quest
 prefix and itself. Otherwise the prefix runs once into a KV cache and each question runs its own
 suffix and answers on top of it.
 
+Several independent calls (other images, questions and ROIs: requests from several
+controllers) can be answered together (`inspect_batch`): the vision tower runs over all their
+views at once, and their one-pass questions run as one batched language pass, one row per view.
+
 MLX streams belong to the thread that made them, so an Inspector must be used on the thread
 that created it; the worker gives it a dedicated thread.
 """
@@ -73,6 +77,36 @@ class _Item:
     language_ms: float = 0.0
     probabilities: list[float] = field(default_factory=list)
     familiarity: float | None = None  # the view's score / the template's threshold
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One `inspect` call's arguments, as one member of `Inspector.inspect_batch`."""
+
+    image: Any  # a BGR numpy array, a PIL image or encoded bytes, as `inspect` takes
+    questions: Sequence[Question]
+    roi: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class _View:
+    """One image view of a call in a batch: the questions on it and its processor inputs."""
+
+    system: str
+    members: list[_Item]
+    inputs: Any
+    prefix: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    """A call on its way through a batch; `error` set: it failed alone, its neighbours not."""
+
+    index: int
+    items: list[_Item]
+    views: list[_View]
+    prep_ms: float
+    error: Exception | None = None
 
 
 @dataclass
@@ -221,10 +255,7 @@ class Inspector:
         items = self._validate(questions)
         source = imageprep.decode(image)
         decode_ms = (time.perf_counter() - start) * 1e3
-        groups: dict[tuple[Any, ...], list[_Item]] = {}
-        for item in items:
-            t = item.template
-            groups.setdefault((t.roi, t.max_pixels, t.system, t.view), []).append(item)
+        groups = _by_view(items)
         results: list[InspectionResult | None] = [None] * len(items)
         for (template_roi, max_pixels, system, view), members in groups.items():
             cost = self._run_group(source, roi, template_roi, max_pixels, system, members, view)
@@ -240,7 +271,134 @@ class Inspector:
         )
         return [r for r in results if r is not None]
 
+    def inspect_batch(self, calls: Sequence[BatchCall]) -> list[list[InspectionResult] | Exception]:
+        """Answer several independent calls together: the vision tower over all their views in
+        one pass per patch grid, and all their one-pass questions in one batched language pass
+        (one row per view), where the architecture can (`Adapter.batches`); else one call
+        after another. A single call is exactly `inspect`.
+
+        Returns each call's outcome, in order: its results, or the exception `inspect` raises
+        for it alone (bad image, template or params, an unfamiliar view refused, a model
+        error): a bad call never fails its neighbours. Should a shared pass fail, every call
+        runs again on its own, so only the one that breaks it gets the error. The probabilities
+        equal `inspect`'s to float rounding; timings split the shared passes evenly over all
+        the batch's questions (a call's `total_ms` is its share)."""
+        self._check_thread()
+        if len(calls) < 2 or not self._adapter.batches:
+            return [self._alone(call) for call in calls]
+        start = time.perf_counter()
+        outcomes: list[list[InspectionResult] | Exception | None] = [None] * len(calls)
+        work: list[_Call] = []
+        for i, call in enumerate(calls):
+            try:
+                work.append(self._prepare_call(i, call))
+            except Exception as exc:  # as `inspect` would raise it, for this call only
+                outcomes[i] = exc
+        try:
+            vision_ms, language_ms = self._run_batch(work)
+        except Exception as exc:  # a shared pass failed: each call alone finds the culprit
+            log.warning(
+                "batch failed, each call again on its own %s",
+                kv(calls=len(work), error=f"{type(exc).__name__}: {exc}"),
+            )
+            for w in work:
+                outcomes[w.index] = self._alone(calls[w.index])
+            return [o if o is not None else ModelError("no outcome") for o in outcomes]
+        answered = [w for w in work if w.error is None]
+        share = max(1, sum(len(w.items) for w in answered))
+        for w in work:
+            if w.error is not None:
+                outcomes[w.index] = w.error
+                continue
+            prep = w.prep_ms / len(w.items)
+            outcomes[w.index] = [
+                self._result(i, prep, vision_ms / share, language_ms / share + i.language_ms)
+                for i in w.items
+            ]
+        log.debug(
+            "inspect batch %s",
+            kv(calls=len(calls), answered=len(answered), ms=(time.perf_counter() - start) * 1e3),
+        )
+        return [o if o is not None else ModelError("no outcome") for o in outcomes]
+
     # -- internals -------------------------------------------------------------------------
+    def _alone(self, call: BatchCall) -> list[InspectionResult] | Exception:
+        try:
+            return self.inspect(call.image, call.questions, roi=call.roi)
+        except Exception as exc:
+            return exc
+
+    def _prepare_call(self, index: int, call: BatchCall) -> _Call:
+        """Checks, decode and image prep of one call of a batch (its own time, its errors)."""
+        start = time.perf_counter()
+        items = self._validate(call.questions)
+        source = imageprep.decode(call.image)
+        views = [
+            _View(system, members, self._view_inputs(source, call.roi, roi, pixels, size))
+            for (roi, pixels, system, size), members in _by_view(items).items()
+        ]
+        return _Call(index, items, views, (time.perf_counter() - start) * 1e3)
+
+    def _run_batch(self, work: list[_Call]) -> tuple[float, float]:
+        """Vision for every view of `work`, then the batched language pass (and the KV-cache
+        path for views it cannot take); per-call failures go to the call's `error`. Returns
+        the shared (vision, language) milliseconds. Raises what a shared pass raises."""
+        import mlx.core as mx
+
+        adapter = self._adapter
+        t0 = time.perf_counter()
+        adapter.encode_batch([v.inputs for w in work for v in w.views])
+        features = [v.inputs.features for w in work for v in w.views]
+        mx.async_eval(features)  # the device starts on vision ...
+        packed: list[_View] = []
+        cached: list[tuple[_Call, _View]] = []
+        for w in work:
+            try:
+                for v in w.views:
+                    v.prefix = self._shared_prefix(v.system, v.members, v.inputs)
+            except PnpVisionError as exc:
+                w.error = exc
+                continue
+            for v in w.views:
+                if adapter.packs_questions and all(m.plan.one_pass for m in v.members):
+                    packed.append(v)
+                else:
+                    cached.append((w, v))
+        logits, columns = None, []
+        if packed:
+            plans = [m.plan for v in packed for m in v.members]
+            tokens, columns = _answer_columns(plans)
+            rows = [(v.prefix, _suffixes(v), v.inputs) for v in packed]
+            logits = adapter.batched_logits(rows, tokens).astype(mx.float32)
+            if self.runtime.device == "gpu":  # the CPU would run it now
+                mx.async_eval(logits)  # ... while the host queues the language pass
+        mx.eval(features)
+        t1 = time.perf_counter()
+        for w in work:
+            if w.error is None:
+                try:
+                    for v in w.views:
+                        self._judge_familiarity(v.inputs, v.members)
+                except Unfamiliar as exc:
+                    w.error = exc
+        if logits is not None:
+            values = logits.tolist()
+            members = [m for v in packed for m in v.members]
+            for m, row, cols in zip(members, values, columns, strict=True):
+                m.probabilities = softmax([row[c] for c in cols])
+        for w, v in cached:
+            if w.error is not None:
+                continue
+            try:
+                self._score_on_cache(v.prefix, v.members, v.inputs)
+            except PnpVisionError as exc:
+                w.error = exc
+            except Exception as exc:  # mlx / mlx-vlm failures of this call's own passes
+                names = ", ".join(sorted({m.template.name for m in v.members}))
+                w.error = ModelError(f"model failed answering {names}: {type(exc).__name__}: {exc}")
+        own_ms = sum(m.language_ms for w in work for v in w.views for m in v.members)
+        return (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3 - own_ms
+
     def _validate(self, questions: Sequence[Question]) -> list[_Item]:
         if isinstance(questions, Question | dict | str) or not isinstance(questions, Sequence):
             raise BadRequest("questions must be a list of Question")
@@ -294,17 +452,7 @@ class Inspector:
 
         cost = _GroupCost()
         t0 = time.perf_counter()
-        view = imageprep.prepare(
-            source, roi=roi, template_roi=template_roi, max_pixels=max_pixels, keep_array=True,
-            view_size=view_size,
-        )  # fmt: skip
-        try:
-            inputs = self._adapter.preprocess(view, max_pixels)
-        except Exception as exc:
-            width, height = imageprep.size_of(view)
-            raise ImageError(
-                f"image of {width}x{height} pixels rejected by the processor: {exc}"
-            ) from exc
+        inputs = self._view_inputs(source, roi, template_roi, max_pixels, view_size)
         cost.prep_ms = (time.perf_counter() - t0) * 1e3
         adapter = self._adapter
         try:
@@ -340,6 +488,27 @@ class Inspector:
                 f"model failed answering {names}: {type(exc).__name__}: {exc}"
             ) from exc
         return cost
+
+    def _view_inputs(
+        self,
+        source: np.ndarray | Image.Image,
+        roi: tuple[int, int, int, int] | None,
+        template_roi: tuple[float, float, float, float] | None,
+        max_pixels: int | None,
+        view_size: tuple[int, int] | None,
+    ) -> Any:
+        """The view (ROI crop, resize) as the processor's inputs; ImageError if it refuses."""
+        view = imageprep.prepare(
+            source, roi=roi, template_roi=template_roi, max_pixels=max_pixels, keep_array=True,
+            view_size=view_size,
+        )  # fmt: skip
+        try:
+            return self._adapter.preprocess(view, max_pixels)
+        except Exception as exc:
+            width, height = imageprep.size_of(view)
+            raise ImageError(
+                f"image of {width}x{height} pixels rejected by the processor: {exc}"
+            ) from exc
 
     def _judge_familiarity(self, inputs: Any, members: list[_Item]) -> None:
         """Each member's familiarity score, from the view's features (computed once)."""
@@ -432,3 +601,24 @@ class Inspector:
                 total_ms=prep_ms + vision_ms + language_ms,
             ),
         )
+
+
+def _by_view(items: list[_Item]) -> dict[tuple[Any, ...], list[_Item]]:
+    """Questions grouped by the image view they need (ROI, pixel budget, view size) and system
+    text: one image prep, vision pass and shared prefix per group."""
+    groups: dict[tuple[Any, ...], list[_Item]] = {}
+    for item in items:
+        t = item.template
+        groups.setdefault((t.roi, t.max_pixels, t.system, t.view), []).append(item)
+    return groups
+
+
+def _suffixes(view: _View) -> list[list[int]]:
+    return [m.ids[len(view.prefix) :] for m in view.members]
+
+
+def _answer_columns(plans: list[AnswerPlan]) -> tuple[tuple[int, ...], list[list[int]]]:
+    """The first tokens one logits pass must score for `plans`, and each plan's columns."""
+    tokens = sorted({t for plan in plans for t in plan.first_tokens})
+    column = {t: i for i, t in enumerate(tokens)}
+    return tuple(tokens), [[column[t] for t in plan.first_tokens] for plan in plans]

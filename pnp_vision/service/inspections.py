@@ -161,6 +161,7 @@ class Inspections:
             frame_wait_ms=round((picked - job.arrival) * 1000, 3),
             inference_ms=done.inference_ms,
             total_ms=round((time.monotonic() - job.arrival) * 1000, 3),
+            batch=done.batch,
         )
         result = InspectResult(results=done.results, timings=timings, model=done.model)
         self.history.add(job, done.results, timings.total_ms)

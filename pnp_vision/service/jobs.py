@@ -1,8 +1,10 @@
-"""An admitted inspect request (a Job), and the bounded queue between the I/O and MLX threads.
+"""An admitted inspect request (a Job), the bounded queue between the I/O and MLX threads, and
+what the MLX thread hands back for a job (a Completion).
 
 The I/O thread admits a request only while `depth + waiting_for_frame < capacity`, so a full
-queue is answered `busy` at once instead of growing. The MLX thread takes jobs in arrival order;
-the I/O thread may take expired or (on shutdown) all queued jobs back out to answer them itself.
+queue is answered `busy` at once instead of growing. The MLX thread takes jobs in arrival order,
+one or a batch at a time (`take_batch`); the I/O thread may take expired or (on shutdown) all
+queued jobs back out to answer them itself.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pnp_vision.protocol.requests import FrameUsed, InspectRequest
+from pnp_vision.protocol.requests import FrameUsed, InspectRequest, ModelIdentity, QuestionResult
 
 if TYPE_CHECKING:
     from pnp_vision.capture.subscriber import Frame
+    from pnp_vision.errors import PnpVisionError
 
 
 @dataclass
@@ -41,6 +44,19 @@ class Job:
 
     def expired(self, now: float | None = None) -> bool:
         return (time.monotonic() if now is None else now) >= self.deadline
+
+
+@dataclass
+class Completion:
+    """A job's outcome from the MLX thread: its results, or the error it is answered with."""
+
+    job: Job
+    results: list[QuestionResult] | None = None
+    error: PnpVisionError | None = None
+    inference_ms: float = 0.0
+    ran: bool = False  # the engine was called (False: expired before it started)
+    model: ModelIdentity | None = None
+    batch: int = 1  # requests run in the same model passes as this one (itself included)
 
 
 class RequestQueue:
@@ -76,6 +92,28 @@ class RequestQueue:
                     return None
                 self._cond.wait(left)
             return self._jobs.popleft()
+
+    def take_batch(
+        self, limit: int, wait_s: float = 0.0, until: threading.Event | None = None
+    ) -> list[Job]:
+        """The next job (waiting for one as `get` does), with up to `limit - 1` more: those
+        queued now, then those arriving within `wait_s` after the first was taken. Empty:
+        closed and empty, or `until` set."""
+        first = self.get(timeout=None, until=until)
+        if first is None:
+            return []
+        batch = [first]
+        end = time.monotonic() + wait_s
+        with self._cond:
+            while len(batch) < limit:
+                if self._jobs:
+                    batch.append(self._jobs.popleft())
+                    continue
+                left = end - time.monotonic()
+                if left <= 0 or self._closed or (until is not None and until.is_set()):
+                    break
+                self._cond.wait(left)
+        return batch
 
     def wake_all(self) -> None:
         """Wake every waiting consumer (to see its `until`)."""

@@ -4,7 +4,8 @@ warms it up, self-checks it, and runs every inference of that generation.
 MLX streams are per thread, so the Inspector is created and used here only. A reload starts a
 second ModelThread in standby: it loads while the current one keeps answering, and takes over
 the shared job queue only once it passed its self-check (`go`); the old one is `retire`d and
-ends after the job it is running. Finished jobs go
+ends after the batch it is running. Jobs are taken and answered in batches (`batching`: the
+requests that are ready, up to `batch_size`; 1 is one at a time). Finished jobs go
 back to the I/O thread through `done` plus a wake-up of its poller (only the I/O thread may
 touch the ROUTER). An engine exception travels back as the job's error; it is never turned into
 an answer. The model's state is written here and read by the I/O thread for `status`, so it is
@@ -24,16 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pnp_vision.errors import (
-    DeadlineExceeded,
-    Internal,
-    ModelError,
-    ModelLoadError,
-    PnpVisionError,
-)
+from pnp_vision.errors import ModelError, ModelLoadError, PnpVisionError
 from pnp_vision.logs import kv
-from pnp_vision.protocol.requests import ModelIdentity, QuestionResult
-from pnp_vision.service.jobs import Job, RequestQueue
+from pnp_vision.protocol.requests import ModelIdentity
+from pnp_vision.service import batching
+from pnp_vision.service.jobs import Completion, Job, RequestQueue
 
 if TYPE_CHECKING:
     from pnp_vision.inspect.templates import TemplateSet
@@ -46,16 +42,6 @@ class ModelState(enum.Enum):
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"
-
-
-@dataclass
-class Completion:
-    job: Job
-    results: list[QuestionResult] | None = None
-    error: PnpVisionError | None = None
-    inference_ms: float = 0.0
-    ran: bool = False  # the engine was called (False: expired before it started)
-    model: ModelIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +85,8 @@ class ModelThread(threading.Thread):
         adapters: AdapterRoutes | None = None,
         standby: bool = False,
         self_check: bool = False,
+        batch_size: int = 1,
+        batch_wait_s: float = 0.0,
     ) -> None:
         super().__init__(name=f"mlx-{generation}", daemon=True)
         self.model_dir = model_dir
@@ -113,6 +101,7 @@ class ModelThread(threading.Thread):
         self.generation = generation
         self.routes = adapters or AdapterRoutes()
         self.self_check = self_check
+        self.batches = batching.Batches(jobs, batch_size, batch_wait_s)
         self.identity: ModelIdentity | None = None
         self.checked: list[str] = []  # templates the self-check inspected
         self.load_s: float | None = None
@@ -121,7 +110,7 @@ class ModelThread(threading.Thread):
         self._lock = threading.Lock()
         self._state = ModelState.LOADING
         self._error: PnpVisionError | None = None
-        self._in_flight: Job | None = None
+        self._in_flight: tuple[Job, ...] = ()
         self._adapter_set: Any = None
         self._go = threading.Event()  # standby ends: take jobs (also set by retire)
         self._retired = threading.Event()  # take no further job; exit after the current one
@@ -160,7 +149,8 @@ class ModelThread(threading.Thread):
         self._wakeup.set()
 
     @property
-    def in_flight(self) -> Job | None:
+    def in_flight(self) -> tuple[Job, ...]:
+        """The jobs of the batch the model is answering now."""
         with self._lock:
             return self._in_flight
 
@@ -171,10 +161,11 @@ class ModelThread(threading.Thread):
                 return
             self._go.wait()
             while True:
-                job = self.jobs.get(timeout=None, until=self._retired)
-                if job is None:  # closed and empty (the drain), or retired by a reload
+                jobs = self.batches.take(until=self._retired)
+                if not jobs:  # closed and empty (the drain), or retired by a reload
                     return
-                self.done.put(self._run_job(inspector, job))
+                for completion in self._run_batch(inspector, jobs):
+                    self.done.put(completion)
                 self._wakeup.set()
         finally:
             self._wakeup.set()  # an exit (expected or not) is an event the I/O thread checks
@@ -269,48 +260,20 @@ class ModelThread(threading.Thread):
         if self._adapter_set is not None:
             self._adapter_set.activate(route)
 
-    def _run_job(self, inspector: Any, job: Job) -> Completion:
-        job.started = time.monotonic()
-        if job.expired(job.started):
-            return Completion(job, error=DeadlineExceeded(_late(job)))
+    def _run_batch(self, inspector: Any, jobs: list[Job]) -> list[Completion]:
         with self._lock:
-            self._in_flight = job
+            self._in_flight = tuple(jobs)
         try:
-            from pnp_vision.inspect import Question
-
-            specs = job.request.question_list()
-            image = job.image_bytes if job.image_bytes is not None else job.frame.image
-            # Questions grouped by adapter: one activation per group, the base never reloaded.
-            groups: dict[str | None, list[int]] = {}
-            for i, q in enumerate(specs):
-                groups.setdefault(self.routes.route(q.template, job.request.camera), []).append(i)
-            wire: list[QuestionResult | None] = [None] * len(specs)
-            for route, indices in groups.items():
-                self._activate(route)
-                questions = [
-                    Question(template=specs[i].template, params=specs[i].params) for i in indices
-                ]
-                results = inspector.inspect(image, questions, roi=job.request.roi)
-                for i, r in zip(indices, results, strict=True):
-                    wire[i] = QuestionResult.model_validate(
-                        {**r.model_dump(mode="json"), "adapter": route}
-                    )
-            answered = [r for r in wire if r is not None]
-            return Completion(
-                job,
-                answered,
-                inference_ms=_ms_since(job.started),
-                ran=True,
+            return batching.answer(
+                inspector,
+                jobs,
+                route=self.routes.route,
+                activate=self._activate,
                 model=self.identity,
             )
-        except PnpVisionError as exc:
-            return Completion(job, error=exc, inference_ms=_ms_since(job.started), ran=True)
-        except Exception as exc:
-            log.exception("inference failed %s", kv(id=job.id, camera=job.request.camera))
-            return Completion(job, error=Internal(f"inference failed: {exc!r}"), ran=True)
         finally:
             with self._lock:
-                self._in_flight = None
+                self._in_flight = ()
 
 
 def example_params(template: Any) -> dict[str, str] | None:
@@ -348,16 +311,6 @@ def _check_image() -> Any:
     image = np.full((96, 128, 3), 60, np.uint8)
     image[(yy - 48) ** 2 + (xx - 64) ** 2 < 400] = 200
     return image
-
-
-def _late(job: Job) -> str:
-    waited = (job.started or time.monotonic()) - job.arrival
-    allowed = job.deadline - job.arrival
-    return f"deadline of {allowed * 1000:.0f} ms passed after {waited * 1000:.0f} ms in the queue"
-
-
-def _ms_since(start: float) -> float:
-    return round((time.monotonic() - start) * 1000, 3)
 
 
 def _jsonable(value: Any) -> Any:

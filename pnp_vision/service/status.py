@@ -93,7 +93,7 @@ def status_result(
             capacity=jobs.capacity,
             depth=len(jobs),
             waiting_for_frame=waiting_for_frame,
-            in_flight=1 if model.in_flight is not None else 0,
+            in_flight=len(model.in_flight),
         ),
         cameras=store.views(),
         counters={

@@ -200,6 +200,8 @@ class Worker:
             adapters=AdapterRoutes(dict(settings.adapters), dict(settings.camera_adapters)),
             standby=standby,
             self_check=standby,
+            batch_size=settings.batch_size,
+            batch_wait_s=settings.batch_wait_s,
         )
 
     def _bind_router(self) -> zmq.Socket:

@@ -67,6 +67,7 @@ class Adapter:
 
     image_token_id: int
     packs_questions = False  # implements `packed_logits`
+    batches = False  # implements `batched_logits` (and a batched `encode_batch`)
 
     def __init__(self, model: Any, processor: Any, runtime: Runtime) -> None:
         self.model = model
@@ -84,6 +85,11 @@ class Adapter:
         """Run the vision tower; stores (unevaluated) features on `inputs`."""
         raise NotImplementedError
 
+    def encode_batch(self, batch: list[ImageInputs]) -> None:
+        """`encode` for several images, in as few tower passes as the architecture can."""
+        for inputs in batch:
+            self.encode(inputs)
+
     def forward(self, cache: PromptCache, ids: list[int], inputs: ImageInputs) -> Any:
         """Hidden states (1, len(ids), D) for `ids` placed at `cache.offset`; extends the cache."""
         raise NotImplementedError
@@ -97,6 +103,13 @@ class Adapter:
     ) -> Any:
         """Logits of `token_ids` after `prefix` + each suffix alone, all in one forward pass:
         (len(suffixes), len(token_ids)). Only where `packs_questions` is set."""
+        raise NotImplementedError
+
+    def batched_logits(
+        self, rows: list[tuple[list[int], list[list[int]], ImageInputs]], token_ids: tuple[int, ...]
+    ) -> Any:
+        """`packed_logits` of several images' (prefix, suffixes, inputs) in one forward pass:
+        (all suffixes, len(token_ids)), row by row. Only where `batches` is set."""
         raise NotImplementedError
 
     def messages(self, system: str, question: str) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 The language model keeps `_position_ids` / `_rope_deltas` between calls when positions are not
 given, so answers would drift between images: positions are always passed explicitly here.
-Several questions about one image are answered in one packed forward (`packed_logits`).
+Several questions about one image are answered in one packed forward (`packed_logits`), and
+several images' prompts (other requests) in one batched forward (`encode_batch`,
+`batched_logits`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pnp_vision.inspect.runtime import Runtime
 
 class QwenVLAdapter(Adapter):
     packs_questions = True
+    batches = True
 
     def __init__(self, model: Any, processor: Any, runtime: Runtime) -> None:
         super().__init__(model, processor, runtime)
@@ -57,6 +60,29 @@ class QwenVLAdapter(Adapter):
         tower = self.model.vision_tower
         pixels = inputs.arrays["pixel_values"].astype(tower.patch_embed.proj.weight.dtype)
         inputs.features = tower(pixels, inputs.arrays["image_grid_thw"], output_hidden_states=False)
+
+    def encode_batch(self, batch: list[ImageInputs]) -> None:
+        """Images of one patch grid go through the tower together (one pass per grid: the
+        windows and full-attention blocks stay within each image); each gets its slice of the
+        features. Compiled (GPUs): the image count is padded to `batch_bucket` with copies of
+        the last image, so a grid traces a few passes, not one per count."""
+        tower = self.model.vision_tower
+        dtype = tower.patch_embed.proj.weight.dtype
+        by_grid: dict[tuple[tuple[int, int, int], ...], list[ImageInputs]] = {}
+        for inputs in batch:
+            by_grid.setdefault(tuple(inputs.grids), []).append(inputs)
+        for same in by_grid.values():
+            if len(same) == 1:
+                self.encode(same[0])
+                continue
+            count = batch_bucket(len(same)) if self.runtime.compile else len(same)
+            padded = same + [same[-1]] * (count - len(same))
+            pixels = mx.concatenate([i.arrays["pixel_values"] for i in padded]).astype(dtype)
+            grid = mx.array([list(g) for i in padded for g in i.grids])
+            features = tower(pixels, grid, output_hidden_states=False)
+            n = same[0].n_image_tokens
+            for k, inputs in enumerate(same):
+                inputs.features = features[k * n : (k + 1) * n]
 
     def _prefix(self, ids: list[int], inputs: ImageInputs) -> tuple[Any, Any, int]:
         """Embeddings (image features spliced in) and positions of a prompt that starts at 0,
@@ -120,6 +146,29 @@ class QwenVLAdapter(Adapter):
             lm, embeds, positions, next_position, suffixes, token_ids, compiled=True
         )
         return logits[: len(suffixes) - 1] if pad else logits
+
+    def batched_logits(
+        self, rows: list[tuple[list[int], list[list[int]], ImageInputs]], token_ids: tuple[int, ...]
+    ) -> Any:
+        """One batch row per image (`language.rows_logits`). Compiled (GPUs): rows padded to
+        a `packed_bucket` length and their count to a `batch_bucket`, for few traces."""
+        built = []
+        for prefix, suffixes, inputs in rows:
+            embeds, positions, next_position = self._prefix(prefix, inputs)
+            built.append(language.Row(embeds, positions, next_position, suffixes))
+        lm = self.model.language_model
+        if not self.compiled:
+            return language.rows_logits(lm, built, token_ids)
+        length = packed_bucket(max(r.length for r in built))
+        batch = batch_bucket(len(built))
+        return language.rows_logits(lm, built, token_ids, True, length, batch)
+
+
+def batch_bucket(count: int) -> int:
+    """The batch size compiled for `count` images or rows: exact up to 7, then 4 steps per
+    octave (8, 10, 12, 14, 16, 20 ...): at most a quarter of padding, few traces."""
+    step = 1 << max(0, count.bit_length() - 3)
+    return -(-count // step) * step
 
 
 def packed_bucket(length: int) -> int:

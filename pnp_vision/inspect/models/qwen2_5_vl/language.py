@@ -277,6 +277,18 @@ def fuse(lm: Any, merge_adapters: bool = False) -> bool:
     return True
 
 
+def refuse(lm: Any) -> bool:
+    """Fuse again after the layers' weights were swapped (a template's own weights,
+    `template_weights.py`): the fused copy and the pass compiled on it hold the old arrays and
+    would answer with them. True if fused now; False where `fuse` never ran (CPUs)."""
+    old = _FUSED.get(lm) or _SUSPENDED.get(lm)
+    if old is None:
+        return False
+    for registry in (_FUSED, _SUSPENDED, _COMPILED, _ADAPTER):
+        registry.pop(lm)
+    return fuse(lm, old.merge_adapters)
+
+
 def decoder_pass(
     lm: Any,
     embeds: mx.array,
@@ -489,6 +501,77 @@ def packed_logits(
     return logits_of(lm, hidden[0, mx.array(last)], token_ids)
 
 
+@dataclass(frozen=True)
+class Row:
+    """One image's prompt in a batched pass: its prefix (embeddings (1, P, D) and M-RoPE
+    positions (3, 1, P), the next text position) and its questions' suffixes."""
+
+    embeds: mx.array
+    positions: mx.array
+    next_position: int
+    suffixes: list[list[int]]
+
+    @property
+    def length(self) -> int:
+        return self.embeds.shape[1] + sum(len(s) for s in self.suffixes)
+
+
+def rows_logits(
+    lm: Any,
+    rows: list[Row],
+    token_ids: tuple[int, ...] | None = None,
+    compiled: bool = False,
+    length: int | None = None,
+    batch: int | None = None,
+) -> mx.array:
+    """Several images' prompts in one forward: one batch row per image, each packed as
+    `packed_logits` packs one (prefix, then every suffix, each suffix seeing the prefix and
+    itself), right-padded to `length` (default: the longest row), and `batch` rows in all
+    (default: as many as given; extra rows repeat the last one and are never read). Padding
+    tokens see their row's prefix and themselves, so nothing real ever attends to them and
+    their softmax never has an empty row. Rows, not one long packed sequence: attention costs
+    each image its own length squared, never the batch's. Returns (total suffixes,
+    vocab|ids): row by row, suffix by suffix."""
+    if not rows or any(not r.suffixes or any(not s for s in r.suffixes) for r in rows):
+        raise ValueError("every row needs suffixes of at least one token")
+    length = max(r.length for r in rows) if length is None else length
+    batch = len(rows) if batch is None else batch
+    if length < max(r.length for r in rows) or batch < len(rows):
+        raise ValueError(f"rows of up to {max(r.length for r in rows)} tokens do not fit")
+    embed = lm.model.embed_tokens
+    dtype = rows[0].embeds.dtype
+    owner = np.empty((batch, length), dtype=np.int32)  # -1: prefix; j: suffix j; n: padding
+    pos = np.zeros((3, batch, length), dtype=np.int32)
+    pieces, last = [], []
+    for b in range(batch):
+        row = rows[min(b, len(rows) - 1)]
+        p = row.embeds.shape[1]
+        owner[b, :p] = -1
+        pos[:, b, :p] = np.array(row.positions).reshape(3, -1)
+        tokens, start = [], p
+        for j, suffix in enumerate(row.suffixes):
+            n = len(suffix)
+            owner[b, start : start + n] = j
+            pos[:, b, start : start + n] = np.arange(row.next_position, row.next_position + n)
+            if b < len(rows):
+                last.append(b * length + start + n - 1)
+            tokens += suffix
+            start += n
+        pad = length - start
+        owner[b, start:] = len(row.suffixes)
+        pos[:, b, start:] = np.arange(row.next_position, row.next_position + pad)
+        tokens += [tokens[-1]] * pad
+        pieces.append(mx.concatenate([row.embeds, embed(mx.array([tokens])).astype(dtype)], 1))
+    keys = mx.array(owner)
+    index = mx.arange(length)
+    causal = index[None, :] <= index[:, None]  # (L, L)
+    same = (keys[:, None, :] == -1) | (keys[:, None, :] == keys[:, :, None])  # (B, L, L)
+    mask = mx.where(causal[None] & same, 0.0, -mx.inf).astype(dtype)[:, None]
+    hidden = layers_pass(lm, compiled)(mx.concatenate(pieces), mx.array(pos), mask)
+    flat = hidden.reshape(batch * length, hidden.shape[-1])
+    return logits_of(lm, flat[mx.array(last)], token_ids)
+
+
 def prefill(lm: Any, embeds: mx.array, position_ids: mx.array) -> list[KVCache]:
     """Run the prefix (1, P, D) through the layers and keep its keys and values; no head."""
     cache = [KVCache() for _ in lm.model.layers]
@@ -594,6 +677,7 @@ def answer_hidden(
 
 
 __all__ = [
+    "Row",
     "SharedPrefixCache",
     "answer_hidden",
     "attach_lora",
@@ -609,5 +693,7 @@ __all__ = [
     "mrope_positions",
     "packed_logits",
     "prefill",
+    "refuse",
+    "rows_logits",
     "suffix_logits",
 ]

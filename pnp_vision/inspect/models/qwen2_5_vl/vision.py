@@ -128,8 +128,10 @@ def plan_windows(
     angles = angles.reshape(-1, unit, angles.shape[-1])[window_index].reshape(-1, angles.shape[-1])
     angles = np.concatenate([angles, angles], axis=-1)[None]
     images = [h * w for t, h, w in grid for _ in range(t)]
-    t, gh, gw = grid[0][0], grid[0][1] // merge, grid[0][2] // merge
-    whole = len(grid) == 1 and gh % per_window == 0 and gw % per_window == 0
+    # Images of one grid (a batch) lie one after another like the frames of one image.
+    t, gh, gw = sum(g[0] for g in grid), grid[0][1] // merge, grid[0][2] // merge
+    alike = all(tuple(g[1:]) == tuple(grid[0][1:]) for g in grid)
+    whole = alike and gh % per_window == 0 and gw % per_window == 0
     tiles = (t, gh // per_window, per_window, gw // per_window) if whole else None
     return WindowPlan(
         window_index=mx.array(window_index.astype(np.int32)),
