@@ -2,10 +2,10 @@
 camera, defocus, streak, expose, vignette, resize once, JPEG).
 
 A world frame is drawn on a canvas whose shorter side is at most `Variation.canvas` pixels and
-which covers the frame at any camera roll; every optical effect runs at that size, and one
-`warpAffine` turns and resizes it to the camera's size. So a 1920x1080 world frame costs about
-what a 320x240 one does, and a rotated camera costs no second pass. Scenes record where they
-drew what the label is about (`Shot.mark`); `shoot` maps those points into the frame.
+which covers the frame at any camera roll; every optical effect runs at that size, the roll is
+one fixed-point remap there, and one resize brings it to the camera's size. So a 1920x1080
+world frame costs less than a default 640x480 one. Scenes record where they drew what the
+label is about (`Shot.mark`); `shoot` maps those points into the frame.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Shot:
         frame (the overlay of a camera whose image is not rotated), half the time each."""
         if not self.rotation:
             return 0.0
-        return 0.0 if rng.random() < 0.5 else -self.rotation
+        return 0.0 if rng.random() < 0.5 else self.rotation  # the roll takes it off again
 
 
 _GRID = np.mgrid[0:32, 0:32].astype(np.float32) / 31 - 0.5
@@ -117,18 +117,37 @@ def jpeg(image: np.ndarray, rng: np.random.Generator, var: Variation) -> np.ndar
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
-def _streak(img: np.ndarray, length: float, angle: float) -> np.ndarray:
-    """Motion blur: the image averaged along a straight streak `length` pixels long, centred
-    (so a moving object's drawn centre stays the streak's middle)."""
-    half = int(np.ceil(length / 2))
-    kernel = np.zeros((2 * half + 1, 2 * half + 1), np.float32)
-    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
-    one = 1 << 4
-    a = (round((half - dx) * one), round((half - dy) * one))
-    b = (round((half + dx) * one), round((half + dy) * one))
-    cv2.line(kernel, a, b, 1.0, 1, cv2.LINE_AA, 4)
-    kernel /= kernel.sum()
-    return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+def _roll(img: np.ndarray, turn: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The canvas turned `turn` degrees about its centre (counter-clockwise on screen) and cut
+    to `size` around it, and the 2x3 map from canvas to result. A remap through fixed-point
+    maps computed here: OpenCV's warpAffine and float-map remap interpolate differently in 4.x
+    and 5.x, its fixed-point tables do not (the frames stay byte-identical across both)."""
+    ch, cw = img.shape[:2]
+    fw, fh = size
+    rad = np.deg2rad(turn)
+    rot = np.array([[np.cos(rad), np.sin(rad)], [-np.sin(rad), np.cos(rad)]])
+    fwd = np.hstack([rot, (np.array([fw / 2, fh / 2]) - rot @ (cw / 2, ch / 2))[:, None]])
+    back = rot.T  # result pixel -> canvas pixel, about the two centres
+    xs, ys = np.arange(fw) - fw / 2, np.arange(fh) - fh / 2
+    sx = (back[0, 0] * xs)[None, :] + (back[0, 1] * ys)[:, None] + cw / 2
+    sy = (back[1, 0] * xs)[None, :] + (back[1, 1] * ys)[:, None] + ch / 2
+    x32, y32 = np.rint(sx * 32).astype(np.int32), np.rint(sy * 32).astype(np.int32)
+    whole = np.stack([x32 >> 5, y32 >> 5], axis=-1).astype(np.int16)
+    frac = ((y32 & 31) << 5 | (x32 & 31)).astype(np.uint16)
+    out = cv2.remap(img, whole, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out, fwd
+
+
+def _frame_in_canvas(size: tuple[int, int], k: float) -> tuple[int, int]:
+    """The frame's size on a canvas `k` times as fine, with exactly the frame's aspect ratio
+    (so one resize scales both axes alike and label distances stay exact)."""
+    w, h = size
+    if k >= 1:
+        return w, h
+    g = int(np.gcd(w, h))
+    a, b = w // g, h // g
+    n = max(1, round(min(w, h) * k / min(a, b)))
+    return (a * n, b * n) if a * n < w else (w, h)
 
 
 def _range(rng: np.random.Generator, r: tuple[float, float]) -> float:
@@ -156,15 +175,15 @@ def shoot(
     left" stays top left, and a marking keeps the pixels its legibility was set for)."""
     w, h = size
     k = 1.0 if var.canvas is None or not rotate else min(1.0, var.canvas / min(w, h))
+    fw, fh = _frame_in_canvas(size, k)  # the frame, in canvas pixels
     turn = 0.0
     if rotate and var.rotation != (0.0, 0.0):
         turn = _range(rng, var.rotation) * (1 if rng.random() < 0.5 else -1)
     rad = np.deg2rad(turn)
-    ow, oh = w * k, h * k  # the frame, in canvas pixels
-    cw = int(np.ceil(abs(ow * np.cos(rad)) + abs(oh * np.sin(rad)) - 1e-6))
-    ch = int(np.ceil(abs(ow * np.sin(rad)) + abs(oh * np.cos(rad)) - 1e-6))
+    cw = int(np.ceil(abs(fw * np.cos(rad)) + abs(fh * np.sin(rad)) - 1e-6))
+    ch = int(np.ceil(abs(fw * np.sin(rad)) + abs(fh * np.cos(rad)) - 1e-6))
     canvas = np.zeros((ch, cw, 3), np.uint8)
-    u = min(w, h) / 224.0 * k
+    u = min(fw, fh) / 224.0
     shot = Shot(turn)
     questions = draw(canvas, u, shot)
 
@@ -173,9 +192,10 @@ def shoot(
     sigma2 = 0.0
     if blur and var.defocus != (0.0, 0.0):
         sigma2 += (_range(rng, var.defocus) * u) ** 2
-    streak = 0.0
-    if blur and var.motion_blur != (0.0, 0.0):
-        streak, streak_angle = _range(rng, var.motion_blur) * u, rng.uniform(0, np.pi)
+    streak = 0
+    if blur and var.motion_blur != (0.0, 0.0):  # along a canvas axis: the roll turns it
+        streak = 2 * round(_range(rng, var.motion_blur) * u / 2) + 1  # odd: centred
+        along_x = rng.random() < 0.5
     gain = 2.0 ** _range(rng, var.exposure) if var.exposure != (0.0, 0.0) else 1.0
     vignette = _range(rng, var.vignette) if var.vignette != (0.0, 0.0) else 0.0
     if blur and rng.random() < 0.7:  # the lens's own softness
@@ -183,29 +203,30 @@ def shoot(
     lo, hi = var.harshness
     harsh = lo if lo == hi else rng.uniform(lo, hi)
     if lighting:
-        out = light(canvas, rng, harsh, gain, vignette, (ow, oh))
+        out = light(canvas, rng, harsh, gain, vignette, (fw, fh))
     else:
         out = canvas.astype(np.float32)
     if sigma2 > 0.04:  # OpenCV blurs floats faster than bytes
         out = cv2.GaussianBlur(out, (0, 0), float(np.sqrt(sigma2)))
-    if streak >= 1:
-        out = _streak(out, streak, streak_angle)
+    if streak > 1:
+        out = cv2.blur(out, (streak, 1) if along_x else (1, streak))
     if noise_sigma > 0:
         out = cv2.scaleAdd(world_noise(out.shape, rng), rng.uniform(0.1, 1.0) * noise_sigma, out)
-    small = np.clip(out + 0.5, 0, 255, out=out).astype(np.uint8)
+    image = np.clip(out + 0.5, 0, 255, out=out).astype(np.uint8)
 
-    m = cv2.getRotationMatrix2D((cw / 2, ch / 2), turn, 1 / k)
-    m[:, 2] += (w / 2 - cw / 2, h / 2 - ch / 2)
-    if turn or (cw, ch) != (w, h):
-        image = cv2.warpAffine(small, m, (w, h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-    else:
-        image = small
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # canvas pixel -> frame pixel
+    if turn:
+        image, m = _roll(image, turn, (fw, fh))
+    if (fw, fh) != (w, h):  # one resize, the same scale both ways (pixel centres: OpenCV's)
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        s = w / fw
+        m = s * m
+        m[:, 2] += 0.5 * s - 0.5
     image = jpeg(image, rng, var)
 
     def frame_points(pts: list[float] | list[list[float]]) -> list[float]:
         xy = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-        return (xy @ m[:, :2].T + m[:, 2]).ravel().tolist()
+        return [float(v) for v in (xy @ m[:, :2].T + m[:, 2]).ravel()]
 
     units = min(w, h) / 224.0
     for q in questions:

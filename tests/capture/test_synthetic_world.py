@@ -138,6 +138,37 @@ def test_shoot_maps_what_the_scene_drew_into_the_frame() -> None:
         assert abs(drawn["rotation"]) == turn
 
 
+def test_a_reticle_square_to_the_frame_comes_out_square() -> None:
+    """A reticle drawn at `Shot.reticle_angle`'s square angle is level in the turned frame;
+    at angle 0 it turns with the camera."""
+    branches = set()
+    for turn in (30.0, -65.0):
+        for seed in range(6):
+            angles = []
+
+            def draw(
+                img: np.ndarray, u: float, shot: Shot, seed: int = seed, angles: list = angles
+            ) -> list:
+                a = np.deg2rad(shot.reticle_angle(np.random.default_rng(seed)))
+                angles.append(a)
+                h, w = img.shape[:2]
+                d = np.array([np.cos(a), np.sin(a)]) * w
+                ends = np.rint([(w / 2 - d[0], h / 2 - d[1]), (w / 2 + d[0], h / 2 + d[1])])
+                cv2.line(img, *[tuple(int(v) for v in p) for p in ends], (255, 255, 255), 1)
+                return []
+
+            var = Variation(rotation=(abs(turn), abs(turn)))
+            image, _, drawn = shoot(draw, (320, 240), np.random.default_rng(seed), var,
+                                    lighting=False, blur=False, noise_sigma=0)  # fmt: skip
+            ys, xs = np.nonzero(image[20:-20, 20:-20, 0] > 64)
+            slope = np.polyfit(xs, ys, 1)[0]
+            level = np.rad2deg(np.arctan(slope))
+            expected = 0.0 if angles[0] else -drawn["rotation"]
+            assert (level - expected + 90) % 180 - 90 == pytest.approx(0, abs=1.5)
+            branches.add(bool(angles[0]))
+    assert branches == {True, False}  # both square and turned reticles were checked
+
+
 def test_a_tilted_part_shows_its_real_projection() -> None:
     """A chip lifted by `tilt` on its end shows L cos(tilt) of its top face and T sin(tilt)
     of its end face: the span the tombstone label is drawn from."""
