@@ -114,8 +114,13 @@ def draw_tip(
         pen.circle(0, 0, radius, shade((level,) * 3, glow * (0.6 + 0.4 * t)))
     face, spread = _FACES[finish]
     face = jitter(rng, face, spread)
-    pen.circle(0, 0, r, shade(face, 1.2 if finish in ("black", "rubber") else 0.85))
-    pen.circle(0, 0, r * 0.92, face)
+    if finish in ("black", "rubber"):  # a dark face: its rounded edge catches the ring light
+        edge = rng.uniform(90, 170) if finish == "black" else rng.uniform(60, 110)
+        rim = jitter(rng, (edge,) * 3, 6)
+    else:
+        rim = shade(face, 0.85)
+    pen.circle(0, 0, r, rim)
+    pen.circle(0, 0, r * 0.9, face)
     bore = r * rng.uniform(*spec.bores)
     if finish == "rubber":
         bore = r * rng.uniform(0.5, 0.75)

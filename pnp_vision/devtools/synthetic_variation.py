@@ -197,7 +197,7 @@ WORLD = Variation(
     rotation=(0.0, 180.0),
     defocus=(0.0, 1.6),
     motion_blur=(0.0, 5.0),
-    exposure=(-1.5, 1.0),
+    exposure=(-1.2, 1.0),
     vignette=(0.0, 0.6),
 )
 # Camera sizes of every common aspect ratio (4:3, 16:9, 5:4, 3:2, 1:1, 2:1 and portrait), small
