@@ -395,6 +395,7 @@ def placed_chip(ctx: Ctx) -> Draft:
             "upm": upm,
             "on_side": on_side,
             **seen,
+            "look": {"board": b, "part": look},
         },
     )
 

@@ -134,7 +134,7 @@ def tape_pocket(ctx: Ctx) -> Draft:
     tl = tape_look(ctx)
     rng = ctx.rng
     look_pkgs = [PACKAGES[n] for n in tl.parts]
-    pkg = look_pkgs[int(rng.integers(len(look_pkgs)))]
+    pkg = look_pkgs[int(ctx.look_rng.integers(len(look_pkgs)))]  # the reel: part of the look
     plook = part_look(ctx.look_rng, pkg, from_below=False)
     marking = reel_marking(rng, pkg)
     upm = tl.pitch_units / tl.pitch
@@ -194,6 +194,7 @@ def tape_pocket(ctx: Ctx) -> Draft:
             "tape": tl.kind,
             "package": pkg.name,
             "roi_half": (hx, hy),
+            "look": {"tape": tl, "part": plook},
         },
     )
 

@@ -363,6 +363,7 @@ def nozzle_empty(ctx: Ctx) -> Draft:
             "make": tip.make,
             "reticle_kind": ret.kind,
             "roi_half": (hx, hy),
+            "look": {"tip": tip, "reticle": ret},
         },
         overlay,
     )
@@ -415,6 +416,7 @@ def nozzle_held(ctx: Ctx) -> Draft:
             "upm": upm,
             "reticle": rc,
             "roi_half": (hx, hy),
+            "look": {"tip": tip, "reticle": ret, "part": look},
         },
         overlay,
     )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from pnp_vision.progress import Progress
 from pnp_vision.protocol.frames import Encoding, FrameHeader
 
 CAMERA = "second-look"
+TRUTH = "truth.jsonl"  # per frame, the geometry and look drawn (for slicing results by knob)
 T0 = 1_800_000_000.0  # capture times: a fixed start, 10 frames a second
 META = "second_look.json"
 
@@ -35,6 +38,7 @@ def write_recording(
     """Frames 0..frames-1 of (`seed`, `stream`) into the new folder `out`."""
     out = Path(out)
     labels: list[LabelledFrame] = []
+    truths: list[str] = []
     bar = Progress(f"second look {stream}", frames, stream=sys.stderr) if progress else None
     with RecordingWriter(out, png_level=png_level) as writer:
         for i in range(frames):
@@ -56,8 +60,25 @@ def write_recording(
                 LabelledQuestion(template=t, params=p, answer=a) for t, p, a in frame.questions
             ]
             labels.append(LabelledFrame(seq=i, file=name, scene=frame.scene, questions=questions))
+            truths.append(json.dumps({"seq": i, "scene": frame.scene, **_plain(frame.truth)}))
             if bar is not None:
                 bar.advance()
     save_labels(out, labels)
+    (out / TRUTH).write_text("".join(t + "\n" for t in truths))
     (out / META).write_text(json.dumps({"stream": stream, "seed": seed, "frames": frames}) + "\n")
     return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: dataclasses as dicts, tuples as lists, floats to 3 decimals."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return round(float(value), 3)
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
