@@ -72,7 +72,8 @@ def test_a_text_file_as_image_is_named(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(argv) == 2
     line = _one_error_line(capsys.readouterr().err, "ask", "bad_request")
     assert line.endswith(
-        f"image file {text}: not a PNG or JPEG image (14 bytes, starting b'not a pi')"
+        f"image file {text}: cannot decode image bytes (14 bytes, starting b'not a pi'):"
+        " not a PNG or JPEG image"
     )
     assert "BytesIO" not in line
 

@@ -76,7 +76,7 @@ def _described(data: bytes) -> str:
 
 
 def _not_an_image(data: bytes) -> str:
-    return f"not a PNG or JPEG image ({_described(data)})"
+    return f"cannot decode image bytes ({_described(data)}): not a PNG or JPEG image"
 
 
 def read_image_file(path: Path) -> bytes:
