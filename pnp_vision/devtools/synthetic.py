@@ -9,6 +9,10 @@ coin, so YES and NO are balanced per template. Labels::
 
     {"scene": "chip", "questions": [{"template": "polarity_mark",
                                      "params": {"corner": "top_left"}, "answer": "YES"}, ...]}
+
+A `Variation` with any world knob on (``WORLD``: all of them) draws real parts, tips, tapes and
+pads in millimetres through the world camera (``synthetic_camera.shoot``); the world scenes
+live in ``synthetic_nozzle``, ``synthetic_board`` and ``synthetic_feeder``.
 """
 
 from __future__ import annotations
@@ -101,7 +105,9 @@ def render(
     ``noise`` is the largest Gaussian sensor-noise sigma (each frame draws up to it); noise
     is what makes PNGs big, so recordings kept in the repository use a low value.
     ``variation`` widens or moves the scene ranges (families of frames for evaluation and
-    the training recipe); its defaults draw exactly the original frames.
+    the training recipe); its defaults draw exactly the original frames. A world frame's
+    labels also carry ``drawn``: where the scene drew what its answers are about, in frame
+    pixels (and the tilt, pitch, pockets' contents), which the tests check the labels against.
     """
     names = _check(size, lighting, noise, scenes, variation)
     rng = np.random.default_rng([seed, index])
