@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -50,7 +49,7 @@ def test_record_of_a_camera_capture_does_not_publish_names_those_it_does(tmp_pat
     from pnp_vision.capture.cameras import CameraConfig
     from pnp_vision.capture.daemon import CaptureDaemon
 
-    endpoint = f"ipc:///tmp/pnpv-rec-{uuid.uuid4().hex[:10]}.sock"
+    endpoint = f"ipc://{tmp_path}/f.sock"  # the socket file goes with the test's folder
     demo = CameraConfig(name="demo", source=str(DEMO), loop=True, fps=20)
     with CaptureDaemon([demo], endpoint):
         done = _run(
