@@ -127,12 +127,17 @@ def _roll(img: np.ndarray, turn: float, size: tuple[int, int]) -> tuple[np.ndarr
     rad = np.deg2rad(turn)
     rot = np.array([[np.cos(rad), np.sin(rad)], [-np.sin(rad), np.cos(rad)]])
     fwd = np.hstack([rot, (np.array([fw / 2, fh / 2]) - rot @ (cw / 2, ch / 2))[:, None]])
-    back = rot.T  # result pixel -> canvas pixel, about the two centres
+    back = rot.T * 32  # result pixel -> canvas pixel in 1/32 pixels (OpenCV's table steps)
     xs, ys = np.arange(fw) - fw / 2, np.arange(fh) - fh / 2
-    sx = (back[0, 0] * xs)[None, :] + (back[0, 1] * ys)[:, None] + cw / 2
-    sy = (back[1, 0] * xs)[None, :] + (back[1, 1] * ys)[:, None] + ch / 2
-    x32, y32 = np.rint(sx * 32).astype(np.int32), np.rint(sy * 32).astype(np.int32)
-    whole = np.stack([x32 >> 5, y32 >> 5], axis=-1).astype(np.int16)
+
+    def steps(col: int, centre: float) -> np.ndarray:  # an affine map: a row plus a column
+        row = np.rint(back[col, 0] * xs + centre * 32).astype(np.int32)
+        return row[None, :] + np.rint(back[col, 1] * ys).astype(np.int32)[:, None]
+
+    x32, y32 = steps(0, cw / 2), steps(1, ch / 2)
+    whole = np.empty((fh, fw, 2), np.int16)
+    np.right_shift(x32, 5, out=whole[..., 0], casting="unsafe")
+    np.right_shift(y32, 5, out=whole[..., 1], casting="unsafe")
     frac = ((y32 & 31) << 5 | (x32 & 31)).astype(np.uint16)
     out = cv2.remap(img, whole, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out, fwd
