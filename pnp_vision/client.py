@@ -14,6 +14,12 @@ CURVE worker refused this key; and `ServiceTimeout` (`no_reply`) when a worker i
 no reply came after every try. A slow model is neither: it answers `deadline_exceeded`.
 One client is meant for one thread.
 
+Several workers (one per GPU or host): give the endpoints comma-separated
+(`"tcp://gpu1:5556,tcp://gpu2:5556"`, or a list). One DEALER connected to every ready worker
+spreads the requests (`pool`: ZeroMQ's round robin; health from each worker's `status`); a
+request a worker answers `busy` or `shutting_down`, or that was on a worker whose connection
+went down, goes to another at once, with the same id and bytes.
+
     with VisionClient("tcp://127.0.0.1:5556") as vc:
         r = vc.inspect("top", "part_marking", {"marking": "R0603"}, frame="fresh")
         if r.answer == "YES" and r.confident: ...
@@ -34,6 +40,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from pnp_vision.config import StrictModel, load_settings
 from pnp_vision.errors import BadRequest, ClientCode, PnpVisionError, error_for_code
+from pnp_vision.pool import WorkerHealth, WorkerPool, split_endpoints
 from pnp_vision.protocol.base import one_line
 from pnp_vision.protocol.requests import (
     CropRequest,
@@ -126,11 +133,12 @@ QuestionLike = QuestionSpec | str | tuple[str, Mapping[str, str]]
 
 
 class VisionClient:
-    """Requests to one worker with timeouts and bounded retries; see the module docstring."""
+    """Requests to a worker (or several) with timeouts and bounded retries; see the module
+    docstring."""
 
     def __init__(
         self,
-        endpoint: str | None = None,
+        endpoint: str | Sequence[str] | None = None,
         timeout: float | None = None,
         retries: int | None = None,
         *,
@@ -163,7 +171,12 @@ class VisionClient:
             raise BadRequest(f"retries must be >= 0, got {retries}")
         if socket_type not in ("dealer", "req"):
             raise BadRequest(f"socket_type must be 'dealer' or 'req', got {socket_type!r}")
-        self.endpoint = endpoint
+        self.endpoints = split_endpoints(endpoint)
+        if not self.endpoints:
+            raise BadRequest(f"no worker endpoint in {endpoint!r}")
+        if len(self.endpoints) > 1 and socket_type != "dealer":
+            raise BadRequest("several worker endpoints need socket_type 'dealer'")
+        self.endpoint = ",".join(self.endpoints)
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.socket_type = socket_type
@@ -180,6 +193,8 @@ class VisionClient:
         # (Lazy Pirate), not "no worker here": NoWorker is for the first contact only.
         self._ever_handshaken = False
         self.reconnects = 0  # sockets reopened after a timeout (for tests and diagnostics)
+        self._pool: WorkerPool | None = None  # several endpoints: their sockets and health
+        self._pool_ready = False  # a worker of the pool has been ready once
 
     # -- socket handling --------------------------------------------------------------------
 
@@ -218,6 +233,9 @@ class VisionClient:
 
     def close(self) -> None:
         self._reset()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._own_context:
             self._context.term()
 
@@ -235,6 +253,8 @@ class VisionClient:
         Raises the typed error for an error reply, ServiceTimeout when nothing comes back.
         """
         frames = encode_request(request, image)
+        if len(self.endpoints) > 1:
+            return self._request_pool(request, frames)
         per_try = self.timeout
         started = time.monotonic()
         for attempt in range(self.retries + 1):
@@ -258,6 +278,57 @@ class VisionClient:
             f"{'try' if tries == 1 else 'tries'} of {per_try:g} s (connected, but the worker "
             "did not answer: stalled or overloaded?)"
         )
+
+    def _request_pool(self, request: Any, frames: list[bytes]) -> tuple[Reply, float]:
+        """`request` over several workers: the same Lazy Pirate tries, each spread by the pool."""
+        pool = self._workers()
+        started = time.monotonic()
+        if not self._pool_ready:
+            if not pool.wait_ready(started + self.connect_timeout):
+                reasons = "; ".join(
+                    f"{h.endpoint}: {h.error or 'no answer'}" for h in pool.health.values()
+                )
+                raise NoWorker(f"no worker ready at {self.endpoint} ({reasons})")
+            self._pool_ready = True
+        for attempt in range(self.retries + 1):
+            reply = pool.ask(frames, request.id, time.monotonic() + self.timeout)
+            if reply is not None:
+                if not reply.ok:
+                    assert reply.error is not None
+                    raise error_for_code(reply.error.code, reply.error.message)
+                return reply, (time.monotonic() - started) * 1000
+            pool.reset()  # Lazy Pirate: a fresh request socket for the next try
+            if attempt < self.retries:
+                self.reconnects += 1
+        tries = self.retries + 1
+        raise ServiceTimeout(
+            f"no reply from any worker at {self.endpoint} to {request.kind} {request.id} after "
+            f"{tries} {'try' if tries == 1 else 'tries'} of {self.timeout:g} s"
+        )
+
+    def _workers(self) -> WorkerPool:
+        if self._pool is None:
+            self._pool = WorkerPool(
+                self._context,
+                self.endpoints,
+                security=self.security,
+                max_message_bytes=self.max_message_bytes,
+            )
+        return self._pool
+
+    def workers(self) -> dict[str, WorkerHealth]:
+        """Each worker endpoint's health as this client sees it (several endpoints only):
+        ready or not, why not, and its last `status`. Refreshed on every request, and here."""
+        if len(self.endpoints) < 2:
+            raise BadRequest("workers() is for a client of several endpoints")
+        pool = self._workers()
+        pool.wait_ready(time.monotonic() + self.connect_timeout)
+        return dict(pool.health)
+
+    @property
+    def resends(self) -> int:
+        """Requests sent again to another worker (busy, shutting down, or gone)."""
+        return self._pool.resends if self._pool is not None else 0
 
     def _handshake_events(self) -> None:
         """Read the monitor: note a completed handshake; raise NoWorker on a refused one."""
