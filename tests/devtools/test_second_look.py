@@ -310,3 +310,33 @@ def test_nothing_that_trains_imports_the_second_look() -> None:
     assert trainers
     for path in trainers:
         assert "second_look" not in path.read_text(), path
+
+
+def test_runner_table_pools_families_and_make_reuses_only_a_matching_folder(
+    tmp_path: Path,
+) -> None:
+    from pnp_vision.devtools.second_look.evaluate import make, table
+
+    def stats(n: int, correct: int, wrong: int, below: int, trained: bool | None = True) -> dict:
+        return {
+            "questions": n, "correct": correct, "confident_wrong": wrong, "below_bar": below,
+            "accuracy": correct / n, "confident_wrong_share": wrong / n,
+            "below_bar_share": below / n, "trained": trained,
+        }  # fmt: skip
+
+    reports = {
+        "base": {"templates": {"tombstone": stats(10, 5, 4, 1)}},
+        "dim": {"templates": {"tombstone": stats(30, 30, 0, 3), "part_marking": stats(4, 2, 0, 4,
+                                                                                      False)}},
+    }  # fmt: skip
+    lines = table(reports).splitlines()
+    assert lines[0] == "| template | base | dim | all (n) |"
+    assert lines[2] == "| part_marking (untrained) | - | 50 / 0 / 0 | 50.0 / 0.0 / 0.0 (4) |"
+    assert lines[3] == "| tombstone | 50 / 40 / 90 | 100 / 0 / 90 | 87.5 / 10.0 / 90.0 (40) |"
+
+    first = make(tmp_path, ["jpeg"], seed=4, frames=1)["jpeg"] / "000000-nozzle_empty.png"
+    stamp = first.stat().st_mtime_ns
+    make(tmp_path, ["jpeg"], seed=4, frames=1)
+    assert first.stat().st_mtime_ns == stamp  # same seed and size: kept
+    make(tmp_path, ["jpeg"], seed=5, frames=1)
+    assert json.loads((tmp_path / "jpeg" / "second_look.json").read_text())["seed"] == 5
