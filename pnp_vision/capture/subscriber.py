@@ -73,7 +73,8 @@ class _CameraRing:
 
 
 class FrameSubscriber:
-    """Latest frames and status per camera from a capture daemon's PUB endpoint."""
+    """Latest frames and status per camera from a capture daemon's PUB endpoint, or several
+    daemons' (comma-separated endpoints: the one SUB socket connects to each)."""
 
     def __init__(
         self,
@@ -148,7 +149,9 @@ class FrameSubscriber:
                     sock.subscribe(status_topic(""))  # every camera's status
             monitor = sock.get_monitor_socket(_MONITORED)
             monitor.linger = 0
-            sock.connect(self.endpoint)
+            for endpoint in self.endpoint.split(","):  # several capture daemons: all of them
+                if endpoint.strip():
+                    sock.connect(endpoint.strip())
         except (zmq.ZMQError, PnpVisionError) as exc:
             if monitor is not None:
                 monitor.close(linger=0)

@@ -3,7 +3,8 @@ one capture daemon, the client's one DEALER connected to each ready worker.
 
 A worker SIGKILLed while it holds requests loses none (they go to the other at once, not after
 a timeout); a worker that answers `busy` or drains passes its requests on; a down endpoint is
-left out by the health probes; with none up the client says `no_worker`.
+left out by the health probes; with none up the client says `no_worker`. A worker subscribes
+to every capture daemon whose cameras it serves (comma-separated frames endpoints).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 import zmq
 
 from pnp_vision.client import NoWorker, VisionClient
+from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.stack.launch import (
     DEMO_CAMERAS,
     ServiceProcess,
@@ -202,3 +204,32 @@ def test_health_leaves_out_a_down_endpoint_and_none_up_is_no_worker(start, run_d
     with client, pytest.raises(NoWorker, match="no worker ready"):
         client.ping()
     assert time.monotonic() - started < 5.0
+
+
+def test_a_worker_serves_the_cameras_of_two_capture_daemons(
+    capture, run_dir: Path, service_model: Path, tmp_path: Path
+) -> None:
+    cameras = tmp_path / "cameras"
+    cameras.mkdir()
+    (cameras / "line2.toml").write_text(
+        f'[[camera]]\nname = "line2"\nsource = "{PROJECT_ROOT / "recordings" / "demo"}"\n'
+        'kind = "recording"\nloop = true\nencoding = "raw-bgr8"\n'
+    )
+    second = start_capture(
+        ipc_endpoint(run_dir, "frames2"), log_dir=run_dir, cameras=["line2"], cameras_dir=cameras
+    )
+    worker = start_worker(
+        ipc_endpoint(run_dir, "both"),
+        f"{capture.endpoint},{second.endpoint}",
+        model_dir=service_model,
+        log_dir=run_dir,
+    )
+    try:
+        wait_until_ready(worker, 90.0, cameras=[CAMERA, "line2"], watch=[capture, second])
+        with VisionClient(worker.endpoint, timeout=15.0) as client:
+            for camera in (CAMERA, "line2"):
+                got = client.inspect(camera, "tombstone", frame="fresh")
+                assert got.frame is not None and got.frame.camera == camera
+    finally:
+        worker.kill()
+        second.stop()
