@@ -96,7 +96,7 @@ VIEW = (448, 336)  # prompts/part_marking.toml's view: marking sizes are set in 
 # The smallest cap height (view px) each face is drawn at: bench/marking_legibility.py's limit
 # (its observer tells every look-alike pair apart through render's worst blur, JPEG q40 and
 # a laser-etched marking's lowest contrast), so no frame's answer is a matter of taste.
-MIN_CAP = {"regular": 16.0, "condensed": 20.0, "dot": 18.0}
+MIN_CAP = {"regular": 14.0, "condensed": 18.0, "dot": 20.0}
 SIZE_SPREAD = 1.8  # caps are drawn log-uniformly from the limit to this times it
 SMALL_TURN = 12.0  # degrees a part sits off its quarter turn, at most
 UPSCALE_CREDIT = 1.4  # a camera below the view counts for at most 320x240's 1.4x upscale
