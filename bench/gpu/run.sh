@@ -11,6 +11,12 @@
 #   call 1 (carry .mlxcuda/a):       bash bench/gpu/run.sh part1   -> copies part 1, runs the peer
 #   call 2 (carry .mlxcuda/b .whl):  bash bench/gpu/run.sh part2   -> installs, probes, benchmarks
 #   call 3 (optional, same carry):    bash bench/gpu/run.sh probe   -> dispatch_probe.py + ncu
+#   or, after call 1 (PEER=0 is enough), same carry as call 2:
+#                                     bash bench/gpu/run.sh throughput  -> the service under 16
+#     controllers (issue 34): bench/service_throughput.py --shape 7b: a 7B-shaped bf16 folder
+#     (random weights, built once per machine, ~16 GB under .cache/), one YES/NO question per
+#     request at 448x448, the batching worker against the one-at-a-time worker; needs pyzmq
+#     (cp312 manylinux wheel) in .whl besides pydantic & co. THROUGHPUT_ARGS adds options.
 # Every stage has its own time limit and writes JSON under $OUT (or bench/results).
 # Switches (part 2): PROBE=0 skips the SIGFPE probe (then: fast attention sdpa, plain fix
 # matmul, what the probe chose before); EXTRA=0 skips the pixel table and the 4-bit runs
@@ -18,7 +24,7 @@
 # SKIP3B_AFTER=S skips the 3B peer and bench when part 2 has run S seconds (default: never).
 # Part 1: PEER=0 only copies the bundle (part 2 runs each peer beside its mlx run anyway).
 set -uo pipefail
-stage=${1:?usage: run.sh part1|part2|probe}
+stage=${1:?usage: run.sh part1|part2|probe|throughput}
 export PNP_BENCH_OUT=${OUT:-bench/results} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 mkdir -p "$PNP_BENCH_OUT"
 py=python3
@@ -43,6 +49,15 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=/tmp/site:$PYTHONPATH
 fi
 $py -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device(), mx.device_info())" || exit 4
+
+if [ "$stage" = throughput ]; then  # issue 34: answers/s, p50/p99, batch sizes, busy replies
+  export PNP_VISION_VISION_ATTENTION=${PNP_VISION_VISION_ATTENTION:-sdpa}
+  $py -c "import zmq; print('pyzmq', zmq.__version__)" || { echo "pyzmq missing: add its wheel to .whl"; exit 5; }
+  timeout 560 $py bench/service_throughput.py --shape 7b --controllers 1,16 --seconds 10 \
+    --warmup 8 --no-two-workers --ready-timeout 240 --out "$PNP_BENCH_OUT" \
+    --name service_throughput_gpu ${THROUGHPUT_ARGS:-} 2>&1 | grep -v Warning | tail -30
+  exit 0
+fi
 
 if [ "$stage" = probe ]; then  # where the time goes: dispatch vs kernels (bench/gpu/dispatch_probe.py)
   echo "== dispatch probe"
