@@ -172,10 +172,11 @@ DEFAULT = Variation()
 
 # The world real rigs show, at real proportions: every package, tip make, reticle, tape, pad
 # shape and board, parts standing or lifted past 60 degrees or lying up to 10, cameras at any
-# roll, defocused, streaked, from dim to blown, vignetted, half the frames through JPEG. The
-# classic looks stay in each list (about one frame in five to sixteen) so a model trained on it
-# keeps the generator's own families. Drawn at most 240 pixels high and resized once, so a
-# frame costs about what a default one does (docs/evaluation.md has the figures).
+# roll, defocused, streaked, from dim to blown, vignetted, 40% of frames through JPEG. Each list
+# keeps its classic look (from one pick in two for boards to one in seventeen for packages), so
+# a model trained on it keeps the generator's own families. Drawn at most 240 pixels high and
+# resized once: at the trainer's sizes a frame costs about what a default one does on average
+# (docs/evaluation.md has the figures).
 WORLD = Variation(
     shift=(0.0, 28.0),
     tip_radius=(6.0, 50.0),
