@@ -101,6 +101,10 @@ class TrainConfig(StepConfig):
     harshness: tuple[float, float] = (0.8, 2.2)
     jpeg_share: float = 0.4
     jpeg_quality: tuple[int, int] = (30, 95)
+    # Domain randomisation (issue 31): this share of frames, after the easy curriculum, comes
+    # from the generator's WORLD preset (real packages, tips, reticles, tapes, pads, boards and
+    # camera effects at real proportions; docs/evaluation.md), the rest from the ranges above.
+    world_share: float = 0.0
     # Curriculum: the first `easy_batches` fresh batches keep the generator's original ranges
     # (crosshair within 20 units, radius 22-36, plain light) in every tip style, and tips at
     # least 14 units off: the concept first, then the wide ranges.
@@ -155,6 +159,7 @@ class TrainConfig(StepConfig):
     def recipe(self) -> Any:
         """The frame distribution (`train_data.Recipe`) these settings describe."""
         from pnp_vision.devtools.synthetic_scenes import Variation
+        from pnp_vision.devtools.synthetic_variation import WORLD, WORLD_SIZE_WEIGHTS, WORLD_SIZES
         from pnp_vision.devtools.train_data import Recipe
 
         variation = Variation(
@@ -166,9 +171,12 @@ class TrainConfig(StepConfig):
             harshness=self.harshness,
         )
         easy = Variation(tip_styles=self.tip_styles, centred=self.centred, off=(14.0, 40.0))
+        world = replace(WORLD, markings="world") if self.world_share else None
         return Recipe(
             self.sizes, self.size_weights, variation, self.jpeg_share, self.jpeg_quality,
-            easy=easy, easy_batches=self.easy_batches,
+            easy=easy, easy_batches=self.easy_batches, world=world,
+            world_share=self.world_share, world_sizes=WORLD_SIZES,
+            world_size_weights=WORLD_SIZE_WEIGHTS,
         )  # fmt: skip
 
 

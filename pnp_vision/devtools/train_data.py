@@ -62,6 +62,19 @@ class Recipe:
     # of `variation`, so a tiny model finds the concept on plain cases before the wide ones.
     easy: Variation | None = None
     easy_batches: int = 0
+    # Domain randomisation: after the easy batches, a `world_share` of frames is drawn from
+    # `world` (the generator's WORLD preset: real parts, tips, tapes, cameras) at `world_sizes`.
+    world: Variation | None = None
+    world_share: float = 0.0
+    world_sizes: tuple[tuple[int, int], ...] = ((320, 240),)
+    world_size_weights: tuple[float, ...] = (1.0,)
+
+
+def _pick_size(
+    pick: np.random.Generator, sizes: Sequence[tuple[int, int]], weights: Sequence[float]
+) -> tuple[int, int]:
+    p = np.asarray(weights, dtype=np.float64)
+    return sizes[int(pick.choice(len(sizes), p=p / p.sum()))]
 
 
 def training_frame(
@@ -79,9 +92,13 @@ def training_frame(
     from pnp_vision.devtools.synthetic import render
 
     pick = np.random.default_rng([seed, index, 0x512E])
-    weights = np.asarray(recipe.size_weights, dtype=np.float64)
-    size = recipe.sizes[int(pick.choice(len(recipe.sizes), p=weights / weights.sum()))]
+    size = _pick_size(pick, recipe.sizes, recipe.size_weights)
     variation = recipe.easy if easy and recipe.easy is not None else recipe.variation
+    if recipe.world is not None and not (clean or easy):
+        world = np.random.default_rng([seed, index, 0x3011D])  # the classic stream unchanged
+        if world.random() < recipe.world_share:
+            size = _pick_size(world, recipe.world_sizes, recipe.world_size_weights)
+            return render(index, seed, size, scenes=pattern, variation=recipe.world)
     if clean:
         return render(
             index, seed, size, scenes=pattern, variation=variation, lighting="even",
