@@ -1,7 +1,8 @@
 """Qwen2.5-VL's batched passes equal the one-image passes on the tiny real-architecture model:
 the vision tower over several images (one grid, and a mix), and `rows_logits` (one row per
 image, its questions packed) against `packed_logits` per image: eager, and as GPUs run it
-(fused projections, compiled, rows and batch padded to their buckets).
+(fused projections, compiled, rows and batch padded to their buckets), and with the text
+before the image run once for all rows.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _rows(model, config, count: int) -> list[language.Row]:
     for i in range(count):
         grid = (1, 8, 8) if i % 2 else (1, 6, 10)
         n = grid[1] * grid[2] // 4
-        prefix = [5, 6 + i % 3, config["vision_start_token_id"], *[image] * n, 8]
+        prefix = [5, 6, 7, config["vision_start_token_id"], *[image] * n, 8 + i % 3]
         features = mx.array(np.random.default_rng(i).standard_normal((n, width), np.float32))
         text = lm.model.embed_tokens(mx.array([prefix]))
         at = prefix.index(image)
@@ -88,6 +89,12 @@ def test_rows_equal_each_image_packed_alone(qwen):
     assert _rel(got, want) < 1e-5
     longer = language.rows_logits(lm, rows, ANSWERS, length=max(r.length for r in rows) + 9)
     assert _rel(longer, want) < 1e-5  # padding is never attended to
+    prompts = [[5, 6, 7, config["vision_start_token_id"], config["image_token_id"]]] * 2
+    head = language.shared_head(prompts, config["image_token_id"])
+    assert head == 4  # the text before the image
+    shared = language.rows_logits(lm, rows, ANSWERS, head=head)  # it runs once, on one row
+    assert _rel(shared, want) < 1e-5
+    assert language.shared_head([[1, 2, 3], [1, 2, 4]], 99) == 2
     with pytest.raises(ValueError, match="do not fit"):
         language.rows_logits(lm, rows, ANSWERS, length=3)
 

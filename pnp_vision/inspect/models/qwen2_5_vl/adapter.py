@@ -158,7 +158,8 @@ class QwenVLAdapter(Adapter):
             built.append(language.Row(embeds, positions, next_position, suffixes))
         lm = self.model.language_model
         if not self.compiled:
-            return language.rows_logits(lm, built, token_ids)
+            head = language.shared_head([r[0] for r in rows], self.image_token_id)
+            return language.rows_logits(lm, built, token_ids, head=head)
         length = packed_bucket(max(r.length for r in built))
         batch = batch_bucket(len(built))
         return language.rows_logits(lm, built, token_ids, True, length, batch)

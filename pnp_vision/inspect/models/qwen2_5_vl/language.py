@@ -523,6 +523,7 @@ def rows_logits(
     compiled: bool = False,
     length: int | None = None,
     batch: int | None = None,
+    head: int = 0,
 ) -> mx.array:
     """Several images' prompts in one forward: one batch row per image, each packed as
     `packed_logits` packs one (prefix, then every suffix, each suffix seeing the prefix and
@@ -530,14 +531,21 @@ def rows_logits(
     (default: as many as given; extra rows repeat the last one and are never read). Padding
     tokens see their row's prefix and themselves, so nothing real ever attends to them and
     their softmax never has an empty row. Rows, not one long packed sequence: attention costs
-    each image its own length squared, never the batch's. Returns (total suffixes,
-    vocab|ids): row by row, suffix by suffix."""
+    each image its own length squared, never the batch's.
+
+    `head`: the first `head` tokens are the same in every row (the text before the image:
+    system turn, user header, about half of a small model's prompt). Uncompiled, they run
+    once, on one row, and every row attends to their keys and values (`SharedPrefixCache`);
+    compiled passes (GPUs) have no cache and run them in each row.
+
+    Returns (total suffixes, vocab|ids): row by row, suffix by suffix."""
     if not rows or any(not r.suffixes or any(not s for s in r.suffixes) for r in rows):
         raise ValueError("every row needs suffixes of at least one token")
     length = max(r.length for r in rows) if length is None else length
     batch = len(rows) if batch is None else batch
     if length < max(r.length for r in rows) or batch < len(rows):
         raise ValueError(f"rows of up to {max(r.length for r in rows)} tokens do not fit")
+    head = 0 if compiled else head
     embed = lm.model.embed_tokens
     dtype = rows[0].embeds.dtype
     owner = np.empty((batch, length), dtype=np.int32)  # -1: prefix; j: suffix j; n: padding
@@ -554,22 +562,50 @@ def rows_logits(
             owner[b, start : start + n] = j
             pos[:, b, start : start + n] = np.arange(row.next_position, row.next_position + n)
             if b < len(rows):
-                last.append(b * length + start + n - 1)
+                last.append(b * (length - head) + start - head + n - 1)
             tokens += suffix
             start += n
         pad = length - start
         owner[b, start:] = len(row.suffixes)
         pos[:, b, start:] = np.arange(row.next_position, row.next_position + pad)
         tokens += [tokens[-1]] * pad
-        pieces.append(mx.concatenate([row.embeds, embed(mx.array([tokens])).astype(dtype)], 1))
-    keys = mx.array(owner)
-    index = mx.arange(length)
+        text = embed(mx.array([tokens])).astype(dtype)
+        pieces.append(mx.concatenate([row.embeds[:, head:], text], axis=1))
+    keys = mx.array(owner[:, head:])
+    index = mx.arange(length - head)
     causal = index[None, :] <= index[:, None]  # (L, L)
     same = (keys[:, None, :] == -1) | (keys[:, None, :] == keys[:, :, None])  # (B, L, L)
-    mask = mx.where(causal[None] & same, 0.0, -mx.inf).astype(dtype)[:, None]
-    hidden = layers_pass(lm, compiled)(mx.concatenate(pieces), mx.array(pos), mask)
-    flat = hidden.reshape(batch * length, hidden.shape[-1])
+    allowed = causal[None] & same
+    embeds, positions = mx.concatenate(pieces), mx.array(pos[:, :, head:])
+    if head:  # the shared head: once, its keys and values seen by every row
+        cache = [KVCache() for _ in lm.model.layers]
+        lm.model(
+            None, inputs_embeds=rows[0].embeds[:, :head], cache=cache,
+            position_ids=mx.array(pos[:, :1, :head]),
+        )  # fmt: skip
+        views = [SharedPrefixCache(c.keys[..., :head, :], c.values[..., :head, :]) for c in cache]
+        seen = mx.ones((batch, length - head, head), dtype=mx.bool_)
+        mask = mx.where(mx.concatenate([seen, allowed], axis=2), 0.0, -mx.inf).astype(dtype)
+        hidden = lm.model(
+            None, inputs_embeds=embeds, mask=mask[:, None], cache=views, position_ids=positions
+        )
+    else:
+        mask = mx.where(allowed, 0.0, -mx.inf).astype(dtype)[:, None]
+        hidden = layers_pass(lm, compiled)(embeds, positions, mask)
+    flat = hidden.reshape(batch * (length - head), hidden.shape[-1])
     return logits_of(lm, flat[mx.array(last)], token_ids)
+
+
+def shared_head(prompts: list[list[int]], stop: int) -> int:
+    """How many leading tokens every prompt has in common, before the first `stop` token."""
+    first = prompts[0]
+    n = min(len(p) for p in prompts)
+    if stop in first:
+        n = min(n, first.index(stop))
+    for i in range(n):
+        if any(p[i] != first[i] for p in prompts):
+            return i
+    return n
 
 
 def prefill(lm: Any, embeds: mx.array, position_ids: mx.array) -> list[KVCache]:
@@ -695,5 +731,6 @@ __all__ = [
     "prefill",
     "refuse",
     "rows_logits",
+    "shared_head",
     "suffix_logits",
 ]
