@@ -85,6 +85,9 @@ WORLD_OPTIONS = (
      "exposure in stops, -4..4 (a negative range: --exposure=-1.5:0)"),
     ("--vignette", "vignette", _range, "LO:HI", "brightness lost at the corners, 0..0.9"),
     ("--jpeg-share", "jpeg_share", _share, "P", "share of frames through JPEG (default 1)"),
+    ("--markings", "markings", str, "LOOK",
+     "the chip scene (part_marking, polarity_mark): classic, or world (real parts, markings"
+     " with near-miss negatives, polarity cues; --world implies it)"),
 )  # fmt: skip
 
 
@@ -174,7 +177,8 @@ def variation_of(args: argparse.Namespace) -> Any:
         **{field: getattr(args, field) for _, field, *_ in WORLD_OPTIONS},
     }
     given = {k: v for k, v in changes.items() if v is not None}
-    return replace(WORLD if args.world else Variation(), **given)
+    base = replace(WORLD, markings="world") if args.world else Variation()
+    return replace(base, **given)
 
 
 def main(argv: list[str] | None = None) -> int:

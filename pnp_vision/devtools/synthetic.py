@@ -260,7 +260,11 @@ def write_synthetic_recording(
                 "seq": seq,
                 "file": name,
                 "scene": label["scene"],
-                "questions": label["questions"],
+                # the label file holds what `eval` reads; drawing details (a marking's lines, a
+                # negative's kind) stay with the generator
+                "questions": [
+                    {k: q[k] for k in ("template", "params", "answer")} for q in label["questions"]
+                ],
             }
             labels.write(json.dumps(row) + "\n")
     return n
