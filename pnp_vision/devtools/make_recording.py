@@ -177,8 +177,7 @@ def variation_of(args: argparse.Namespace) -> Any:
         **{field: getattr(args, field) for _, field, *_ in WORLD_OPTIONS},
     }
     given = {k: v for k, v in changes.items() if v is not None}
-    base = replace(WORLD, markings="world") if args.world else Variation()
-    return replace(base, **given)
+    return replace(WORLD if args.world else Variation(), **given)
 
 
 def main(argv: list[str] | None = None) -> int:

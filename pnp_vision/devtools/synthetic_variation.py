@@ -200,6 +200,7 @@ WORLD = Variation(
     motion_blur=(0.0, 5.0),
     exposure=(-1.2, 1.0),
     vignette=(0.0, 0.6),
+    markings="world",
 )
 # Camera sizes of every common aspect ratio (4:3, 16:9, 5:4, 3:2, 1:1, 2:1 and portrait), small
 # ones more often: a trainer's `Recipe.sizes` for the world (weights in WORLD_SIZE_WEIGHTS).

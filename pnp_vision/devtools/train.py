@@ -171,7 +171,7 @@ class TrainConfig(StepConfig):
             harshness=self.harshness,
         )
         easy = Variation(tip_styles=self.tip_styles, centred=self.centred, off=(14.0, 40.0))
-        world = replace(WORLD, markings="world") if self.world_share else None
+        world = WORLD if self.world_share else None
         return Recipe(
             self.sizes, self.size_weights, variation, self.jpeg_share, self.jpeg_quality,
             easy=easy, easy_batches=self.easy_batches, world=world,
