@@ -1,12 +1,20 @@
-"""Adapters at inference: LoRA folders applied to the resident base model and switched per
+"""Adapters at inference: adapter folders applied to the resident base model and switched per
 question, without reloading the base.
 
-An adapter folder (written by `pnp-vision train --lora`, `teach/lora.py`) holds mlx-vlm's
-`adapters.safetensors` + `adapter_config.json` and our `pnp_adapter.json`: the base it was made
-for (path + fingerprint), the templates it learned, the training settings and figures.
-`load_adapter` refuses another base's adapter. Unloading puts the base's own Linear objects
-back (mlx-vlm's `replace_lora_with_linear` would merge W + BA into the weights, which cannot give
-the base's answers back bit for bit).
+Two kinds, one folder layout and one switch (`AdapterSet`):
+
+* LoRA (`pnp-vision train --lora`, `teach/lora.py`, for real models): mlx-vlm's
+  `adapters.safetensors` + `adapter_config.json`. Unloading puts the base's own Linear objects
+  back (mlx-vlm's `replace_lora_with_linear` would merge W + BA into the weights, which cannot
+  give the base's answers back bit for bit).
+* weights (`pnp-vision train` on the small inspector): whole tensors swapped in for the
+  templates they were taught (`template_weights.py`). A model folder written by `train` holds
+  them under `adapters/`, and a worker on that folder routes its taught templates to them
+  without settings (`template_weights.own_adapters`).
+
+Each folder's `pnp_adapter.json` names the base it was made for (path + fingerprint), the
+templates it learned, the training settings and figures; `load_adapter` and `AdapterSet` refuse
+another base's adapter.
 """
 
 from __future__ import annotations
@@ -152,21 +160,30 @@ class AdapterSet:
     """Several adapters for one resident base, read once; one active at a time, or none.
 
     Activating swaps LoRA weights and scales in place (and the base's own Linear back where
-    the active adapter has no layer): no base reload, no file access. Per-template routing is
-    `for_template`; the worker decides which adapter a request gets.
+    the active adapter has no layer), or a weights adapter's tensors (and the base's own arrays
+    back): no base reload, no file access. Per-template routing is `for_template`; the worker
+    decides which adapter a request gets (`RoutedInspector` does the same in process).
     """
 
     def __init__(self, model: Any, base_dir: Path, folders: Mapping[str, Path]) -> None:
+        from pnp_vision.inspect.template_weights import KIND, PATCH_FILE, WeightSwap
+
         self._model = model
         self._base: dict[str, Any] = {}  # layer name -> the base's own Linear
         self._wrappers: dict[str, Any] = {}  # layer name -> one LoRALinear reused by all
         self._weights: dict[str, dict[str, tuple[Any, Any, float]]] = {}
         self._folded: dict[str, Any] = {}  # name -> its folded form for the fused pass
+        self._swap = WeightSwap(model)  # the weights adapters
         self.meta: dict[str, dict[str, Any]] = {}
         self.active: str | None = None
         unload_adapter(model)
         try:
             for name, folder in folders.items():
+                meta = check_base(Path(folder), Path(base_dir))
+                if meta.get("kind") == KIND:
+                    self._swap.add(name, Path(folder) / PATCH_FILE)
+                    self.meta[name] = meta
+                    continue
                 self.meta[name] = load_adapter(model, Path(folder), Path(base_dir))
                 layers = lora_modules(model)
                 if any(type(m).__name__ != "LoRALinear" for m in layers.values()):
@@ -184,7 +201,7 @@ class AdapterSet:
 
     @property
     def names(self) -> list[str]:
-        return list(self._weights)
+        return list(self.meta)
 
     def for_template(self, template: str) -> str | None:
         """The first adapter that learned `template`, if any."""
@@ -195,11 +212,15 @@ class AdapterSet:
 
     def activate(self, name: str | None) -> None:
         """Make `name` the active adapter; None restores the bare base (bit-identical)."""
-        if name is not None and name not in self._weights:
+        if name is not None and name not in self.meta:
             raise ConfigError(f"unknown adapter {name!r}; loaded: {', '.join(self.names)}")
         if name == self.active:
             return
         weights = self._weights.get(name, {}) if name is not None else {}
+        if self._swap.names:  # the base's own Linear layers in place while weights swap
+            _set_modules(self._model, list(self._base.items()))
+            fast_paths(self._model, adapters_on=False)
+            self._swap.activate(name if name in self._swap.names else None)
         swaps = []
         for key, base in self._base.items():
             if key in weights:
@@ -209,7 +230,7 @@ class AdapterSet:
             else:
                 swaps.append((key, base))
         _set_modules(self._model, swaps)
-        if name is None:
+        if not weights:
             fast_paths(self._model, adapters_on=False)
         else:
             folded = fast_paths(self._model, True, self._folded.get(name))
@@ -218,16 +239,85 @@ class AdapterSet:
         self.active = name
 
 
+def own_adapters(model_dir: Path) -> dict[str, Path]:
+    """A model folder's own adapters by template (`adapters/*/`, written by `pnp-vision train`):
+    the routes a worker on the folder takes without settings. ConfigError if two claim one
+    template."""
+    from pnp_vision.inspect.template_weights import ADAPTERS_DIR
+
+    root = Path(model_dir) / ADAPTERS_DIR
+    routes: dict[str, Path] = {}
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        for template in read_adapter_meta(folder).get("templates", []):
+            if template in routes:
+                raise ConfigError(
+                    f"{model_dir}: template {template!r} has two adapters,"
+                    f" {routes[template].name} and {folder.name}"
+                )
+            routes[template] = folder
+    return routes
+
+
+class RoutedInspector:
+    """An Inspector whose questions are answered each with its template's adapter, as the
+    worker routes them: a model folder's own adapters used in process (`eval`, `inspect`,
+    training's held-out scores and familiarity fit). Anything else is the Inspector's."""
+
+    def __init__(self, inspector: Any, routes: Mapping[str, Path]) -> None:
+        self.inspector = inspector
+        self.routes = {template: str(folder) for template, folder in routes.items()}
+        folders = {str(f): Path(f) for f in routes.values()}
+        self.adapters = AdapterSet(inspector.model, inspector.model_dir, folders)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inspector, name)
+
+    def inspect(self, image: Any, questions: Sequence[Any], *, roi: Any = None) -> list[Any]:
+        """`Inspector.inspect`, one adapter activation per group of questions sharing one."""
+        groups: dict[str | None, list[int]] = {}
+        for i, q in enumerate(questions if isinstance(questions, list | tuple) else ()):
+            name = q.get("template") if isinstance(q, dict) else getattr(q, "template", None)
+            route = self.routes.get(name) if isinstance(name, str) else None
+            groups.setdefault(route, []).append(i)
+        if len(groups) < 2:  # one adapter (or a malformed list: the Inspector says what is wrong)
+            self.adapters.activate(next(iter(groups), None))
+            return self.inspector.inspect(image, questions, roi=roi)
+        out: list[Any] = [None] * len(questions)
+        for route, indices in groups.items():
+            self.adapters.activate(route)
+            answered = self.inspector.inspect(image, [questions[i] for i in indices], roi=roi)
+            for i, result in zip(indices, answered, strict=True):
+                out[i] = result
+        return out
+
+    def view_tokens(self, image: Any, template: str, roi: Any = None) -> Any:
+        self.adapters.activate(self.routes.get(template))
+        return self.inspector.view_tokens(image, template, roi)
+
+
+def open_inspector(model_dir: Path, templates: Any, **kwargs: Any) -> Any:
+    """An Inspector on `model_dir` (keyword arguments: the Inspector's) that answers with the
+    folder's own adapters where it has them (a `RoutedInspector`), else the plain Inspector."""
+    from pnp_vision.inspect import Inspector
+
+    inspector = Inspector(model_dir, templates, **kwargs)
+    own = own_adapters(model_dir)
+    return RoutedInspector(inspector, own) if own else inspector
+
+
 __all__ = [
     "FORMAT",
     "META_FILE",
     "WEIGHTS_FILE",
     "AdapterSet",
+    "RoutedInspector",
     "base_fingerprint",
     "check_base",
     "fast_paths",
     "load_adapter",
     "lora_modules",
+    "open_inspector",
+    "own_adapters",
     "read_adapter_meta",
     "unload_adapter",
 ]

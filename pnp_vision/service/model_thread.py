@@ -55,6 +55,11 @@ class AdapterRoutes:
         """Each distinct folder once, by its name in replies (the folder path)."""
         return {str(f): Path(f) for f in [*self.templates.values(), *self.cameras.values()]}
 
+    def under(self, own: Mapping[str, Path]) -> AdapterRoutes:
+        """These routes with a model folder's own template adapters beneath them: a template
+        configured here keeps its adapter, the others of `own` take theirs."""
+        return AdapterRoutes({**own, **self.templates}, self.cameras) if own else self
+
     def route(self, template: str, camera: str | None) -> str | None:
         folder = self.templates.get(template)
         if folder is None and camera is not None:
@@ -184,6 +189,10 @@ class ModelThread(threading.Thread):
                 refuse_untrained=self.refuse_untrained,
                 refuse_unfamiliar=self.refuse_unfamiliar,
             )
+            from pnp_vision.inspect.adapters import own_adapters
+
+            # the folder's own adapters (`pnp-vision train`) route its taught templates
+            self.routes = self.routes.under(own_adapters(self.model_dir))
             folders = self.routes.folders()
             if folders:
                 from pnp_vision.inspect.adapters import AdapterSet

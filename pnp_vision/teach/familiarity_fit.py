@@ -46,10 +46,11 @@ def fit_familiarity(
 ) -> dict[str, dict[str, Any]]:
     """Fit and write the statistic of every template with both training and held-out views;
     with `keep`, the folder's other templates keep theirs. Returns the per-template records."""
-    from pnp_vision.inspect import Inspector
+    from pnp_vision.inspect.adapters import open_inspector
 
     started = time.monotonic()
-    inspector = Inspector(model_dir, templates, calibrated=False)
+    # each template's views through its own adapter where the folder has one (as it answers)
+    inspector = open_inspector(model_dir, templates, calibrated=False)
     train_tokens = collect_tokens(inspector, train)
     heldout_tokens = collect_tokens(inspector, heldout)
     fitted = {

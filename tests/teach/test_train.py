@@ -1,4 +1,5 @@
-"""`pnp-vision train` (no --lora): the shipped inspector fine-tuned on a rig's labelled frames."""
+"""`pnp-vision train` (no --lora): the shipped inspector taught a rig's check as a weights adapter
+in a new folder; every template it was not taught answers exactly as before."""
 
 from __future__ import annotations
 
@@ -12,159 +13,133 @@ import pytest
 
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.inspect import Inspector, Question, TemplateSet
+from pnp_vision.inspect.adapters import open_inspector, read_adapter_meta
 from pnp_vision.teach.lora import examples_from_recording
 from pnp_vision.teach.train import fine_tune
+from pnp_vision.teach.weights_loop import LoopConfig
 
 SHIPPED = PROJECT_ROOT / "models" / "pnp-inspector"
+TAUGHT = "nozzle_alignment"
 
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rig past the shipped model's ranges: 480x360, the crosshair 34-40 units off centre,
-    big tips drawn as outlines."""
+    big tips drawn as outlines; 60 frames, 30 of each nozzle_alignment answer (part_on_nozzle:
+    NO on every frame, an empty nozzle)."""
     out = tmp_path_factory.mktemp("rig") / "rec"
     subprocess.run(
         [sys.executable, "-m", "pnp_vision.devtools.make_recording", "--out", str(out),
-         "--frames", "24", "--seed", "11", "--size", "480x360", "--scenes", "nozzle_tip",
-         "--shift", "34:40", "--tip-radius", "50:56", "--tip-style", "outline"],
+         "--frames", "60", "--seed", "11", "--size", "480x360", "--scenes", "nozzle_tip",
+         "--shift", "34:40", "--tip-radius", "50:56", "--tip-style", "outline",
+         "--png-level", "1"],
         check=True, capture_output=True, timeout=600, cwd=PROJECT_ROOT,
     )  # fmt: skip
     return out
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pnp_vision.cli", "train", *args],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
-def test_fine_tune_writes_a_calibrated_model_folder_and_the_loss_falls(
+def test_fine_tune_adds_a_weights_adapter_and_leaves_every_other_template_as_it_was(
     rig: Path, tmp_path: Path
 ) -> None:
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
-    examples = examples_from_recording(rig, templates=["nozzle_alignment"])
+    examples = examples_from_recording(rig, templates=[TAUGHT])
     said: list[str] = []
+    out = tmp_path / "tuned"
     report = fine_tune(
-        SHIPPED, examples, tmp_path / "tuned", templates, steps=25, batch=4, lr=3e-4,
-        progress=said.append,
+        SHIPPED, examples, out, templates, steps=20, batch=4, lr=3e-4, recordings=[rig],
+        loop=LoopConfig(check_every=10), progress=said.append,
     )  # fmt: skip
-    assert report.train_examples + report.heldout_examples == len(examples) == 24
-    assert np.mean(report.losses[:5]) > np.mean(report.losses[-5:])
-    assert any(line.startswith("step 25/25 loss") for line in said)
-    assert set(report.accuracy_before) == set(report.accuracy_after) == {"nozzle_alignment"}
+    assert report.train_examples + report.heldout_examples == len(examples) == 60
+    assert any(line.startswith("step 20/20 loss") and "held-out loss" in line for line in said)
+    # few held-out questions: said as it starts, and again under the table
+    assert any(line.startswith("warning: nozzle_alignment: 12 held-out") for line in said)
+    summary = report.summary()
+    assert "95% interval" in summary and "warning: nozzle_alignment: 12 held-out" in summary
+    taught = report.taught[TAUGHT]
+    assert taught.heldout == 12 and taught.labels == {"NO": 30, "YES": 30}
+    assert taught.why.startswith(f"{100 * taught.after:.1f}% of 12 held-out questions")
 
-    calibration = json.loads((tmp_path / "tuned" / "calibration.json").read_text())
-    assert calibration["fine_tuned_on"] == ["nozzle_alignment"]
-    assert calibration["templates"]["nozzle_alignment"]["questions"] == report.heldout_examples
+    # the folder: the base's weights untouched, plus a weights adapter for the taught template
+    assert (out / "model.safetensors").read_bytes() == (SHIPPED / "model.safetensors").read_bytes()
+    meta = read_adapter_meta(out / "adapters" / TAUGHT)
+    assert meta["kind"] == "weights" and meta["templates"] == [TAUGHT]
+    assert any(name.startswith("vision_tower.blocks.0.") for name in meta["tensors"])
+
+    # what it was taught from
+    record = json.loads((out / "training.json").read_text())
+    shipped_record = json.loads((SHIPPED / "training.json").read_text())
+    assert record["config"] == shipped_record["config"]  # the base's own recipe, kept
+    (tune,) = record["fine_tunes"]
+    assert tune["recordings"] == [str(rig)] and tune["labels"] == {TAUGHT: {"NO": 30, "YES": 30}}
+    assert tune["steps"] == report.steps and tune["seconds"] > 0 and tune["cpu_seconds"] > 0
+    assert tune["heldout"][TAUGHT]["learned"] == taught.learned
+
+    # calibration and familiarity: refitted for the taught template, the base's for the others
+    calibration = json.loads((out / "calibration.json").read_text())
     shipped = json.loads((SHIPPED / "calibration.json").read_text())
-    assert calibration["templates"]["tombstone"] == shipped["templates"]["tombstone"]  # kept
-    assert (tmp_path / "tuned" / "training.json").is_file()
-    # The folder is an ordinary model folder: the Inspector loads it, and its weights moved.
-    tuned = Inspector(tmp_path / "tuned", templates)
-    base = Inspector(SHIPPED, templates)
-    question = [Question(template="nozzle_alignment")]
-    frame = Path(examples[0].image).read_bytes()
-    assert (
-        tuned.inspect(frame, question)[0].probabilities
-        != base.inspect(frame, question)[0].probabilities
-    )
+    assert calibration["templates"][TAUGHT]["questions"] == 12
+    for name in ("tombstone", "feeder_pocket_empty", "part_on_nozzle"):
+        assert calibration["templates"][name] == shipped["templates"][name]
+        assert name in calibration["learned_templates"]
+    assert (TAUGHT in calibration["learned_templates"]) == taught.learned
+    familiarity = json.loads((out / "familiarity.json").read_text())
+    assert familiarity["templates"][TAUGHT]["train_views"] == 48
+
+    # answers: the taught template through its adapter, every other one bit-identical
+    tuned, base = open_inspector(out, templates), Inspector(SHIPPED, templates)
+    asked = [Question(template=t) for t in ("tombstone", TAUGHT, "part_on_nozzle")]
+    for example in examples[:4]:
+        frame = Path(example.image).read_bytes()
+        mine, theirs = tuned.inspect(frame, asked), base.inspect(frame, asked)
+        assert mine[1].probabilities != theirs[1].probabilities
+        assert mine[1].familiar is not None  # the taught template has a statistic now
+        for i in (0, 2):
+            assert mine[i].probabilities == theirs[i].probabilities
+            assert (mine[i].confident, mine[i].trained) == (theirs[i].confident, theirs[i].trained)
+
+
+def test_train_refuses_a_template_it_cannot_teach_in_one_line(rig: Path, tmp_path: Path) -> None:
+    """The rig's labels also say part_on_nozzle NO on every frame: refused before any model
+    loads, saying what to label or how to leave it out; no folder written."""
+    out = tmp_path / "never"
+    done = _cli("--recording", str(rig), "--out", str(out))
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "[config_error]" in lines[0]
+    assert "cannot teach part_on_nozzle: its labels hold one answer only (60 NO)" in lines[0]
+    assert "label at least 20 YES" in lines[0] and "--template nozzle_alignment" in lines[0]
+    assert not out.exists()
 
 
 def test_train_refuses_a_non_empty_out_and_unlabelled_recordings(rig: Path, tmp_path: Path) -> None:
     out = tmp_path / "busy"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pnp_vision.cli",
-        "train",
-        "--recording",
-        str(rig),
-        "--out",
-        str(out),
-        "--steps",
-        "1",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    done = _cli("--recording", str(rig), "--template", TAUGHT, "--out", str(out), "--steps", "1")
     assert done.returncode == 3 and "is not empty (add --force" in done.stderr
     assert (out / "keep.txt").read_text() == "mine"
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "labels.jsonl").write_text("")
-    cmd[5] = str(bare)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    done = _cli("--recording", str(bare), "--out", str(tmp_path / "o"), "--steps", "1")
     assert done.returncode == 3 and "label" in done.stderr
 
 
-def test_augmented_mirrors_exactly_the_templates_view() -> None:
-    """A symmetric template's view is mirrored in place; the rest of the frame is untouched."""
-    import random
+def test_taught_frames_keep_their_label_balance_in_the_held_out_split(rig: Path) -> None:
+    """The split holds frames out with every question asked of them; both answers of the
+    taught template are in it (a template without held-out questions is refused)."""
+    from pnp_vision.teach.lora import split_heldout
 
-    from pnp_vision.inspect.views import render_view
-    from pnp_vision.teach.train import augmented
-
-    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
-    tombstone = templates.get("tombstone")
-    assert set(tombstone.symmetries) == {"flip_x", "flip_y"}
-    frame = np.random.default_rng(0).integers(0, 256, (360, 480, 3), dtype=np.uint8)
-    view = render_view(frame, tombstone.roi, tombstone.view)
-    seen = set()
-    rng = random.Random(3)
-    for _ in range(40):
-        out = augmented(frame, tombstone, rng)
-        got = render_view(out, tombstone.roi, tombstone.view)
-        flips = {
-            name
-            for name, want in (
-                ("", view), ("x", view[:, ::-1]), ("y", view[::-1]), ("xy", view[::-1, ::-1])
-            )
-            if np.array_equal(got, want)
-        }  # fmt: skip
-        assert len(flips) == 1
-        seen |= flips
-        assert np.array_equal(out[:, :40], frame[:, :40])  # outside the view's box
-    assert seen == {"", "x", "y", "xy"}
-    marking = templates.get("part_marking")  # text: no symmetry, the frame comes back as is
-    assert not marking.symmetries and augmented(frame, marking, rng) is frame
-
-
-def test_augmented_shifts_the_view_within_its_bound_and_the_frame() -> None:
-    """With `shift` the view is cut from a box moved by at most SHIFT of its size, never from
-    outside the frame, then mirrored: every pixel of the frame names where it came from."""
-    import random
-
-    from pnp_vision.inspect.views import view_box
-    from pnp_vision.teach.train import SHIFT, augmented
-
-    nozzle = TemplateSet.load(PROJECT_ROOT / "prompts").get("nozzle_alignment")
-    assert "shift" in nozzle.symmetries
-    ys, xs = np.mgrid[0:360, 0:480]
-    frame = np.stack([xs % 256, ys % 256, xs // 256 * 16 + ys // 256], axis=-1).astype(np.uint8)
-
-    def source(pixel: np.ndarray) -> tuple[int, int]:
-        return int(pixel[0]) + 256 * (int(pixel[2]) // 16), int(pixel[1]) + 256 * (
-            int(pixel[2]) % 16
-        )
-
-    rng = random.Random(5)
-    for template in (nozzle, nozzle.model_copy(update={"roi": (0.0, 0.0, 0.5, 0.5)})):
-        left, top, right, bottom = view_box((480, 360), template.roi, template.view)
-        width, height = right - left, bottom - top
-        moves = set()
-        for _ in range(40):
-            out = augmented(frame, template, rng)
-            box = out[top:bottom, left:right]
-            corners = [source(box[y, x]) for y, x in ((0, 0), (0, -1), (-1, 0), (-1, -1))]
-            x0, y0 = min(c[0] for c in corners), min(c[1] for c in corners)
-            dx, dy = x0 - left, y0 - top
-            assert abs(dx) <= SHIFT * width + 1 and abs(dy) <= SHIFT * height + 1
-            assert 0 <= x0 <= 480 - width and 0 <= y0 <= 360 - height
-            cut = frame[y0 : y0 + height, x0 : x0 + width]
-            assert any(
-                np.array_equal(box, flip)
-                for flip in (cut, cut[:, ::-1], cut[::-1], cut[::-1, ::-1])
-            )  # the moved box, whole, maybe mirrored: never stretched or mixed
-            outside = np.ones(frame.shape[:2], bool)
-            outside[top:bottom, left:right] = False
-            assert np.array_equal(out[outside], frame[outside])
-            moves.add((np.sign(dx), np.sign(dy)))
-        if template.roi[0] > 0:  # room on every side: it moves every way
-            assert {(-1, -1), (1, 1), (-1, 1), (1, -1)} <= moves
-        else:  # at the frame's corner: it can only move inwards
-            assert all(sx >= 0 and sy >= 0 for sx, sy in moves) and (1, 1) in moves
+    examples = examples_from_recording(rig, templates=[TAUGHT])
+    train, heldout = split_heldout(examples, 0.2, 0)
+    assert {e.answer for e in heldout} == {"YES", "NO"}
+    assert not {str(e.image) for e in train} & {str(e.image) for e in heldout}
+    assert np.isclose(len(heldout) / len(examples), 0.2)

@@ -299,6 +299,11 @@ class FastVision:
     def tower(self) -> Any:
         return self._tower()
 
+    def weights_changed(self) -> None:
+        """Drop the compiled passes: they hold the weights they were traced with (a template's
+        own weights swapped in, `template_weights.py`); the next call traces them again."""
+        self._passes.clear()
+
     @staticmethod
     def of(tower: Any) -> FastVision | None:
         """The fast path installed for `tower`, if any."""

@@ -1,0 +1,135 @@
+"""A template's own weights (a weights adapter in the model folder): swapped in for that template
+only, so every other template answers bit-identically to the base, and seen by the engine's fast
+paths (a compiled vision pass or fused language weights left stale would answer with the base).
+
+The folder is a copy of the shipped inspector with a weights adapter for nozzle_alignment whose
+patch is the base's tensors, perturbed: what the patch must change is known exactly (a folder
+with the same tensors merged into its weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.errors import ConfigError
+from pnp_vision.inspect import Inspector, Question, TemplateSet
+from pnp_vision.inspect.adapters import RoutedInspector, open_inspector, own_adapters
+from pnp_vision.inspect.runtime import setup_runtime
+from pnp_vision.teach.train import write_weights_adapter
+
+SHIPPED = PROJECT_ROOT / "models" / "pnp-inspector"
+DEMO = PROJECT_ROOT / "recordings" / "demo"
+TAUGHT = "nozzle_alignment"
+MIXED = [
+    Question(template="tombstone"),
+    Question(template=TAUGHT),
+    Question(template="part_on_nozzle"),
+    Question(template="polarity_mark", params={"corner": "top_left"}),
+]
+
+
+def _patch(model) -> dict:
+    """The base's tensors of the last vision block, the merger and the language model,
+    each moved by a tenth of its own spread (deterministic)."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    rng = np.random.default_rng(5)
+    out = {}
+    for name, value in tree_flatten(model.parameters()):
+        if name.startswith(("vision_tower.blocks.3.", "vision_tower.merger.", "language_model.")):
+            base = np.array(value)
+            noise = rng.standard_normal(base.shape).astype(np.float32)
+            out[name] = mx.array(base + 0.1 * (base.std() + 1e-3) * noise)
+    return out
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a folder with a weights adapter for TAUGHT, the same patch merged into every weight)."""
+    from mlx.utils import tree_unflatten
+
+    from pnp_vision.teach.trainer import save_weights
+
+    root = tmp_path_factory.mktemp("template-weights")
+    taught, merged = root / "taught", root / "merged"
+    shutil.copytree(SHIPPED, taught)
+    shutil.copytree(SHIPPED, merged)
+    inspector = Inspector(merged, TemplateSet.load(PROJECT_ROOT / "prompts"))
+    patch = _patch(inspector.model)
+    write_weights_adapter(taught, [TAUGHT], patch, {"test": True})
+    inspector.model.update(tree_unflatten(list(patch.items())))
+    save_weights(inspector.model, merged)
+    return taught, merged
+
+
+def _frames() -> list[bytes]:
+    return [p.read_bytes() for p in sorted(DEMO.glob("*.png"))[:6]]
+
+
+def _answers(inspector, questions=MIXED) -> list[list[dict[str, float]]]:
+    return [[r.probabilities for r in inspector.inspect(f, questions)] for f in _frames()]
+
+
+def test_the_folder_routes_its_taught_template_to_its_own_weights(folders) -> None:
+    taught, merged = folders
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    assert own_adapters(taught) == {TAUGHT: taught / "adapters" / TAUGHT}
+    routed = open_inspector(taught, templates)
+    assert isinstance(routed, RoutedInspector)
+    assert isinstance(open_inspector(SHIPPED, templates), Inspector)  # no adapters: as it was
+    base = _answers(Inspector(SHIPPED, templates))
+    mine = _answers(routed)
+    reference = _answers(Inspector(merged, templates), [Question(template=TAUGHT)])
+    for frame_base, frame_mine, frame_ref in zip(base, mine, reference, strict=True):
+        for i, q in enumerate(MIXED):
+            if q.template == TAUGHT:
+                assert frame_mine[i] != frame_base[i]  # the patch answers it ...
+                for answer, p in frame_ref[0].items():  # ... exactly as the merged weights do
+                    assert frame_mine[i][answer] == pytest.approx(p, abs=1e-5)
+            else:
+                assert frame_mine[i] == frame_base[i]  # bit-identical, not approximately
+    # alone, and after the taught template's weights were in place: still bit-identical
+    alone = _answers(routed, [Question(template="tombstone")])
+    assert [a[0] for a in alone] == [b[0] for b in base]
+
+
+def test_the_fast_paths_see_the_swapped_weights(folders) -> None:
+    """With compiled vision passes and fused language weights (what GPUs run), switching
+    between the taught template and the others gives each its own weights' answers."""
+    taught, _ = folders
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    compiled = dataclasses.replace(setup_runtime(), compile=True)
+    fast = open_inspector(taught, templates, runtime=compiled)
+    assert "fused" in "; ".join(fast.inspector.fast_paths)
+    plain = _answers(open_inspector(taught, templates))
+    for _ in range(2):  # back and forth: every switch remakes what holds the weights
+        got = _answers(fast)
+        for frame_got, frame_plain in zip(got, plain, strict=True):
+            for g, p in zip(frame_got, frame_plain, strict=True):
+                for answer in p:
+                    assert g[answer] == pytest.approx(p[answer], abs=1e-4)
+
+
+def test_a_patch_that_does_not_fit_the_model_is_a_config_error(folders, tmp_path) -> None:
+    import mlx.core as mx
+
+    taught, _ = folders
+    bad = tmp_path / "bad"
+    shutil.copytree(taught, bad)
+    weights = bad / "adapters" / TAUGHT / "weights.safetensors"
+    mx.save_safetensors(str(weights), {"vision_tower.blocks.9.norm1.weight": mx.zeros((64,))})
+    with pytest.raises(ConfigError, match=r"blocks\.9\.norm1\.weight is not a parameter"):
+        open_inspector(bad, TemplateSet.load(PROJECT_ROOT / "prompts"))
+    meta = json.loads((bad / "adapters" / TAUGHT / "pnp_adapter.json").read_text())
+    meta["base"]["fingerprint"] = "0" * 16
+    (bad / "adapters" / TAUGHT / "pnp_adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="was made for base"):
+        open_inspector(bad, TemplateSet.load(PROJECT_ROOT / "prompts"))
