@@ -133,3 +133,34 @@ def test_a_patch_that_does_not_fit_the_model_is_a_config_error(folders, tmp_path
     (bad / "adapters" / TAUGHT / "pnp_adapter.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="was made for base"):
         open_inspector(bad, TemplateSet.load(PROJECT_ROOT / "prompts"))
+
+
+def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(folders) -> None:
+    """`PNP_VISION_MODEL_DIR=<the folder> pnp-vision worker`: the taught template is answered by
+    the folder's own adapter (named in the reply and in status), the others by the base,
+    bit-identically to the base folder in process."""
+    import tempfile
+
+    from pnp_vision.client import VisionClient
+    from pnp_vision.stack.launch import service_stack
+
+    taught, _ = folders
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    frame = _frames()[0]
+    base = Inspector(SHIPPED, templates).inspect(frame, MIXED)
+    routed = open_inspector(taught, templates).inspect(frame, MIXED)
+    with (
+        tempfile.TemporaryDirectory(prefix="pnpw-", dir="/tmp") as run_dir,  # short ipc paths
+        service_stack(model_dir=taught, run_dir=Path(run_dir)) as running,
+        VisionClient(running.requests_endpoint, timeout=30.0, retries=0) as vision,
+    ):
+        asked = [(q.template, q.params) for q in MIXED]
+        got = vision.inspect_many("demo", asked, image=frame).results
+        route = str(taught / "adapters" / TAUGHT)
+        assert vision.status().model.adapters == {f"template:{TAUGHT}": route}
+    for q, wire, mine, theirs in zip(MIXED, got, routed, base, strict=True):
+        if q.template == TAUGHT:
+            assert wire.adapter == route and wire.probabilities == mine.probabilities
+            assert wire.probabilities != theirs.probabilities
+        else:
+            assert wire.adapter is None and wire.probabilities == theirs.probabilities
