@@ -301,18 +301,18 @@ def _device() -> str:
 
 
 def _tokenizer_corpus(folder: Path) -> Path:
-    """A prompts folder for the tokenizer trainer: the shipped templates plus the text around
-    them (system texts, chat roles), repeated so BPE makes them single tokens. Shorter prompts
-    make every training step cheaper; the builder reads these files as plain text only."""
+    """A corpus for the tokenizer trainer: what the model is asked (each template's question
+    with every choice of its parameters, its system text and answers) and the chat roles,
+    repeated so BPE makes them single tokens. Shorter prompts make every training step
+    cheaper. Only these texts count, never the template files' comments, so editing a comment
+    in prompts/ cannot change the tokenizer of a retrained model."""
     from pnp_vision.inspect import TemplateSet
 
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     folder.mkdir()
-    for path in sorted((PROJECT_ROOT / "prompts").glob("*.toml")):
-        shutil.copy(path, folder / path.name)
     lines = ["system", "user", "assistant"]
     for t in templates:
-        lines.append(t.system)
+        lines += [t.system, t.question, " ".join(t.answers)]
         for name, param in t.params.items():
             for value in param.choices or []:
                 lines.append(t.question.replace("{" + name + "}", value))
@@ -486,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean-steps", type=int, help="first steps on clean frames")
     p.add_argument("--init-from", type=Path, help="continue from a model folder trained here")
     p.add_argument("--mix", help="frames per scene per batch, e.g. nozzle_tip=2,chip=1,...")
+    p.add_argument("--templates", help="templates to learn, comma-separated (default: the four)")
     p.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig number"
     )
@@ -504,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
         except ValueError:
             raise SystemExit(f"--mix {args.mix}: write SCENE=FRAMES,... (nozzle_tip=16)") from None
+    if args.templates:
+        overrides["templates"] = tuple(t.strip() for t in args.templates.split(",") if t.strip())
     if args.clean_steps is not None:
         overrides["clean_steps"] = args.clean_steps
     if args.lr is not None:

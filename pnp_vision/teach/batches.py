@@ -59,6 +59,28 @@ class Tables:
     templates: tuple[str, ...]
     length: int
     caps: dict[str, int] = field(default_factory=dict)  # per batch: at most N of each answer
+    # Templates with a free-text parameter (part_marking's marking): the prompt text with a
+    # sentinel per parameter, tokenized per question with the model's own tokenizer (its JSON,
+    # so helper processes can rebuild it), the image placeholder expanded to `image_tokens`.
+    free: dict[str, str] = field(default_factory=dict)
+    tokenizer_json: str = ""
+    image_token: int = 0
+    image_tokens: int = 0
+
+    def prompt_ids(self, template: str, params: dict[str, str]) -> tuple[int, ...]:
+        """The question's token ids, exactly as the Inspector makes them."""
+        key = (template, tuple(sorted(params.items())))
+        ids = self.prompts.get(key)
+        if ids is not None:
+            return ids
+        if template not in self.free:
+            raise KeyError(f"no prompt for {template} {params}")
+        return _free_prompt(self, template, key[1])
+
+
+_SENTINEL = "\x00{}\x00"  # a parameter's place in a free template's prompt text
+_TOKENIZERS: dict[int, Any] = {}  # per process: the tokenizer rebuilt from a Tables' JSON
+_FREE_IDS: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]] = {}
 
 
 def _param_sets(template: Any) -> list[dict[str, str]]:
@@ -69,6 +91,29 @@ def _param_sets(template: Any) -> list[dict[str, str]]:
             raise ValueError(f"template {template.name!r}: parameter {name!r} has no fixed choices")
         combos = [{**c, name: v} for c in combos for v in param.choices]
     return combos
+
+
+def _free_prompt(tables: Tables, template: str, params: tuple[tuple[str, str], ...]) -> tuple:
+    key = (template, params)
+    ids = _FREE_IDS.get(key)
+    if ids is None:
+        from tokenizers import Tokenizer
+
+        tokenizer = _TOKENIZERS.get(id(tables))
+        if tokenizer is None:
+            tokenizer = _TOKENIZERS[id(tables)] = Tokenizer.from_str(tables.tokenizer_json)
+        text = tables.free[template]
+        for name, value in params:
+            text = text.replace(_SENTINEL.format(name), value)
+        raw = tokenizer.encode(text, add_special_tokens=False).ids
+        at = raw.index(tables.image_token)
+        ids = tuple(raw[:at] + [tables.image_token] * tables.image_tokens + raw[at + 1 :])
+        if len(ids) > tables.length:
+            raise ValueError(f"a {template} prompt of {len(ids)} tokens exceeds {tables.length}")
+        if len(_FREE_IDS) > 100_000:
+            _FREE_IDS.clear()
+        _FREE_IDS[key] = ids
+    return ids
 
 
 def build_tables(
@@ -105,6 +150,8 @@ def build_tables(
     prompts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, ...]] = {}
     targets: dict[tuple[str, str], int] = {}
     answer_ids: tuple[int, ...] | None = None
+    free: dict[str, str] = {}
+    free_room = 0  # tokens a free parameter may add (at most one per character)
     for name in templates:
         plan = inspector.answer_plan(name)
         if not plan.one_pass:
@@ -115,19 +162,41 @@ def build_tables(
         answer_ids = answer_ids or tokens
         for answer, token in zip(plan.answers, tokens, strict=True):
             targets[(name, answer)] = answer_ids.index(token)
-        for params in _param_sets(inspector.templates.get(name)):
+        template = inspector.templates.get(name)
+        if any(not p.choices for p in template.params.values()):
+            sentinels = {n: _SENTINEL.format(n) for n in template.params}
+            free[name] = _render(inspector, name, sentinels)
+            room = sum(p.max_length or 64 for p in template.params.values())
+            base = len(tokenizer.encode(free[name], add_special_tokens=False))
+            free_room = max(free_room, base + room + n_tokens)
+            continue
+        for params in _param_sets(template):
             text = inspector.prompt(Question(template=name, params=params))
             ids = list(tokenizer.encode(text, add_special_tokens=False))
             at = ids.index(adapter.image_token_id)
             ids = ids[:at] + [adapter.image_token_id] * n_tokens + ids[at + 1 :]
             prompts[(name, tuple(sorted(params.items())))] = tuple(ids)
-    longest = max(map(len, prompts.values()))
+    longest = max([free_room, *map(len, prompts.values())])
     if length and longest > length:
         raise ValueError(f"prompt of {longest} tokens exceeds the batch length {length}")
     return Tables(
         pixels, views, prompts, answer_ids or (), targets,
-        tuple(templates), length or longest, dict(caps or {}),
+        tuple(templates), length or longest, dict(caps or {}), free,
+        tokenizer.backend_tokenizer.to_str() if free else "", adapter.image_token_id, n_tokens,
     )  # fmt: skip
+
+
+def _render(inspector: Any, name: str, params: dict[str, str]) -> str:
+    """The Inspector's prompt text for `name` with these parameter values, unchecked (the
+    sentinels are no valid values)."""
+    template = inspector.templates.get(name)
+    question = template.question
+    for key, value in params.items():
+        question = question.replace("{" + key + "}", value)
+    messages = inspector.adapter.messages(template.system, question)
+    return inspector.processor.tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
 
 
 def encode_image(tables: Tables, bgr: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +244,7 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
             grids.append(grid)
             points.append(_view_points(drawn.get(view), bgr.shape, view, grid))
         for q in kept:
-            seq = tables.prompts[(q["template"], tuple(sorted(q["params"].items())))]
+            seq = tables.prompt_ids(q["template"], q["params"])
             ids.append(list(seq) + [0] * (tables.length - len(seq)))
             last.append(len(seq) - 1)
             frame_of.append(seen[tables.views[q["template"]]])
