@@ -18,9 +18,12 @@ if [ "$stage" = part1 ]; then
   mkdir -p /var/tmp/mlxparts && cp .mlxcuda/a/* /var/tmp/mlxparts/ && echo "part 1 copied"
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
   nproc
+  (setsid nohup sleep 1200 > /dev/null 2>&1 &)  # does a detached process outlive the call?
   exit 0
 fi
 if [ "$stage" = start ]; then
+  if pgrep -x sleep > /dev/null; then echo "detached processes outlive a call"; else
+    echo "detached processes DO NOT outlive a call"; fi
   source .mlxcuda/b/install.sh || { echo "mlx bundle install failed ($?)"; exit 3; }
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   # a copy of the tree: later calls replace the working tree, the runs keep theirs
