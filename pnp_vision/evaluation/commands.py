@@ -15,14 +15,15 @@ def _run(args: argparse.Namespace) -> int:
     from pnp_vision.evaluation.evaluate import evaluate
     from pnp_vision.evaluation.labels import load_labels
     from pnp_vision.evaluation.report import render_text
-    from pnp_vision.inspect import Inspector, TemplateSet
+    from pnp_vision.inspect import TemplateSet
+    from pnp_vision.inspect.adapters import open_inspector
 
     load_labels(args.recording)  # a missing folder or label file, before the model loads
     settings = load_settings()
     model_dir = args.model or settings.model_dir
     min_confidence = settings.min_confidence if args.min_confidence is None else args.min_confidence
     templates = TemplateSet.load(args.prompts or settings.prompts_dir)
-    inspector = Inspector(
+    inspector = open_inspector(  # a taught folder's templates through their own weights
         model_dir,
         templates,
         min_confidence=min_confidence,

@@ -43,7 +43,8 @@ def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from pnp_vision.config import load_settings
-    from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect import Question, TemplateSet
+    from pnp_vision.inspect.adapters import open_inspector
     from pnp_vision.inspect.imageprep import read_image_file
     from pnp_vision.inspect.runtime import setup_runtime
     from pnp_vision.inspect.templates import parse_params
@@ -60,7 +61,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     templates.render(question)  # bad template/params fail before the model loads
     image = read_image_file(args.image)  # before the model loads
     t0 = time.perf_counter()
-    inspector = Inspector(
+    inspector = open_inspector(  # a taught folder's templates through their own weights
         settings.model_dir,
         templates,
         min_confidence=settings.min_confidence,

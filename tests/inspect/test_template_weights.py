@@ -164,3 +164,24 @@ def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(fold
             assert wire.probabilities != theirs.probabilities
         else:
             assert wire.adapter is None and wire.probabilities == theirs.probabilities
+
+
+def test_the_inspect_command_answers_through_the_folders_own_weights(folders) -> None:
+    """`pnp-vision inspect --model <taught folder>` (and `eval`, through the same
+    `open_inspector`) answers as the worker does, not as the bare base."""
+    import subprocess
+    import sys
+
+    taught, _ = folders
+    image = sorted(DEMO.glob("*nozzle_tip.png"))[0]
+    done = subprocess.run(
+        [sys.executable, "-m", "pnp_vision.cli", "inspect", "--model", str(taught), "--image",
+         str(image), "--template", TAUGHT, "--json"],
+        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    (mine,) = open_inspector(taught, templates).inspect(image.read_bytes(), [MIXED[1]])
+    (base,) = Inspector(SHIPPED, templates).inspect(image.read_bytes(), [MIXED[1]])
+    got = json.loads(done.stdout)["probabilities"]
+    assert got == pytest.approx(mine.probabilities, abs=1e-6) and got != base.probabilities
