@@ -116,10 +116,26 @@ def write_cameras(folder: Path, count: int, recording: Path, fps: float) -> list
     return names
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(
-    endpoint: str, cameras: list[str], templates: list[str], warmup: float, seconds: float
+    endpoint: str,
+    cameras: list[str],
+    templates: list[str],
+    warmup: float,
+    seconds: float,
+    pids: list[int] = (),
 ) -> dict[str, Any]:
-    """len(cameras) controllers, controller k asking about cameras[k] as fast as answers come."""
+    """len(cameras) controllers, controller k asking about cameras[k] as fast as answers come;
+    `pids`: the worker processes whose CPU time per answer is reported (a figure other jobs on
+    shared cores disturb less than answers/s)."""
     from pnp_vision.client import VisionClient
     from pnp_vision.errors import Busy
 
@@ -168,8 +184,13 @@ def drive(
     now = time.monotonic()
     marks["from"], marks["end"] = now + warmup, now + warmup + seconds
     start.wait(timeout=120.0)
+    time.sleep(max(0.0, marks["from"] - time.monotonic()))  # the warm-up, not counted
+    cpu_from = [cpu_seconds(pid) for pid in pids]
+    time.sleep(max(0.0, marks["end"] - time.monotonic()))
+    cpu_to = [cpu_seconds(pid) for pid in pids]
     for t in threads:
         t.join(warmup + seconds + 120)
+    used = [b - a for a, b in zip(cpu_from, cpu_to, strict=True) if a is not None and b is not None]
     seen = sorted(batches.elements())
     return {
         "controllers": len(cameras),
@@ -182,6 +203,9 @@ def drive(
         "batch_sizes": {str(k): v for k, v in sorted(batches.items())},
         "batch_mean": round(statistics.fmean(seen), 2) if seen else None,
         "batch_max": max(seen) if seen else None,
+        "worker_cpu_ms_per_answer": (
+            round(sum(used) * 1000 / counts["ok"], 3) if used and counts["ok"] else None
+        ),
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
@@ -283,7 +307,12 @@ def main() -> int:
                 row: dict[str, Any] = {"controllers": k}
                 for name in order:
                     got = drive(
-                        workers[name].endpoint, names[:k], templates, args.warmup, args.seconds
+                        workers[name].endpoint,
+                        names[:k],
+                        templates,
+                        args.warmup,
+                        args.seconds,
+                        [workers[name].pid],
                     )
                     row[name] = got
                     _progress(name, got)
@@ -294,9 +323,21 @@ def main() -> int:
                 two = {
                     "controllers": k,
                     "one": drive(
-                        workers["batched"].endpoint, names[:k], templates, args.warmup, args.seconds
+                        workers["batched"].endpoint,
+                        names[:k],
+                        templates,
+                        args.warmup,
+                        args.seconds,
+                        [workers["batched"].pid],
                     ),
-                    "two": drive(both, names[:k], templates, args.warmup, args.seconds),
+                    "two": drive(
+                        both,
+                        names[:k],
+                        templates,
+                        args.warmup,
+                        args.seconds,
+                        [workers["batched"].pid, workers["batched2"].pid],
+                    ),
                 }
                 _progress("batched x1", two["one"])
                 _progress("batched x2", two["two"])
@@ -329,13 +370,14 @@ def _progress(name: str, got: dict[str, Any]) -> None:
     print(
         f"  {name:<10} K={got['controllers']:>2} {got['answers_per_s']:>8.1f}/s "
         f"p50 {got['p50_ms']} p99 {got['p99_ms']} ms batch {got['batch_mean']} "
-        f"busy {got['busy']} errors {got['error']} load {got['load_before']}",
+        f"busy {got['busy']} errors {got['error']} worker CPU "
+        f"{got['worker_cpu_ms_per_answer']} ms/answer load {got['load_before']}",
         flush=True,
     )
 
 
 def _ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:.2f}x" if a is not None and b else "-"
+    return f"{a / b:.2f}" if a is not None and b else "-"
 
 
 def _print(r: dict[str, Any]) -> None:
@@ -345,22 +387,26 @@ def _print(r: dict[str, Any]) -> None:
         f"{info.get('dtype')}), {r['machine']['cpus']} CPUs, batch_size {r['batch_size']}, "
         f"batch_wait_s {r['batch_wait_s']}, templates {', '.join(r['templates'])}"
     )
+    print("(/s: answers per second; p50/p99: round trip ms; cpu: worker CPU ms per answer)")
     head = (
-        f"{'K':>3} | {'one at a time: /s':>17} {'p50':>7} {'p99':>7} | {'batched: /s':>11} "
-        f"{'p50':>7} {'p99':>7} {'batch':>5} {'max':>4} {'busy':>4} {'err':>4} | "
-        f"{'/s ratio':>8} {'p99 ratio':>9} | {'load':>4}"
+        f"{'K':>3} | {'one at a time /s':>16} {'p50':>6} {'p99':>6} {'cpu':>5} | "
+        f"{'batched /s':>10} {'p50':>6} {'p99':>6} {'cpu':>5} {'batch':>5} {'max':>3} "
+        f"{'busy':>4} {'err':>3} | {'/s':>5} {'p99':>5} {'cpu':>5} | {'load':>4}"
     )
     print(head)
     print("-" * len(head))
     for row in r["levels"]:
         p, b = row["peer"], row["batched"]
         print(
-            f"{row['controllers']:>3} | {p['answers_per_s']:>17.1f} {p['p50_ms'] or 0:>7.1f} "
-            f"{p['p99_ms'] or 0:>7.1f} | {b['answers_per_s']:>11.1f} {b['p50_ms'] or 0:>7.1f} "
-            f"{b['p99_ms'] or 0:>7.1f} {b['batch_mean'] or 0:>5.1f} {b['batch_max'] or 0:>4} "
-            f"{b['busy'] + p['busy']:>4} {b['error'] + p['error']:>4} | "
-            f"{_ratio(b['answers_per_s'], p['answers_per_s']):>8} "
-            f"{_ratio(b['p99_ms'], p['p99_ms']):>9} | {b['load_before']:>4.1f}"
+            f"{row['controllers']:>3} | {p['answers_per_s']:>16.1f} {_f(p['p50_ms'])} "
+            f"{_f(p['p99_ms'])} {_f(p['worker_cpu_ms_per_answer'], 5, 2)} | "
+            f"{b['answers_per_s']:>10.1f} {_f(b['p50_ms'])} {_f(b['p99_ms'])} "
+            f"{_f(b['worker_cpu_ms_per_answer'], 5, 2)} {_f(b['batch_mean'], 5)} "
+            f"{b['batch_max'] or 0:>3} {b['busy'] + p['busy']:>4} {b['error'] + p['error']:>3} | "
+            f"{_ratio(b['answers_per_s'], p['answers_per_s']):>5} "
+            f"{_ratio(b['p99_ms'], p['p99_ms']):>5} "
+            f"{_ratio(b['worker_cpu_ms_per_answer'], p['worker_cpu_ms_per_answer']):>5} | "
+            f"{b['load_before']:>4.1f}"
         )
     two = r["two_workers"]
     if two:
@@ -371,6 +417,10 @@ def _print(r: dict[str, Any]) -> None:
             f"against one: {one['answers_per_s']:.1f}/s (p99 {one['p99_ms']} ms): "
             f"{_ratio(both['answers_per_s'], one['answers_per_s'])}"
         )
+
+
+def _f(value: float | None, width: int = 6, digits: int = 1) -> str:
+    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
 
 if __name__ == "__main__":
