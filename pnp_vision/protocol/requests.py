@@ -269,7 +269,9 @@ class QuestionResult(StrictModel):
     familiarity: float | None = None  # the view's score / the fitted threshold (<= 1 familiar)
     timings: AnswerTimings
     adapter: str | None = Field(
-        None, description="The LoRA adapter that answered (its folder); null: the bare base."
+        None,
+        description="The adapter that answered (its folder: a LoRA adapter from the settings,"
+        " or a taught template's own weights in the model folder); null: the bare base.",
     )
 
 
