@@ -18,7 +18,9 @@ Several workers (one per GPU or host): give the endpoints comma-separated
 (`"tcp://gpu1:5556,tcp://gpu2:5556"`, or a list). One DEALER connected to every ready worker
 spreads the requests (`pool`: ZeroMQ's round robin; health from each worker's `status`); a
 request a worker answers `busy` or `shutting_down`, or that was on a worker whose connection
-went down, goes to another at once, with the same id and bytes.
+went down, goes to another at once, with the same id and bytes. What each worker holds for itself
+goes to each: `recent` merges their histories, `crop` and `outcome` find the worker that made the
+inspection, `reload` reloads them one after another; `status` is one worker's (`workers()`: all).
 
     with VisionClient("tcp://127.0.0.1:5556") as vc:
         r = vc.inspect("top", "part_marking", {"marking": "R0603"}, frame="fresh")
@@ -280,7 +282,8 @@ class VisionClient:
         )
 
     def _request_pool(self, request: Any, frames: list[bytes]) -> tuple[Reply, float]:
-        """`request` over several workers: the same Lazy Pirate tries, each spread by the pool."""
+        """`request` over several workers: the same Lazy Pirate tries, each spread by the pool;
+        what each worker holds for itself (`recent`, `crop`, `outcome`, `reload`) goes to each."""
         pool = self._workers()
         started = time.monotonic()
         if not self._pool_ready:
@@ -290,6 +293,9 @@ class VisionClient:
                 )
                 raise NoWorker(f"no worker ready at {self.endpoint} ({reasons})")
             self._pool_ready = True
+        if request.kind in _EACH_WORKER:
+            reply = self._each_worker(pool, request, frames)
+            return reply, (time.monotonic() - started) * 1000
         for attempt in range(self.retries + 1):
             reply = pool.ask(frames, request.id, time.monotonic() + self.timeout)
             if reply is not None:
@@ -305,6 +311,36 @@ class VisionClient:
             f"no reply from any worker at {self.endpoint} to {request.kind} {request.id} after "
             f"{tries} {'try' if tries == 1 else 'tries'} of {self.timeout:g} s"
         )
+
+    def _each_worker(self, pool: WorkerPool, request: Any, frames: list[bytes]) -> Reply:
+        """`request` to every ready worker, each on its own socket: `recent` merges their
+        histories (newest first), `crop` and `outcome` take the worker that made the inspection,
+        `reload` reloads them one after another (the others answer meanwhile) and stops at the
+        first failure."""
+        replies: list[Reply] = []
+        for endpoint in pool.ready():
+            reply = pool.direct(endpoint, frames, request.id, time.monotonic() + self.timeout)
+            if reply is None:
+                continue  # that worker did not answer in time; the others may
+            replies.append(reply)
+            if (request.kind == "reload" and not reply.ok) or (
+                request.kind in ("crop", "outcome") and reply.ok
+            ):
+                break
+        if not replies:
+            raise ServiceTimeout(f"no worker at {self.endpoint} answered {request.kind}")
+        failed = [r for r in replies if not r.ok]
+        answered = [r for r in replies if r.ok]
+        if not answered or (request.kind == "reload" and failed):
+            error = failed[-1].error
+            assert error is not None
+            raise error_for_code(error.code, error.message)
+        if request.kind != "recent":
+            return answered[-1]
+        seen = [i for r in answered for i in RecentResult.model_validate(r.result).inspections]
+        newest = sorted(seen, key=lambda i: i.time, reverse=True)[: request.limit]
+        merged = RecentResult(inspections=newest).model_dump(mode="json")
+        return answered[0].model_copy(update={"result": merged})
 
     def _workers(self) -> WorkerPool:
         if self._pool is None:
@@ -504,6 +540,10 @@ class VisionClient:
             round_trip_ms=round(round_trip, 3),
             model=result.model,
         )
+
+
+# What only the worker holding the answer can answer, or what every worker must get.
+_EACH_WORKER = frozenset({"recent", "crop", "outcome", "reload"})
 
 
 def _new_id() -> str:

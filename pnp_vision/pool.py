@@ -97,6 +97,7 @@ class WorkerPool:
         self._connected: set[str] = set()  # connect() called on the request socket
         self._up: set[str] = set()  # ... and its handshake done
         self._probe_ids = 0
+        self._direct: dict[str, Reply | None] = {}  # id -> reply of a request to one worker
         for endpoint in self.endpoints:
             self._probes[endpoint] = self._dealer(endpoint, immediate=False)
 
@@ -153,7 +154,14 @@ class WorkerPool:
             self._probe_events(endpoint, monitor)
             health = self.health[endpoint]
             while sock.poll(0):
-                self._on_probe_reply(health, sock.recv_multipart(), now)
+                try:
+                    reply = _reply(sock.recv_multipart())
+                except PnpVisionError:  # a status answer we cannot read: as none
+                    continue
+                if reply is not None and reply.id in self._direct:
+                    self._direct[reply.id] = reply  # a request to this worker itself
+                elif reply is not None:
+                    self._on_probe_reply(health, reply, now)
             if health.asked is not None and now - health.asked > max(2.0, self.probe_every_s):
                 health.ready, health.asked = False, None
                 health.error = health.error or "no status answer within 2 s"
@@ -186,11 +194,10 @@ class WorkerPool:
                 health.ready, health.error = False, "disconnected"
 
     @staticmethod
-    def _on_probe_reply(health: WorkerHealth, frames: list[bytes], now: float) -> None:
+    def _on_probe_reply(health: WorkerHealth, reply: Reply, now: float) -> None:
         try:
-            reply = decode_reply(frames[-1])
             status = StatusResult.model_validate(reply.result) if reply.ok else None
-        except (PnpVisionError, ValidationError):
+        except ValidationError:
             return
         health.asked, health.seen, health.status = None, now, status
         health.ready = status is not None and status.ready and not status.draining
@@ -304,6 +311,27 @@ class WorkerPool:
                     return False
         return False
 
+    def direct(
+        self, endpoint: str, frames: list[bytes], request_id: str, end: float
+    ) -> Reply | None:
+        """`frames` to one worker (on its probe socket: what only that worker can answer, such
+        as a crop of an inspection it made, or a reload); its reply, or None by `end`."""
+        sock, _ = self._probes[endpoint]
+        self._direct[request_id] = None
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            while (reply := self._direct[request_id]) is None:
+                now = time.monotonic()
+                if now >= end:
+                    return None
+                self._wait(min(end, now + 0.25))
+                self.refresh(time.monotonic())
+            return reply
+        except zmq.Again:  # its queue is full: that worker is down
+            return None
+        finally:
+            self._direct.pop(request_id, None)
+
     def _wait(self, until: float) -> bool:
         """Poll the request socket, its monitor and the probes until one is readable or
         `until`; True if the request socket is."""
@@ -324,7 +352,7 @@ def _reply(frames: list[bytes]) -> Reply | None:
     body = [f for f in frames if f]
     if len(body) != 1:
         return None
-    return decode_reply(body[0])
+    return decode_reply(body[0])  # Internal if it is no protocol message
 
 
 __all__ = ["WorkerHealth", "WorkerPool", "split_endpoints"]

@@ -3,7 +3,8 @@ one capture daemon, the client's one DEALER connected to each ready worker.
 
 A worker SIGKILLed while it holds requests loses none (they go to the other at once, not after
 a timeout); a worker that answers `busy` or drains passes its requests on; a down endpoint is
-left out by the health probes; with none up the client says `no_worker`. A worker subscribes
+left out by the health probes; with none up the client says `no_worker`. History, crops and
+reloads reach every worker. A worker subscribes
 to every capture daemon whose cameras it serves (comma-separated frames endpoints).
 """
 
@@ -187,6 +188,20 @@ def test_a_busy_or_draining_worker_passes_requests_on(start, capture) -> None:
     assert parked.poll(30_000), "the parked request got no reply"
     parked.close(linger=0)
     assert a.wait(30.0) == 0
+
+
+def test_history_crops_and_reloads_reach_every_worker(start) -> None:
+    a, b = start("ha"), start("hb")
+    with VisionClient(f"{a.endpoint},{b.endpoint}", timeout=30.0) as client:
+        asked = [client.inspect(CAMERA, "tombstone").id for _ in range(6)]
+        by_worker = {w.endpoint: _status(w).counters["inspect"] for w in (a, b)}
+        assert all(n >= 1 for n in by_worker.values()), by_worker  # both answered some
+        seen = [i.id for i in client.recent(limit=20)]
+        assert set(asked) <= set(seen)  # both workers' histories, merged
+        assert all(client.crop(request_id)[:8] == b"\x89PNG\r\n\x1a\n" for request_id in asked)
+        reloaded = client.reload()
+        assert reloaded.model.generation == 2
+    assert [_status(w).model.identity.generation for w in (a, b)] == [2, 2]
 
 
 def test_health_leaves_out_a_down_endpoint_and_none_up_is_no_worker(start, run_dir) -> None:
