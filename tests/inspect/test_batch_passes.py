@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pnp_vision.inspect.loading import load_model
+from pnp_vision.inspect.models import patching
 from pnp_vision.inspect.models.qwen2_5_vl import language, vision
 from pnp_vision.inspect.models.qwen2_5_vl.adapter import batch_bucket, packed_bucket
 from pnp_vision.inspect.runtime import setup_runtime
@@ -118,3 +119,29 @@ def test_buckets_pad_little() -> None:
     for n in range(1, 65):
         assert n <= batch_bucket(n) <= max(n, int(n * 1.25) + 1)
     assert [batch_bucket(n) for n in (1, 7, 8, 9, 15, 16, 17)] == [1, 7, 8, 10, 16, 16, 20]
+
+
+def test_encode_batch_as_gpus_run_it_pads_the_image_count_to_a_bucket(tiny_model_dir, make_frame):
+    """Compiling (GPUs), one compiled tower pass per (grid, bucketed count): 9 images of one
+    grid run as 10 (the last repeated), each keeps its own features; another grid separately."""
+    import dataclasses
+
+    from pnp_vision.inspect.models.qwen2_5_vl.adapter import QwenVLAdapter
+
+    model, processor, _ = load_model(tiny_model_dir("qwen2_5_vl"))
+    model.set_dtype(mx.float32)
+    runtime = dataclasses.replace(setup_runtime(), compile=True)
+    patching.install(patching.patches_for("qwen2_5_vl").routes(runtime))  # the tower's route
+    fast = vision.install(model, runtime)
+    adapter = QwenVLAdapter(model, processor, runtime)
+    frames = [make_frame(i, 112, 112) for i in range(9)] + [make_frame(20, 84, 112)]
+    batch = [adapter.preprocess(f, None) for f in frames]
+    alone = [adapter.preprocess(f, None) for f in frames]
+    for inputs in alone:
+        adapter.encode(inputs)
+    adapter.encode_batch(batch)
+    for b, a in zip(batch, alone, strict=True):
+        assert b.features.shape == a.features.shape
+        assert _rel(b.features, a.features) < 1e-5
+    counts = sorted(len(grid) for grid in fast._passes)
+    assert counts == [1, 1, 10]  # alone (two grids), then the nine as ten
