@@ -240,15 +240,20 @@ class AdapterSet:
 
 
 def own_adapters(model_dir: Path) -> dict[str, Path]:
-    """A model folder's own adapters by template (`adapters/*/`, written by `pnp-vision train`):
-    the routes a worker on the folder takes without settings. ConfigError if two claim one
-    template."""
-    from pnp_vision.inspect.template_weights import ADAPTERS_DIR
+    """A model folder's own weights adapters by template (`adapters/*/` of kind `weights`,
+    written by `pnp-vision train`): the routes a worker on the folder takes without settings.
+    Other folders there are left alone (a LoRA adapter is routed by the settings only).
+    ConfigError if two claim one template."""
+    from pnp_vision.inspect.template_weights import ADAPTERS_DIR, KIND
 
     root = Path(model_dir) / ADAPTERS_DIR
     routes: dict[str, Path] = {}
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        for template in read_adapter_meta(folder).get("templates", []):
+    for meta_file in sorted(root.glob(f"*/{META_FILE}")):
+        folder = meta_file.parent
+        meta = read_adapter_meta(folder)
+        if meta.get("kind") != KIND:
+            continue
+        for template in meta.get("templates", []):
             if template in routes:
                 raise ConfigError(
                     f"{model_dir}: template {template!r} has two adapters,"

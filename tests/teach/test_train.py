@@ -143,3 +143,36 @@ def test_taught_frames_keep_their_label_balance_in_the_held_out_split(rig: Path)
     assert {e.answer for e in heldout} == {"YES", "NO"}
     assert not {str(e.image) for e in train} & {str(e.image) for e in heldout}
     assert np.isclose(len(heldout) / len(examples), 0.2)
+
+
+def test_teaching_again_replaces_a_templates_weights_and_keeps_the_others(tmp_path) -> None:
+    import mlx.core as mx
+
+    from pnp_vision.inspect.adapters import own_adapters
+    from pnp_vision.teach.train import write_weights_adapter
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    patch = {"vision_tower.merger.ln_q.weight": mx.ones((64,))}
+    write_weights_adapter(folder, ["nozzle_alignment", "tombstone"], patch, {})
+    write_weights_adapter(folder, ["feeder_pocket_empty"], patch, {})
+    first = folder / "adapters" / "nozzle_alignment+tombstone"
+    assert own_adapters(folder) == {
+        "feeder_pocket_empty": folder / "adapters" / "feeder_pocket_empty",
+        "nozzle_alignment": first,
+        "tombstone": first,
+    }
+    write_weights_adapter(folder, ["tombstone"], patch, {})  # taught again: its own weights now
+    assert read_adapter_meta(first)["templates"] == ["nozzle_alignment"]
+    assert own_adapters(folder)["tombstone"] == folder / "adapters" / "tombstone"
+    write_weights_adapter(folder, ["nozzle_alignment"], patch, {})  # the old adapter is empty
+    assert not first.exists()
+    assert sorted(own_adapters(folder)) == ["feeder_pocket_empty", "nozzle_alignment", "tombstone"]
+    # a LoRA adapter kept in the folder is not routed without the settings
+    lora = folder / "adapters" / "lora"
+    lora.mkdir()
+    (lora / "pnp_adapter.json").write_text(
+        json.dumps({"format": 1, "base": {}, "templates": ["part_on_nozzle"]})
+    )
+    assert "part_on_nozzle" not in own_adapters(folder)
