@@ -41,7 +41,7 @@ RECORD_FILE = "training.json"
 # At most 1200 steps of 16, stopped early once the held-out loss no longer falls: on the
 # foreign rigs of bench/teach_new_rig.py (200 labelled frames) see docs/evaluation.md.
 STEPS = 1200
-LR = 5e-4
+LR = 2e-4
 
 Answers = dict[str, tuple[list[list[float]], list[int]]]
 
