@@ -9,7 +9,7 @@ has frames of its own), the batching worker (`batch_size`, `batch_wait_s` as giv
 controller k about its own camera `cam{k}`, one question per request (the templates in turn:
 other views and questions in one batch), first for --warmup seconds (not counted: compiles of
 new shapes on GPUs), then for --seconds. The peer and the batching worker take turns at each K,
-in alternating order, so both see the same machine. Reported per worker and K: answers/s,
+--rounds times in alternating order, so both see the same machine (shared cores drift a lot). Reported per worker and K: answers/s,
 p50/p99 round trip, the batch sizes the replies say they were answered in, busy replies and
 errors, and the ratio to the peer; then the batching worker as two processes behind one client
 (a DEALER connected to both: `pnp_vision.pool`) at the largest K (--two-workers).
@@ -191,11 +191,37 @@ def drive(
     for t in threads:
         t.join(warmup + seconds + 120)
     used = [b - a for a, b in zip(cpu_from, cpu_to, strict=True) if a is not None and b is not None]
-    seen = sorted(batches.elements())
     return {
         "controllers": len(cameras),
         "seconds": seconds,
+        **counts,
+        "errors_by_kind": errors,
+        "latencies": latencies,
+        "batches": batches,
+        "cpu_s": sum(used) if used else None,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+
+
+def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of `drive` on one worker and K, pooled: answers/s over their time, percentiles
+    over all their round trips, batch sizes as the replies said."""
+    seconds = sum(p["seconds"] for p in parts)
+    latencies = [ms for p in parts for ms in p["latencies"]]
+    batches: collections.Counter[int] = sum((p["batches"] for p in parts), collections.Counter())
+    errors: collections.Counter[str] = sum(
+        (p["errors_by_kind"] for p in parts), collections.Counter()
+    )
+    counts = {k: sum(p[k] for p in parts) for k in ("ok", "busy", "error", "resends")}
+    cpu = [p["cpu_s"] for p in parts]
+    seen = sorted(batches.elements())
+    return {
+        "controllers": parts[0]["controllers"],
+        "rounds": len(parts),
+        "seconds": seconds,
         "answers_per_s": round(counts["ok"] / seconds, 2),
+        "answers_per_s_by_round": [round(p["ok"] / p["seconds"], 2) for p in parts],
         **counts,
         "errors_by_kind": dict(errors),
         "p50_ms": _pct(latencies, 50),
@@ -204,10 +230,12 @@ def drive(
         "batch_mean": round(statistics.fmean(seen), 2) if seen else None,
         "batch_max": max(seen) if seen else None,
         "worker_cpu_ms_per_answer": (
-            round(sum(used) * 1000 / counts["ok"], 3) if used and counts["ok"] else None
+            round(sum(cpu) * 1000 / counts["ok"], 3)
+            if counts["ok"] and all(c is not None for c in cpu)
+            else None
         ),
-        "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2),
+        "load_before": round(min(p["load_before"] for p in parts), 2),
+        "load_max": round(max(max(p["load_before"], p["load_after"]) for p in parts), 2),
     }
 
 
@@ -225,6 +253,8 @@ def stack(
     }
     if args.prompts:
         env["PNP_VISION_PROMPTS_DIR"] = str(args.prompts)
+    if args.blas_threads:
+        env["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)
     batched = {
         **env,
         "PNP_VISION_BATCH_SIZE": str(args.batch_size),
@@ -261,8 +291,9 @@ def stack(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--controllers", default="1,2,4,8,16,32", help="concurrency levels")
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured, per worker and K")
-    parser.add_argument("--warmup", type=float, default=1.5, help="not counted, before each")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured, per round")
+    parser.add_argument("--warmup", type=float, default=1.0, help="not counted, before each")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per worker")
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped inspector)")
     parser.add_argument(
         "--shape", choices=["3b", "7b"], help="a random-weight folder of this size (GPU stage)"
@@ -274,6 +305,9 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=64)
     parser.add_argument("--fps", type=float, default=2.0, help="each replay camera's pace")
     parser.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--blas-threads", type=int, help="OPENBLAS_NUM_THREADS of both workers (default: unset)"
+    )
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default="service_throughput", help="JSON file name")
@@ -303,42 +337,39 @@ def main() -> int:
             workers = running["workers"]
             info = running["status"]["batched"].model.info
             for i, k in enumerate(levels):
-                order = ["peer", "batched"] if i % 2 == 0 else ["batched", "peer"]
+                parts: dict[str, list[dict[str, Any]]] = {"peer": [], "batched": []}
+                for r in range(args.rounds):  # alternating, so drift hits both alike
+                    order = ["peer", "batched"] if (i + r) % 2 == 0 else ["batched", "peer"]
+                    for name in order:
+                        parts[name].append(
+                            drive(
+                                workers[name].endpoint,
+                                names[:k],
+                                templates,
+                                args.warmup,
+                                args.seconds,
+                                [workers[name].pid],
+                            )
+                        )
                 row: dict[str, Any] = {"controllers": k}
-                for name in order:
-                    got = drive(
-                        workers[name].endpoint,
-                        names[:k],
-                        templates,
-                        args.warmup,
-                        args.seconds,
-                        [workers[name].pid],
-                    )
-                    row[name] = got
-                    _progress(name, got)
+                for name in ("peer", "batched"):
+                    row[name] = summary(parts[name])
+                    _progress(name, row[name])
                 rows.append(row)
             if args.two_workers:
                 k = max(levels)
                 both = f"{workers['batched'].endpoint},{workers['batched2'].endpoint}"
-                two = {
-                    "controllers": k,
-                    "one": drive(
-                        workers["batched"].endpoint,
-                        names[:k],
-                        templates,
-                        args.warmup,
-                        args.seconds,
-                        [workers["batched"].pid],
-                    ),
-                    "two": drive(
-                        both,
-                        names[:k],
-                        templates,
-                        args.warmup,
-                        args.seconds,
-                        [workers["batched"].pid, workers["batched2"].pid],
-                    ),
-                }
+                one_two: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
+                for r in range(args.rounds):
+                    for name in ("one", "two") if r % 2 == 0 else ("two", "one"):
+                        endpoint = both if name == "two" else workers["batched"].endpoint
+                        pids = [workers["batched"].pid]
+                        if name == "two":
+                            pids.append(workers["batched2"].pid)
+                        one_two[name].append(
+                            drive(endpoint, names[:k], templates, args.warmup, args.seconds, pids)
+                        )
+                two = {"controllers": k, **{n: summary(p) for n, p in one_two.items()}}
                 _progress("batched x1", two["one"])
                 _progress("batched x2", two["two"])
     finally:
@@ -353,6 +384,7 @@ def main() -> int:
         "batch_size": args.batch_size,
         "batch_wait_s": args.batch_wait,
         "queue_size": args.queue_size,
+        "blas_threads": args.blas_threads,
         "transport": "ipc://",
         "started": started,
         "levels": rows,
@@ -371,7 +403,7 @@ def _progress(name: str, got: dict[str, Any]) -> None:
         f"  {name:<10} K={got['controllers']:>2} {got['answers_per_s']:>8.1f}/s "
         f"p50 {got['p50_ms']} p99 {got['p99_ms']} ms batch {got['batch_mean']} "
         f"busy {got['busy']} errors {got['error']} worker CPU "
-        f"{got['worker_cpu_ms_per_answer']} ms/answer load {got['load_before']}",
+        f"{got['worker_cpu_ms_per_answer']} ms/answer load {got['load_before']}-{got['load_max']}",
         flush=True,
     )
 
@@ -391,7 +423,7 @@ def _print(r: dict[str, Any]) -> None:
     head = (
         f"{'K':>3} | {'one at a time /s':>16} {'p50':>6} {'p99':>6} {'cpu':>5} | "
         f"{'batched /s':>10} {'p50':>6} {'p99':>6} {'cpu':>5} {'batch':>5} {'max':>3} "
-        f"{'busy':>4} {'err':>3} | {'/s':>5} {'p99':>5} {'cpu':>5} | {'load':>4}"
+        f"{'busy':>4} {'err':>3} | {'/s':>5} {'p99':>5} {'cpu':>5} | {'load':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -406,7 +438,7 @@ def _print(r: dict[str, Any]) -> None:
             f"{_ratio(b['answers_per_s'], p['answers_per_s']):>5} "
             f"{_ratio(b['p99_ms'], p['p99_ms']):>5} "
             f"{_ratio(b['worker_cpu_ms_per_answer'], p['worker_cpu_ms_per_answer']):>5} | "
-            f"{b['load_before']:>4.1f}"
+            f"{b['load_before']:>4.1f}-{b['load_max']:.1f}"
         )
     two = r["two_workers"]
     if two:
