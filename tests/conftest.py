@@ -30,3 +30,24 @@ def tiny_model_dir() -> Callable[[str], Path]:
     from pnp_vision.devtools.tiny_models import ensure_tiny_model
 
     return ensure_tiny_model
+
+
+@pytest.fixture(scope="session")
+def nozzle_views() -> Callable[[int, int], list]:
+    """`nozzle_views(seed, n)` -> n generated nozzle frames as labelled nozzle_alignment views,
+    `(Question, image, answer)`: what a familiarity statistic is fitted on."""
+    from pnp_vision.devtools.synthetic import render
+    from pnp_vision.inspect import Question
+
+    def views(seed: int, n: int) -> list:
+        out = []
+        for i in range(n):
+            image, label = render(i, seed, (320, 240), scenes=["nozzle_tip"])
+            (answer,) = (q["answer"] for q in label["questions"] if q["template"] == NOZZLE)
+            out.append((Question(template=NOZZLE), image, answer))
+        return out
+
+    return views
+
+
+NOZZLE = "nozzle_alignment"

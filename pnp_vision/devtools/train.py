@@ -263,7 +263,7 @@ def fit_familiarity_synthetic(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     `cfg.familiarity_frames` frames of the training distribution, the threshold from the
     held-out frames (the same ones calibration uses)."""
     from pnp_vision.devtools.train_data import training_frame
-    from pnp_vision.inspect import TemplateSet
+    from pnp_vision.inspect import Question, TemplateSet
     from pnp_vision.teach.familiarity_fit import fit_familiarity
 
     recipe, pattern = cfg.recipe(), list(cfg.mix)
@@ -271,9 +271,9 @@ def fit_familiarity_synthetic(folder: Path, cfg: TrainConfig) -> dict[str, Any]:
     def views(seed: int, frames: int) -> Any:
         for index in range(frames):
             image, label = training_frame(index, seed, pattern, recipe)
-            asked = {q["template"] for q in label["questions"]} & set(cfg.templates)
-            for name in sorted(asked):
-                yield name, image
+            for q in label["questions"]:
+                if q["template"] in cfg.templates:
+                    yield Question(template=q["template"], params=q["params"]), image, q["answer"]
 
     about = {
         "train": {"seed": cfg.familiarity_seed, "frames": cfg.familiarity_frames},

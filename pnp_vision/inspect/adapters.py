@@ -295,9 +295,13 @@ class RoutedInspector:
                 out[i] = result
         return out
 
-    def view_tokens(self, image: Any, template: str, roi: Any = None) -> Any:
-        self.adapters.activate(self.routes.get(template))
-        return self.inspector.view_tokens(image, template, roi)
+    def answer_features(self, image: Any, questions: Sequence[Any]) -> list[Any]:
+        """`Inspector.answer_features` with the questions' adapter active (one template's)."""
+        routes = {self.routes.get(q.template) for q in questions}
+        if len(routes) != 1:
+            raise ValueError("answer_features takes questions that share one adapter route")
+        self.adapters.activate(routes.pop())
+        return self.inspector.answer_features(image, questions)
 
 
 def open_inspector(model_dir: Path, templates: Any, **kwargs: Any) -> Any:

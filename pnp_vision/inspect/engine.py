@@ -39,12 +39,11 @@ from pnp_vision.errors import (
 )
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.calibration import Calibration
-from pnp_vision.inspect.familiarity import Familiarity, tokens_of
+from pnp_vision.inspect.familiarity import Familiarity, probe_tokens, tokens_of
 from pnp_vision.inspect.results import InspectionResult, Timings
 from pnp_vision.inspect.runtime import Runtime, setup_runtime
 from pnp_vision.inspect.scoring import (
     AnswerPlan,
-    packed_answer_logits,
     plan_answers,
     score_answers,
     softmax,
@@ -77,6 +76,8 @@ class _Item:
     language_ms: float = 0.0
     probabilities: list[float] = field(default_factory=list)
     familiarity: float | None = None  # the view's score / the template's threshold
+    state: Any = None  # the probe tokens' logits where it answers (familiarity's answer state)
+    tokens: Any = None  # the view's vision tokens (kept for familiarity's bank, or a capture)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ class Inspector:
         self._adapter = adapter_for(self._model, self._processor, self._config, self.runtime)
         self._tokenizer = self._processor.tokenizer
         self._plans = {t.name: plan_answers(self._tokenizer, tuple(t.answers)) for t in templates}
+        # familiarity's answer state: the probe tokens' logits, scored beside the answers'
+        self._probes = self.familiarity.probes
+        self._capture = False  # `answer_features`: keep every item's tokens and state
         self._ids_cache: dict[tuple[str, str], list[int]] = {}
         log.info(
             "model loaded %s",
@@ -250,6 +254,37 @@ class Inspector:
         Raises ImageError, UnknownTemplate, BadParams (all checked before any model work),
         BadRequest, ModelError. A failure never becomes an answer.
         """
+        return [result for _, result in self._inspect_items(image, questions, roi)]
+
+    def answer_features(
+        self, image: np.ndarray | Image.Image | bytes, questions: Sequence[Question]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per question, what familiarity looks at: the view's vision tokens (tokens, width)
+        and the answer state (the probe tokens' logits where it answers). The statistic is
+        fitted on these (`teach/familiarity_fit.py`), so it describes exactly what is scored."""
+        import numpy as np
+
+        if not self._probes:
+            lm = self.model.language_model
+            self._probes = probe_tokens(int(lm.args.vocab_size), int(lm.args.hidden_size))
+        self._capture = True
+        try:
+            items = [item for item, _ in self._inspect_items(image, questions, None)]
+        finally:
+            self._capture = False
+        return [(item.tokens, np.asarray(item.state, np.float32)) for item in items]
+
+    @property
+    def probes(self) -> tuple[int, ...]:
+        """The probe tokens of the answer state (set by the folder, or a capture)."""
+        return self._probes
+
+    def _inspect_items(
+        self,
+        image: np.ndarray | Image.Image | bytes,
+        questions: Sequence[Question],
+        roi: tuple[int, int, int, int] | None,
+    ) -> list[tuple[_Item, InspectionResult]]:
         self._check_thread()
         start = time.perf_counter()
         items = self._validate(questions)
@@ -269,7 +304,7 @@ class Inspector:
             "inspect %s",
             kv(questions=len(items), groups=len(groups), ms=(time.perf_counter() - start) * 1e3),
         )
-        return [r for r in results if r is not None]
+        return [(item, r) for item, r in zip(items, results, strict=True) if r is not None]
 
     def inspect_batch(self, calls: Sequence[BatchCall]) -> list[list[InspectionResult] | Exception]:
         """Answer several independent calls together: the vision tower over all their views in
@@ -364,28 +399,22 @@ class Inspector:
                     packed.append(v)
                 else:
                     cached.append((w, v))
-        logits, columns = None, []
+        logits, columns, probe_columns = None, [], []
         if packed:
             plans = [m.plan for v in packed for m in v.members]
-            tokens, columns = _answer_columns(plans)
+            tokens, columns, probe_columns = _answer_columns(plans, self._probes)
             rows = [(v.prefix, _suffixes(v), v.inputs) for v in packed]
             logits = adapter.batched_logits(rows, tokens).astype(mx.float32)
             if self.runtime.device == "gpu":  # the CPU would run it now
                 mx.async_eval(logits)  # ... while the host queues the language pass
         mx.eval(features)
         t1 = time.perf_counter()
-        for w in work:
-            if w.error is None:
-                try:
-                    for v in w.views:
-                        self._judge_familiarity(v.inputs, v.members)
-                except Unfamiliar as exc:
-                    w.error = exc
         if logits is not None:
             values = logits.tolist()
             members = [m for v in packed for m in v.members]
             for m, row, cols in zip(members, values, columns, strict=True):
                 m.probabilities = softmax([row[c] for c in cols])
+                m.state = [row[c] for c in probe_columns]
         for w, v in cached:
             if w.error is not None:
                 continue
@@ -396,6 +425,13 @@ class Inspector:
             except Exception as exc:  # mlx / mlx-vlm failures of this call's own passes
                 names = ", ".join(sorted({m.template.name for m in v.members}))
                 w.error = ModelError(f"model failed answering {names}: {type(exc).__name__}: {exc}")
+        for w in work:
+            if w.error is None:
+                try:
+                    for v in w.views:
+                        self._judge_familiarity(v.inputs, v.members)
+                except Unfamiliar as exc:
+                    w.error = exc
         own_ms = sum(m.language_ms for w in work for v in w.views for m in v.members)
         return (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3 - own_ms
 
@@ -463,20 +499,22 @@ class Inspector:
             if adapter.packs_questions and all(item.plan.one_pass for item in members):
                 suffixes = [item.ids[len(prefix) :] for item in members]
                 plans = [m.plan for m in members]
-                logits, columns = packed_answer_logits(adapter, prefix, suffixes, inputs, plans)
+                tokens, columns, probe_columns = _answer_columns(plans, self._probes)
+                logits = adapter.packed_logits(prefix, suffixes, inputs, tokens)
+                logits = logits.astype(mx.float32)
                 if self.runtime.device == "gpu":  # the CPU would run it now
                     mx.async_eval(logits)  # ... while the host queues the language pass
                 mx.eval(inputs.features)
                 t1 = time.perf_counter()
-                self._judge_familiarity(inputs, members)
                 rows = logits.tolist()
                 for item, row, cols in zip(members, rows, columns, strict=True):
                     item.probabilities = softmax([row[c] for c in cols])
+                    item.state = [row[c] for c in probe_columns]
             else:
                 mx.eval(inputs.features)
                 t1 = time.perf_counter()
-                self._judge_familiarity(inputs, members)
                 self._score_on_cache(prefix, members, inputs)
+            self._judge_familiarity(inputs, members)
             cost.vision_ms = (t1 - t0) * 1e3
             own_ms = sum(item.language_ms for item in members)
             cost.language_ms = (time.perf_counter() - t1) * 1e3 - own_ms
@@ -511,13 +549,22 @@ class Inspector:
             ) from exc
 
     def _judge_familiarity(self, inputs: Any, members: list[_Item]) -> None:
-        """Each member's familiarity score, from the view's features (computed once)."""
+        """Each member's familiarity score, from the view's features (made into an array once)
+        and its answer state."""
+        import numpy as np
+
         known = [m for m in members if self.familiarity.knows(m.template.name)]
-        if not known:
+        if not known and not self._capture:
             return
         tokens = tokens_of(inputs.features)
-        for item in known:
-            item.familiarity = self.familiarity.relative_score(item.template.name, tokens)
+        for item in members:
+            if self._capture:
+                item.tokens = tokens
+            if self.familiarity.knows(item.template.name):
+                state = None if item.state is None else np.asarray(item.state, np.float32)
+                item.familiarity = self.familiarity.relative_score(
+                    item.template.name, tokens, state
+                )
         if self.refuse_unfamiliar:
             strange = [m for m in known if m.familiarity is not None and m.familiarity > 1.0]
             if strange:
@@ -526,27 +573,6 @@ class Inspector:
                     + ", ".join(f"{m.template.name} (score {m.familiarity:.2f})" for m in strange)
                     + " was trained on; refused because refuse_unfamiliar is set"
                 )
-
-    def view_tokens(
-        self,
-        image: np.ndarray | Image.Image | bytes,
-        template: str,
-        roi: tuple[int, int, int, int] | None = None,
-    ) -> np.ndarray:
-        """The vision features of `template`'s view of `image`, (tokens, width) float32: what
-        the familiarity statistic is fitted on and scores."""
-        import mlx.core as mx
-
-        self._check_thread()
-        t = self.templates.get(template)
-        view = imageprep.prepare(
-            imageprep.decode(image), roi=roi, template_roi=t.roi, max_pixels=t.max_pixels,
-            keep_array=True, view_size=t.view,
-        )  # fmt: skip
-        inputs = self._adapter.preprocess(view, t.max_pixels)
-        self._adapter.encode(inputs)
-        mx.eval(inputs.features)
-        return tokens_of(inputs.features)
 
     def _shared_prefix(self, system: str, members: list[_Item], inputs: Any) -> list[int]:
         """Sets each member's prompt ids (image expanded); returns the prefix they all share."""
@@ -571,8 +597,11 @@ class Inspector:
         for item in members:
             t0 = time.perf_counter()
             suffix = item.ids[len(prefix) :]
-            logprobs = score_answers(self._adapter, cache, suffix, inputs, item.plan)
+            logprobs, state = score_answers(
+                self._adapter, cache, suffix, inputs, item.plan, self._probes
+            )
             item.probabilities = softmax(logprobs.tolist())
+            item.state = state
             cache.trim_to(len(prefix))
             item.language_ms = (time.perf_counter() - t0) * 1e3
 
@@ -617,8 +646,12 @@ def _suffixes(view: _View) -> list[list[int]]:
     return [m.ids[len(view.prefix) :] for m in view.members]
 
 
-def _answer_columns(plans: list[AnswerPlan]) -> tuple[tuple[int, ...], list[list[int]]]:
-    """The first tokens one logits pass must score for `plans`, and each plan's columns."""
-    tokens = sorted({t for plan in plans for t in plan.first_tokens})
+def _answer_columns(
+    plans: list[AnswerPlan], probes: tuple[int, ...] = ()
+) -> tuple[tuple[int, ...], list[list[int]], list[int]]:
+    """The tokens one logits pass must score for `plans` (their first tokens) and for the
+    answer state (`probes`), each plan's columns and the probes' columns."""
+    tokens = sorted({t for plan in plans for t in plan.first_tokens} | set(probes))
     column = {t: i for i, t in enumerate(tokens)}
-    return tuple(tokens), [[column[t] for t in plan.first_tokens] for plan in plans]
+    answers = [[column[t] for t in plan.first_tokens] for plan in plans]
+    return tuple(tokens), answers, [column[t] for t in probes]

@@ -53,9 +53,15 @@ def plan_answers(tokenizer: Any, answers: tuple[str, ...]) -> AnswerPlan:
 
 
 def score_answers(
-    adapter: Adapter, cache: PromptCache, suffix: list[int], inputs: ImageInputs, plan: AnswerPlan
-) -> Any:
-    """Log-probabilities (mx array, one per answer) of the answers after prefix + `suffix`.
+    adapter: Adapter,
+    cache: PromptCache,
+    suffix: list[int],
+    inputs: ImageInputs,
+    plan: AnswerPlan,
+    probes: tuple[int, ...] = (),
+) -> tuple[Any, list[float] | None]:
+    """Log-probabilities (mx array, one per answer) of the answers after prefix + `suffix`,
+    and the logits of the `probes` tokens there (familiarity's answer state; None if none).
 
     The cache comes back at the length it had after `suffix` (answer tokens trimmed off).
     """
@@ -63,9 +69,10 @@ def score_answers(
 
     hidden = adapter.forward(cache, suffix, inputs)
     last = adapter.logits(hidden[:, -1:, :])[0, 0].astype(mx.float32)
+    state = last[mx.array(probes)].tolist() if probes else None
     logprobs = last - mx.logsumexp(last)
     if plan.one_pass:
-        return logprobs[mx.array(plan.first_tokens)]
+        return logprobs[mx.array(plan.first_tokens)], state
     base = cache.offset
     totals = []
     for seq in plan.sequences:
@@ -78,30 +85,7 @@ def score_answers(
             mx.eval(total)
             cache.trim_to(base)
         totals.append(total)
-    return mx.stack(totals)
-
-
-def packed_answer_logits(
-    adapter: Adapter,
-    prefix: list[int],
-    suffixes: list[list[int]],
-    inputs: ImageInputs,
-    plans: list[AnswerPlan],
-) -> tuple[Any, list[list[int]]]:
-    """Answer logits of one-pass questions (prefix + each suffix alone), in one forward pass,
-    not yet evaluated: (len(suffixes), k) float32, and each question's answer columns.
-
-    Each question's logits equal its answers' log-probabilities up to a constant, which the
-    softmax over the answers cancels.
-    """
-    import mlx.core as mx
-
-    if not all(plan.one_pass for plan in plans):
-        raise ValueError("packed scoring needs answers with distinct first tokens")
-    tokens = sorted({t for plan in plans for t in plan.first_tokens})
-    column = {t: i for i, t in enumerate(tokens)}
-    logits = adapter.packed_logits(prefix, suffixes, inputs, tuple(tokens))
-    return logits.astype(mx.float32), [[column[t] for t in p.first_tokens] for p in plans]
+    return mx.stack(totals), state
 
 
 def softmax(logprobs: list[float]) -> list[float]:

@@ -243,8 +243,8 @@ def fine_tune(
     fit_familiarity(
         out,
         templates,
-        [(e.template, images[str(e.image)]) for e in train],
-        [(e.template, images[str(e.image)]) for e in heldout],
+        [(_question(e), images[str(e.image)], e.answer) for e in train],
+        [(_question(e), images[str(e.image)], e.answer) for e in heldout],
         keep=True,
     )
     report = FineTuneReport(
@@ -273,3 +273,10 @@ def fine_tune(
         "checks": result.checks,
     })  # fmt: skip
     return report
+
+
+def _question(example: Any) -> Any:
+    """A labelled example's question, as the Inspector takes it."""
+    from pnp_vision.inspect import Question
+
+    return Question(template=example.template, params=dict(example.params))

@@ -46,4 +46,4 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     familiarity = json.loads((tmp_path / "a" / "familiarity.json").read_text())
     assert set(familiarity["templates"]) == set(cfg.templates)
-    assert all(t["threshold"] > 0 for t in familiarity["templates"].values())
+    assert all(t["state_threshold"] > 0 for t in familiarity["templates"].values())

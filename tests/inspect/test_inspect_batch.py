@@ -179,12 +179,11 @@ def _strange(seed: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def familiar_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def familiar_folder(tmp_path_factory: pytest.TempPathFactory, nozzle_views) -> Path:
     folder = tmp_path_factory.mktemp("fam-batch") / "model"
     shutil.copytree(PROJECT_ROOT / "models" / "pnp-inspector", folder)
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
-    train = [(NOZZLE, f) for f in _nozzle_frames(601, 40)]
-    heldout = [(NOZZLE, f) for f in _nozzle_frames(602, 30)]
+    train, heldout = nozzle_views(601, 40), nozzle_views(602, 30)
     fit_familiarity(folder, templates, train, heldout, about={"test": True})
     return folder
 

@@ -38,10 +38,10 @@ def _blocks() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def familiar_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def familiar_model(tmp_path_factory: pytest.TempPathFactory, nozzle_views) -> Path:
     folder = tmp_path_factory.mktemp("famsvc") / "model"
     shutil.copytree(PROJECT_ROOT / "models" / "pnp-inspector", folder)
-    views = [(NOZZLE, _nozzle(601, i)) for i in range(60)]
+    views = nozzle_views(601, 60)
     fit_familiarity(folder, TemplateSet.load(PROJECT_ROOT / "prompts"), views[:40], views[40:])
     return folder
 
