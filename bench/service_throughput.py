@@ -2,25 +2,26 @@
 worker (the peer), in the same run (issue 34).
 
 Starts the real thing as subprocesses on ipc:// endpoints: a capture daemon replaying the bundled
-recording as --cameras cameras (`cam00`, `cam01`, ...: each its own replay, so every controller
-has frames of its own), the batching worker (`batch_size`, `batch_wait_s` as given) and the peer
-(the same worker with `batch_size` 1), both subscribed to the same frames. For each K in
---controllers, K controller threads (one `VisionClient` each) ask as fast as answers come,
+recording as many cameras as controllers (`cam00`, `cam01`, ...: each its own replay, so every
+controller has frames of its own), the batching worker (`batch_size`, `batch_wait_s` as given)
+and the peer (the same worker with `batch_size` 1), both subscribed to the same frames. For each
+K in --controllers, K controller threads (one `VisionClient` each) ask as fast as answers come,
 controller k about its own camera `cam{k}`, one question per request (the templates in turn:
 other views and questions in one batch), first for --warmup seconds (not counted: compiles of
 new shapes on GPUs), then for --seconds. The peer and the batching worker take turns at each K,
---rounds times in alternating order, so both see the same machine (shared cores drift a lot). Reported per worker and K: answers/s,
-p50/p99 round trip, the batch sizes the replies say they were answered in, busy replies and
-errors, and the ratio to the peer; then the batching worker as two processes behind one client
-(a DEALER connected to both: `pnp_vision.pool`) at the largest K (--two-workers).
+--rounds times in alternating order, so both see the same machine (shared cores drift a lot).
+Reported per worker and K: answers/s, p50/p99 round trip, the batch sizes the replies say they
+were answered in, busy replies, errors, the worker's CPU time per answer, and the ratios to the
+peer; then the batching worker as two processes behind one client (a DEALER connected to both:
+`pnp_vision.pool`) at K=16 (or the largest K; --two-workers).
 
     .venv/bin/python bench/service_throughput.py                     # CPU, the shipped inspector
     .venv/bin/python bench/service_throughput.py --controllers 1,16 --seconds 10
 
-On the GPU (`bench/gpu/run.sh throughput`): --model a 7B-shaped folder, --prompts a folder with
-one 448x448 YES/NO template. The machine's load average is recorded before and after each
-stage (other jobs on shared cores show there). Prints a table; writes
-bench/results/service_throughput.json (--out).
+On the GPU (`bench/gpu/run.sh throughput`): --shape 7b builds a 7B-shaped folder with random
+bf16 weights and asks one 448x448 YES/NO template. The machine's load average is recorded
+before and after each stage (other jobs on shared cores show there). Prints a table; writes
+bench/results/service_throughput.json (--out, --name).
 """
 
 from __future__ import annotations
@@ -357,7 +358,7 @@ def main() -> int:
                     _progress(name, row[name])
                 rows.append(row)
             if args.two_workers:
-                k = max(levels)
+                k = 16 if 16 in levels else max(levels)
                 both = f"{workers['batched'].endpoint},{workers['batched2'].endpoint}"
                 one_two: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
                 for r in range(args.rounds):
