@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ def drive(
     templates: list[str],
     warmup: float,
     seconds: float,
-    pids: list[int] = (),
+    pids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """len(cameras) controllers, controller k asking about cameras[k] as fast as answers come;
     `pids`: the worker processes whose CPU time per answer is reported (a figure other jobs on
