@@ -92,7 +92,10 @@ def chip(
 
 # -- the world: real packages, markings and polarity cues (Variation(markings="world")) --------
 
-VIEW = (448, 336)  # prompts/part_marking.toml's view: marking sizes are set in its pixels
+# prompts/part_marking.toml's (and polarity_mark's) ROI and view: the part sits in the middle
+# half of the frame, and marking sizes are set in the view's pixels
+ROI = (0.25, 0.25, 0.5, 0.5)
+VIEW = (224, 168)
 # The smallest cap height (view px) each face is drawn at: bench/marking_legibility.py's limit
 # (its observer tells every look-alike pair apart through render's worst blur, JPEG q40 and
 # a laser-etched marking's lowest contrast), so no frame's answer is a matter of taste.
@@ -167,7 +170,7 @@ def _layout(
     at least the face's legibility limit (times `blur`) in the view and the whole part fits
     in the view."""
     h, w = img.shape[:2]
-    left, top, right, bottom = view_box((w, h), None, VIEW)
+    left, top, right, bottom = view_box((w, h), ROI, VIEW)
     per_view = VIEW[0] / (right - left)  # view pixels per frame pixel
     box = (right - left, bottom - top)
     for _ in range(40):

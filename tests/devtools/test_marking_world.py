@@ -248,7 +248,7 @@ def test_markings_are_legible_in_the_view_and_parts_fit_it(size, monkeypatch) ->
         return real(img, lines, face, cap, m, colors)
 
     monkeypatch.setattr(sm, "draw_block", spy)
-    left, top, right, bottom = view_box(size, None, sm.VIEW)
+    left, top, right, bottom = view_box(size, sm.ROI, sm.VIEW)
     per_view = sm.VIEW[0] / (right - left)
     for _, label in _frames(15, seed=9, size=size):
         for x, y in np.reshape(label["points"]["part_marking"], (2, 2)):
@@ -261,7 +261,7 @@ def test_markings_are_legible_in_the_view_and_parts_fit_it(size, monkeypatch) ->
 
 def test_the_world_is_sized_for_the_part_marking_view() -> None:
     template = tomllib.loads((PROJECT_ROOT / "prompts" / "part_marking.toml").read_text())
-    assert tuple(template["view"]) == sm.VIEW
+    assert tuple(template["view"]) == sm.VIEW and tuple(template["roi"]) == sm.ROI
 
 
 def test_every_face_draws_every_marking_character_and_lookalikes_differ() -> None:
@@ -294,7 +294,8 @@ def test_a_blurrier_camera_gets_larger_markings(monkeypatch) -> None:
 
     monkeypatch.setattr(sm, "draw_block", spy)
     frames = list(generate(12, 4, (640, 480), scenes=CHIP, variation=var))
-    per_view = sm.VIEW[0] / 640
+    left, _, right, _ = view_box((640, 480), sm.ROI, sm.VIEW)
+    per_view = sm.VIEW[0] / (right - left)
     assert len(caps) == 12
     for name, cap_px in caps:
         assert cap_px * per_view >= sm.MIN_CAP[name] * factor - 1e-6
