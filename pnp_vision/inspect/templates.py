@@ -129,12 +129,13 @@ class Template(StrictModel):
         " (its pixel budget; the box keeps the ROI's centre and height: inspect/views.py).",
     )
 
-    symmetries: list[Literal["flip_x", "flip_y", "shift"]] = Field(
+    symmetries: list[Literal["flip_x", "flip_y", "shift", "turn"]] = Field(
         default_factory=list,
         description="Changes of the template's view that never change its answer: mirrorings"
-        " (left-right, top-bottom) and `shift` (the view moved by up to 15% of its size, for"
-        " checks of where things are relative to each other, not to the view); fine-tuning on"
-        " few labelled frames adds such copies.",
+        " (left-right, top-bottom), `shift` (the view moved by up to 15% of its size, for"
+        " checks of where things are relative to each other, not to the view) and `turn` (a"
+        " quarter turn about the view's centre, for things that may lie either way); fine-tuning"
+        " on few labelled frames adds such copies.",
     )
 
     @field_validator("view")

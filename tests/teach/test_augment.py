@@ -18,7 +18,8 @@ def test_augmented_mirrors_exactly_the_templates_view() -> None:
 
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     tombstone = templates.get("tombstone")
-    assert set(tombstone.symmetries) == {"flip_x", "flip_y"}
+    assert {"flip_x", "flip_y"} <= set(tombstone.symmetries)
+    tombstone = tombstone.model_copy(update={"symmetries": ["flip_x", "flip_y"]})
     frame = np.random.default_rng(0).integers(0, 256, (360, 480, 3), dtype=np.uint8)
     view = render_view(frame, tombstone.roi, tombstone.view)
     seen = set()
@@ -108,3 +109,45 @@ def test_relit_changes_only_the_view_box_and_keeps_the_order_of_levels() -> None
     assert max(means) - min(means) > 20  # it does relight: a range, not a constant
     again = relit(frame, tombstone, random.Random(3))
     assert np.array_equal(again, relit(frame, tombstone, random.Random(3)))  # seeded
+
+
+def test_turn_is_a_quarter_turn_about_the_views_centre() -> None:
+    """With `turn`, half the views are the box of swapped sides about the same centre, turned
+    a quarter turn either way (then maybe mirrored): the part in the middle stays in the middle,
+    lying the other way. A frame too small for the turned box is not turned."""
+    from pnp_vision.inspect.views import view_box
+    from pnp_vision.teach.augment import augmented
+
+    tombstone = TemplateSet.load(PROJECT_ROOT / "prompts").get("tombstone")
+    assert "turn" in tombstone.symmetries
+    frame = np.random.default_rng(2).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    left, top, right, bottom = view_box((1280, 720), tombstone.roi, tombstone.view)
+    w, h = right - left, bottom - top
+    cx, cy = (left + right) // 2, (top + bottom) // 2
+    plain = frame[top:bottom, left:right]
+    turned = frame[cy - w // 2 : cy + w // 2, cx - h // 2 : cx + h // 2]  # h wide, w tall
+
+    def mirrors(box: np.ndarray) -> list[np.ndarray]:
+        return [box, box[:, ::-1], box[::-1], box[::-1, ::-1]]
+
+    rng = random.Random(4)
+    seen = set()
+    for _ in range(40):
+        out = augmented(frame, tombstone, rng)
+        box = out[top:bottom, left:right]
+        if any(np.array_equal(box, m) for m in mirrors(plain)):
+            seen.add("plain")
+        else:
+            assert any(
+                np.array_equal(box, m) for k in (1, 3) for m in mirrors(np.rot90(turned, k))
+            ), "neither the view nor its quarter turn"
+            seen.add("turned")
+        outside = np.ones(frame.shape[:2], bool)
+        outside[top:bottom, left:right] = False
+        assert np.array_equal(out[outside], frame[outside])
+    assert seen == {"plain", "turned"}
+    whole = tombstone.model_copy(update={"roi": None})  # the turned box would be 960 tall
+    left, top, right, bottom = view_box((1280, 720), None, whole.view)
+    for _ in range(10):
+        box = augmented(frame, whole, rng)[top:bottom, left:right]
+        assert any(np.array_equal(box, m) for m in mirrors(frame[top:bottom, left:right]))
