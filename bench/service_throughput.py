@@ -295,6 +295,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="measured, per round")
     parser.add_argument("--warmup", type=float, default=1.0, help="not counted, before each")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per worker")
+    parser.add_argument(
+        "--prewarm", type=float, default=0.0, help="s of load on each worker first, not counted"
+    )
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped inspector)")
     parser.add_argument(
         "--shape", choices=["3b", "7b"], help="a random-weight folder of this size (GPU stage)"
@@ -337,6 +340,9 @@ def main() -> int:
         with stack(args, run_dir, run_dir / "cameras", names) as running:
             workers = running["workers"]
             info = running["status"]["batched"].model.info
+            if args.prewarm:  # every batch size once (compiles of new shapes on GPUs)
+                for proc in workers.values():
+                    drive(proc.endpoint, names[: max(levels)], templates, args.prewarm, 0.0)
             for i, k in enumerate(levels):
                 parts: dict[str, list[dict[str, Any]]] = {"peer": [], "batched": []}
                 for r in range(args.rounds):  # alternating, so drift hits both alike
