@@ -120,6 +120,7 @@ def test_turn_is_a_quarter_turn_about_the_views_centre() -> None:
 
     tombstone = TemplateSet.load(PROJECT_ROOT / "prompts").get("tombstone")
     assert "turn" in tombstone.symmetries
+    tombstone = tombstone.model_copy(update={"symmetries": ["flip_x", "flip_y", "turn"]})
     frame = np.random.default_rng(2).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     left, top, right, bottom = view_box((1280, 720), tombstone.roi, tombstone.view)
     w, h = right - left, bottom - top
@@ -151,3 +152,38 @@ def test_turn_is_a_quarter_turn_about_the_views_centre() -> None:
     for _ in range(10):
         box = augmented(frame, whole, rng)[top:bottom, left:right]
         assert any(np.array_equal(box, m) for m in mirrors(frame[top:bottom, left:right]))
+
+
+def test_turns_and_shifts_together_cut_one_whole_box_from_inside_the_frame() -> None:
+    """tombstone's own symmetries (flips, shift, turn) on a frame whose pixels name their
+    source: every view is one box of the frame, moved by at most SHIFT of its size, maybe
+    turned and mirrored; never stretched, mixed or cut from outside the frame."""
+    from pnp_vision.inspect.views import view_box
+    from pnp_vision.teach.augment import SHIFT, augmented
+
+    tombstone = TemplateSet.load(PROJECT_ROOT / "prompts").get("tombstone")
+    assert {"shift", "turn"} <= set(tombstone.symmetries)
+    ys, xs = np.mgrid[0:720, 0:1280]
+    frame = np.stack([xs % 256, ys % 256, xs // 256 * 16 + ys // 256], axis=-1).astype(np.uint8)
+    left, top, right, bottom = view_box((1280, 720), tombstone.roi, tombstone.view)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    rng = random.Random(6)
+    turns = set()
+    for _ in range(30):
+        box = augmented(frame, tombstone, rng)[top:bottom, left:right]
+        code = box.astype(int)
+        xs_ = code[..., 0] + 256 * (code[..., 2] // 16)
+        ys_ = code[..., 1] + 256 * (code[..., 2] % 16)
+        x0, y0, x1, y1 = int(xs_.min()), int(ys_.min()), int(xs_.max()) + 1, int(ys_.max()) + 1
+        cut = frame[y0:y1, x0:x1]
+        k = 0 if cut.shape == box.shape else 1
+        turns.add(k)
+        assert any(
+            np.array_equal(box, m)
+            for r in ((0,) if k == 0 else (1, 3))
+            for t in [np.rot90(cut, r)]
+            for m in (t, t[:, ::-1], t[::-1], t[::-1, ::-1])
+        )
+        assert abs((x0 + x1) / 2 - cx) <= SHIFT * (x1 - x0) + 1
+        assert abs((y0 + y1) / 2 - cy) <= SHIFT * (y1 - y0) + 1
+    assert turns == {0, 1}
