@@ -41,7 +41,6 @@ class LoopConfig:
     seed: int = 0
     trained: str = TRAINED  # regular expression on parameter names
     relight: bool = True
-    anchor: float = 0.0  # each step, pull the trained tensors this share back toward the base
     check_every: int = 50
     patience: int = 6  # checks without a lower held-out loss before stopping
 
@@ -125,7 +124,7 @@ def train_weights(
 ) -> LoopResult:
     """Train the tensors `cfg.trained` names of the model in `folder` on `train` (labelled
     questions whose frames are in `images`, BGR by path); keep the best held-out checkpoint."""
-    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx.utils import tree_flatten
 
     from pnp_vision.teach.batches import make_batch
     from pnp_vision.teach.trainer import StepConfig, Trainer
@@ -157,7 +156,6 @@ def train_weights(
     def snapshot() -> dict[str, Any]:
         return dict(tree_flatten(trainer.model.parameters()))
 
-    start = {k: v for k, v in snapshot().items() if k in set(names)}
     losses: list[float] = []
     checks: list[dict[str, float]] = []
     scorer: _Scorer | None = None
@@ -173,10 +171,6 @@ def train_weights(
         batch = make_batch(trainer.tables, [(view(e), _slot(e)) for e in chosen])
         loss, _ = trainer.train_step(batch)
         losses.append(loss)
-        if cfg.anchor:
-            now = snapshot()
-            pulled = [(k, now[k] - cfg.anchor * (now[k] - v)) for k, v in start.items()]
-            trainer.model.update(tree_unflatten(pulled))
         if step % cfg.check_every and step != cfg.steps:
             continue
         scorer = scorer or _Scorer(trainer, heldout, images, cfg.batch)
