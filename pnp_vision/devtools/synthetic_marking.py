@@ -96,6 +96,7 @@ def chip(
 # half of the frame, and marking sizes are set in the view's pixels
 ROI = (0.25, 0.25, 0.5, 0.5)
 VIEW = (224, 168)
+MIN_MARKING_SIDE = 240  # a frame's shorter side below this cannot hold a legible marking there
 # The smallest cap height (view px) each face is drawn at: bench/marking_legibility.py's limit
 # (its observer tells every look-alike pair apart through render's worst blur, JPEG q40 and
 # a laser-etched marking's lowest contrast), so no frame's answer is a matter of taste.

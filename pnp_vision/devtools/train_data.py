@@ -28,10 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from pnp_vision.devtools.synthetic_marking import MIN_MARKING_SIDE
 from pnp_vision.devtools.synthetic_scenes import DEFAULT, Variation
 from pnp_vision.teach.batches import Batch, Tables, make_batch
 
 _GET_TIMEOUT_S = 300.0
+# The shortest frame side a scene can be drawn at: a part's marking must be legible in the
+# middle half of the top camera's frame (synthetic_marking), which 160x120 cannot give.
+MIN_SIDE = {"chip": MIN_MARKING_SIDE}
 
 
 def scene_pattern(mix: dict[str, int]) -> list[str]:
@@ -71,10 +75,15 @@ class Recipe:
 
 
 def _pick_size(
-    pick: np.random.Generator, sizes: Sequence[tuple[int, int]], weights: Sequence[float]
+    pick: np.random.Generator,
+    sizes: Sequence[tuple[int, int]],
+    weights: Sequence[float],
+    least: int = 0,
 ) -> tuple[int, int]:
-    p = np.asarray(weights, dtype=np.float64)
-    return sizes[int(pick.choice(len(sizes), p=p / p.sum()))]
+    """A camera size by weight, among those whose shorter side is at least `least`."""
+    keep = [i for i, (w, h) in enumerate(sizes) if min(w, h) >= least] or list(range(len(sizes)))
+    p = np.asarray([weights[i] for i in keep], dtype=np.float64)
+    return sizes[keep[int(pick.choice(len(keep), p=p / p.sum()))]]
 
 
 def training_frame(
@@ -92,12 +101,13 @@ def training_frame(
     from pnp_vision.devtools.synthetic import render
 
     pick = np.random.default_rng([seed, index, 0x512E])
-    size = _pick_size(pick, recipe.sizes, recipe.size_weights)
+    least = MIN_SIDE.get(pattern[index % len(pattern)], 0)
+    size = _pick_size(pick, recipe.sizes, recipe.size_weights, least)
     variation = recipe.easy if easy and recipe.easy is not None else recipe.variation
     if recipe.world is not None and not (clean or easy):
         world = np.random.default_rng([seed, index, 0x3011D])  # the classic stream unchanged
         if world.random() < recipe.world_share:
-            size = _pick_size(world, recipe.world_sizes, recipe.world_size_weights)
+            size = _pick_size(world, recipe.world_sizes, recipe.world_size_weights, least)
             return render(index, seed, size, scenes=pattern, variation=recipe.world)
     if clean:
         return render(

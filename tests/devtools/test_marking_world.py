@@ -300,3 +300,23 @@ def test_a_blurrier_camera_gets_larger_markings(monkeypatch) -> None:
     for name, cap_px in caps:
         assert cap_px * per_view >= sm.MIN_CAP[name] * factor - 1e-6
     assert all(_by(label, "part_marking", "YES") for _, label in frames)
+
+
+def test_marked_parts_fit_every_camera_the_trainer_draws_them_at() -> None:
+    """The trainer draws chip frames only at sizes whose shorter side is at least
+    MIN_MARKING_SIDE, and at every such size of the world's cameras a marked part fits the
+    part_marking view legibly (the smallest, 160x120, would have failed the run)."""
+    from pnp_vision.devtools.synthetic_variation import WORLD as FULL
+    from pnp_vision.devtools.synthetic_variation import WORLD_SIZE_WEIGHTS, WORLD_SIZES
+    from pnp_vision.devtools.train_data import Recipe, training_frame
+
+    for size in (s for s in WORLD_SIZES if min(s) >= sm.MIN_MARKING_SIDE):
+        assert len(list(generate(6, 11, size, scenes=CHIP, variation=FULL))) == 6, size
+    recipe = Recipe(
+        sizes=((160, 120), (320, 240)), size_weights=(9.0, 1.0), world=FULL, world_share=0.5,
+        world_sizes=WORLD_SIZES, world_size_weights=WORLD_SIZE_WEIGHTS,
+    )  # fmt: skip
+    shapes = {training_frame(i, 5, ["chip"], recipe)[0].shape[:2] for i in range(12)}
+    assert shapes and all(min(shape) >= sm.MIN_MARKING_SIDE for shape in shapes), shapes
+    small = {training_frame(i, 5, ["nozzle_tip"], recipe)[0].shape[:2] for i in range(12)}
+    assert (120, 160) in small  # other scenes keep every size
