@@ -101,7 +101,10 @@ def test_adapter_moves_answers_toward_the_labels(trained: Trained) -> None:
         inspect_adapters.unload_adapter(inspector.model)
     before = trained.base_probabilities
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
-    assert sum(after) / len(after) > 0.9 > sum(before) / len(before), (before, after)
+    # the labels' probability nears 1; what the base gave them depends on its random weights,
+    # which follow the template files' bytes (the tiny tokenizer is trained on them)
+    miss_before, miss_after = (1 - sum(p) / len(p) for p in (before, after))
+    assert sum(after) / len(after) > 0.9 and miss_after < 0.1 * miss_before, (before, after)
 
 
 def test_adapter_folder_records_its_base_and_templates(trained: Trained) -> None:
