@@ -35,7 +35,7 @@ TRAINED = r"^(vision_tower|language_model)\."
 
 @dataclass(frozen=True)
 class LoopConfig:
-    steps: int = 900
+    steps: int = 1200  # at most: `patience` may stop it sooner
     batch: int = 16
     lr: float = 2e-4
     seed: int = 0
