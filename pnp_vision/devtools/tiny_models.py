@@ -104,10 +104,31 @@ class MllamaSpec:
 
 
 def _template_texts(prompts_dir: Path) -> list[str]:
-    """Raw template files: their questions, system texts and answers feed the BPE training."""
+    """What the BPE training reads: each template's question (also with every choice of its
+    parameters), system text and answers, never its file's comments or layout, so editing a
+    comment in prompts/ cannot change a model's tokenizer; a file that is no template (the
+    trainer's corpus) as it is."""
+    import tomllib
+
     if not prompts_dir.is_dir():
         return []
-    return [p.read_text() for p in sorted(prompts_dir.glob("*.toml"))]
+    texts = []
+    for path in sorted(prompts_dir.glob("*.toml")):
+        raw = path.read_text()
+        try:
+            data = tomllib.loads(raw)
+        except tomllib.TOMLDecodeError:
+            data = {}
+        question = data.get("question")
+        if not isinstance(question, str):
+            texts.append(raw)
+            continue
+        parts = [question, str(data.get("system", "")), " ".join(data.get("answers", []))]
+        for name, param in (data.get("params") or {}).items():
+            for value in (param or {}).get("choices", []):
+                parts.append(question.replace("{" + name + "}", str(value)))
+        texts.append("\n".join(part for part in parts if part))
+    return texts
 
 
 def _qwen_config(spec: QwenSpec, ids: dict[str, int], vocab: int) -> dict[str, Any]:

@@ -68,3 +68,19 @@ def test_loaded_weights_are_the_written_ones(inspectors, tiny_model_dir):
             if kind == "qwen2_5_vl" and name.endswith("patch_embed.proj.weight"):
                 value = value.transpose(0, 2, 3, 4, 1)
             assert mx.array_equal(loaded[name], value), name
+
+
+def test_a_comment_in_a_template_does_not_change_the_tokenizer(tmp_path, prompts_dir) -> None:
+    """The tokenizer (and so the cached tiny model) learns from what is asked, not from the
+    template files' comments: a comment edit keeps the model, a question edit makes a new one."""
+    import shutil
+
+    from pnp_vision.devtools.tiny_models import QwenSpec, _cache_key
+
+    shutil.copytree(prompts_dir, tmp_path / "p")
+    before = _cache_key("qwen2_5_vl", QwenSpec(), tmp_path / "p")
+    path = tmp_path / "p" / "tombstone.toml"
+    path.write_text("# a comment a person added\n" + path.read_text())
+    assert _cache_key("qwen2_5_vl", QwenSpec(), tmp_path / "p") == before
+    path.write_text(path.read_text().replace("standing on one end", "standing upright"))
+    assert _cache_key("qwen2_5_vl", QwenSpec(), tmp_path / "p") != before
