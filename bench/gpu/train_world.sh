@@ -42,6 +42,7 @@ if [ "$stage" = start ]; then
       python3 -m pnp_vision.devtools.train --out $runs/$name $args > $logs/$name.log 2>&1; \
       echo \"exit \$?\" >> $logs/$name.log" > /dev/null 2>&1 &)
   done
+  sleep 30  # the runs create their logs
 fi
 limit=${2:-540}
 t0=$(date +%s)

@@ -486,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean-steps", type=int, help="first steps on clean frames")
     p.add_argument("--init-from", type=Path, help="continue from a model folder trained here")
     p.add_argument("--mix", help="frames per scene per batch, e.g. nozzle_tip=2,chip=1,...")
+    p.add_argument("--caps", help="questions per answer per batch, e.g. part_on_nozzle=6")
     p.add_argument("--templates", help="templates to learn, comma-separated (default: the four)")
     p.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig number"
@@ -500,11 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         if not eq:
             raise SystemExit(f"--set {item}: write FIELD=VALUE")
         overrides[name] = _setting(name, value)
-    if args.mix:
-        try:
-            overrides["mix"] = {k: int(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
-        except ValueError:
-            raise SystemExit(f"--mix {args.mix}: write SCENE=FRAMES,... (nozzle_tip=16)") from None
+    for option, example in (("mix", "nozzle_tip=16"), ("caps", "part_on_nozzle=6")):
+        value = getattr(args, option)
+        if value:
+            try:
+                overrides[option] = {k: int(v) for k, v in (i.split("=") for i in value.split(","))}
+            except ValueError:
+                raise SystemExit(f"--{option} {value}: write NAME=N,... ({example})") from None
     if args.templates:
         overrides["templates"] = tuple(t.strip() for t in args.templates.split(",") if t.strip())
     if args.clean_steps is not None:
