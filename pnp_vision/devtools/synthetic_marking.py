@@ -174,9 +174,13 @@ def _layout(
     left, top, right, bottom = view_box((w, h), ROI, VIEW)
     per_view = VIEW[0] / (right - left)  # view pixels per frame pixel
     box = (right - left, bottom - top)
-    for _ in range(40):
+    for attempt in range(80):
         part = sample_part(rng, families)
         face = _pick_face(rng, part)
+        if attempt >= 40:  # a blurred frame: the face and line count that can stay legible
+            regular = [f for f in part.faces if face_name(f) == "regular"]
+            face = regular[0] if regular else face
+            part.lines = part.lines[:1]
         boxes = [part.text_box] if part.alt_box is None else [part.text_box, part.alt_box]
         part.text_box = max(boxes, key=lambda box: _largest_cap(part, face, box))
         cap_mm = _largest_cap(part, face, part.text_box) * rng.uniform(0.8, 1.0)

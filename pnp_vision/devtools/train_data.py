@@ -108,7 +108,10 @@ def training_frame(
         world = np.random.default_rng([seed, index, 0x3011D])  # the classic stream unchanged
         if world.random() < recipe.world_share:
             size = _pick_size(world, recipe.world_sizes, recipe.world_size_weights, least)
-            return render(index, seed, size, scenes=pattern, variation=recipe.world)
+            try:
+                return render(index, seed, size, scenes=pattern, variation=recipe.world)
+            except RuntimeError:  # no legible marking fits this blur (rare): the classic frame
+                pass
     if clean:
         return render(
             index, seed, size, scenes=pattern, variation=variation, lighting="even",
