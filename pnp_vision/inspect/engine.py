@@ -556,7 +556,8 @@ class Inspector:
         known = [m for m in members if self.familiarity.knows(m.template.name)]
         if not known and not self._capture:
             return
-        tokens = tokens_of(inputs.features)
+        # the tower's output as it is (mlx) unless a capture keeps it: one conversion less
+        tokens = tokens_of(inputs.features) if self._capture else inputs.features
         for item in members:
             if self._capture:
                 item.tokens = tokens

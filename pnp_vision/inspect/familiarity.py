@@ -59,18 +59,48 @@ def probe_tokens(vocab_size: int, hidden_size: int) -> tuple[int, ...]:
     return tuple(int(v) for v in np.linspace(0, vocab_size - 1, n).round())
 
 
-def nearest_distances(tokens: np.ndarray, bank: np.ndarray) -> np.ndarray:
+class Bank:
+    """Training-view tokens held as an mlx array with their squared norms, so scoring a view
+    is one small matmul in the engine's own runtime: numpy's BLAS, called between mlx passes,
+    fought mlx for the cores and took 0.4-10 ms a view (bench/familiarity_cost.py)."""
+
+    def __init__(self, tokens: np.ndarray) -> None:
+        import mlx.core as mx
+
+        self.tokens = np.asarray(tokens, np.float32)
+        self._bank = mx.array(self.tokens)
+        self._sq = (self._bank * self._bank).sum(axis=1)
+        mx.eval(self._bank, self._sq)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def width(self) -> int:
+        return int(self.tokens.shape[1])
+
+    def nearest(self, tokens: Any) -> np.ndarray:
+        """Each token's Euclidean distance to its nearest bank token (`tokens`: a numpy or
+        mlx array of any leading axes; the engine passes the tower's output as it is)."""
+        import mlx.core as mx
+
+        if not isinstance(tokens, mx.array):
+            tokens = mx.array(np.asarray(tokens, np.float32))
+        tokens = tokens.reshape(-1, tokens.shape[-1]).astype(mx.float32)
+        parts = []
+        for start in range(0, tokens.shape[0], _CHUNK):
+            t = tokens[start : start + _CHUNK]
+            d2 = (t * t).sum(axis=1, keepdims=True) - 2.0 * (t @ self._bank.T) + self._sq[None]
+            parts.append(mx.sqrt(mx.maximum(d2.min(axis=1), 0.0)))
+        return np.array(mx.concatenate(parts), dtype=np.float32)
+
+
+def nearest_distances(tokens: np.ndarray, bank: np.ndarray | Bank) -> np.ndarray:
     """Each token's Euclidean distance to its nearest bank token."""
-    bank_sq = np.einsum("ij,ij->i", bank, bank)
-    out = np.empty(len(tokens), np.float32)
-    for start in range(0, len(tokens), _CHUNK):
-        part = tokens[start : start + _CHUNK]
-        d2 = np.einsum("ij,ij->i", part, part)[:, None] - 2.0 * part @ bank.T + bank_sq[None]
-        out[start : start + _CHUNK] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
-    return out
+    return (bank if isinstance(bank, Bank) else Bank(bank)).nearest(tokens)
 
 
-def view_score(tokens: np.ndarray, bank: np.ndarray) -> float:
+def view_score(tokens: np.ndarray, bank: np.ndarray | Bank) -> float:
     """The view's distance from the bank: its least familiar token's."""
     return float(nearest_distances(tokens, bank).max())
 
@@ -102,11 +132,15 @@ def coreset(tokens: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
 class Statistic:
     """One template's statistics (either may be absent) and their thresholds."""
 
-    bank: np.ndarray | None = None
+    bank: Bank | None = None  # (a numpy array of tokens is taken as one)
     bank_threshold: float = 0.0
     means: np.ndarray | None = None  # (answers, probes)
     precision: np.ndarray | None = None  # (probes, probes)
     state_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bank is not None and not isinstance(self.bank, Bank):
+            object.__setattr__(self, "bank", Bank(self.bank))
 
     def relative(self, tokens: np.ndarray | None, state: np.ndarray | None) -> float | None:
         parts = []
@@ -158,16 +192,16 @@ class Familiarity:
         stat = self.templates.get(template)
         if stat is None:
             return None
-        if stat.bank is not None and tokens is not None and tokens.shape[-1] != stat.bank.shape[1]:
+        if stat.bank is not None and tokens is not None and tokens.shape[-1] != stat.bank.width:
             raise ConfigError(
-                f"familiarity bank of {template!r} is {stat.bank.shape[1]} wide, the model's"
+                f"familiarity bank of {template!r} is {stat.bank.width} wide, the model's"
                 f" features {tokens.shape[-1]}: the statistic belongs to another model"
             )
         return stat.relative(tokens, state)
 
 
 def _statistic(name: str, record: Mapping[str, Any], data: Any) -> Statistic:
-    bank = data[f"{name}/bank"].astype(np.float32) if f"{name}/bank" in data else None
+    bank = Bank(data[f"{name}/bank"]) if f"{name}/bank" in data else None
     means = data[f"{name}/means"].astype(np.float32) if f"{name}/means" in data else None
     precision = data.get(f"{name}/precision")
     stat = Statistic(
@@ -191,9 +225,9 @@ def fit_bank(
     """A bank of the training views' tokens, and the `quantile` of held-out views' scores
     (views never in the bank: the bar is what new in-look views score)."""
     bank = coreset(np.concatenate([tokens_of(t) for t in train]), size)
-    bank = bank.astype(np.float16).astype(np.float32)  # as stored: the bar fits the stored bank
+    bank = Bank(bank.astype(np.float16))  # as stored: the bar fits the stored bank
     scores = np.array([view_score(tokens_of(v), bank) for v in heldout])
-    return bank, _bar(scores, quantile)
+    return bank.tokens, _bar(scores, quantile)
 
 
 def fit_state(
@@ -252,7 +286,7 @@ def write_familiarity(
     arrays: dict[str, np.ndarray] = {}
     for name, stat in stats.items():
         if stat.bank is not None:
-            arrays[f"{name}/bank"] = stat.bank.astype(np.float16)
+            arrays[f"{name}/bank"] = stat.bank.tokens.astype(np.float16)
         if stat.means is not None and stat.precision is not None:
             arrays[f"{name}/means"] = stat.means
             arrays[f"{name}/precision"] = stat.precision

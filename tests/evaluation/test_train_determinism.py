@@ -24,9 +24,7 @@ def _weights_digest(folder: Path) -> str:
 @pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None:
     # reuse_gap=2: steps 3 and 5 re-use earlier batches, as the full run does every odd step.
-    cfg = replace(
-        train.TrainConfig(), steps=6, heldout_frames=5, reuse_gap=2, familiarity_frames=8
-    )
+    cfg = replace(train.TrainConfig(), steps=6, heldout_frames=5, reuse_gap=2, familiarity_frames=8)
     first = train.train(tmp_path / "a", cfg)
     again = train.train(tmp_path / "b", cfg)
     other = train.train(tmp_path / "c", replace(cfg, seed=1))
