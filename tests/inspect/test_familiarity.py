@@ -176,3 +176,24 @@ def test_a_folder_without_a_statistic_says_nothing(inspectors: dict[str, Inspect
     inspector = inspectors["qwen2_5_vl"]  # a tiny random model folder: no familiarity files
     (result,) = inspector.inspect(_strange(1), [Question(template=NOZZLE)])
     assert result.familiar is None and result.familiarity is None
+
+
+def test_the_shipped_folder_knows_its_own_look() -> None:
+    """models/pnp-inspector carries a statistic for each learned template: its own look's
+    frames are familiar (about 99% by construction), a look it never saw is not."""
+    from pnp_vision.devtools.synthetic import render
+
+    inspector = Inspector(
+        PROJECT_ROOT / "models" / "pnp-inspector", TemplateSet.load(PROJECT_ROOT / "prompts")
+    )
+    learned = set(inspector.calibration.learned or ())
+    assert learned and all(inspector.familiarity.knows(t) for t in learned)
+    answers = []
+    for i in range(24):
+        image, label = render(i, 31_337, (320, 240))
+        qs = [Question(template=q["template"], params=q["params"]) for q in label["questions"]]
+        answers += [r for r in inspector.inspect(image, qs) if r.template in learned]
+    assert answers and sum(bool(r.familiar) for r in answers) >= 0.9 * len(answers)
+    for seed in range(3):
+        strange = inspector.inspect(_strange(seed), [Question(template=NOZZLE)])[0]
+        assert strange.familiar is False and not strange.confident

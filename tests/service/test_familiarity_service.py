@@ -40,7 +40,11 @@ def _blocks() -> np.ndarray:
 @pytest.fixture(scope="module")
 def familiar_model(tmp_path_factory: pytest.TempPathFactory, nozzle_views) -> Path:
     folder = tmp_path_factory.mktemp("famsvc") / "model"
-    shutil.copytree(PROJECT_ROOT / "models" / "pnp-inspector", folder)
+    shutil.copytree(  # without the shipped statistic: only the nozzle check gets one here
+        PROJECT_ROOT / "models" / "pnp-inspector",
+        folder,
+        ignore=shutil.ignore_patterns("familiarity.*"),
+    )
     views = nozzle_views(601, 60)
     fit_familiarity(folder, TemplateSet.load(PROJECT_ROOT / "prompts"), views[:40], views[40:])
     return folder
