@@ -145,6 +145,7 @@ def drive(
     batches: collections.Counter[int] = collections.Counter()
     counts = {"ok": 0, "busy": 0, "error": 0, "resends": 0}
     errors: collections.Counter[str] = collections.Counter()
+    first_errors: dict[str, str] = {}  # one message of each kind: what a failed stage says
     start = threading.Barrier(len(cameras) + 1)
     marks: dict[str, float] = {}
 
@@ -166,6 +167,7 @@ def drive(
                     with lock:
                         counts["error"] += counted
                         errors[type(exc).__name__] += counted
+                        first_errors.setdefault(type(exc).__name__, str(exc)[:300])
                     continue
                 if counted and time.monotonic() <= marks["end"]:
                     with lock:
@@ -197,6 +199,7 @@ def drive(
         "seconds": seconds,
         **counts,
         "errors_by_kind": errors,
+        "first_errors": first_errors,
         "latencies": latencies,
         "batches": batches,
         "cpu_s": sum(used) if used else None,
@@ -225,6 +228,7 @@ def summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "answers_per_s_by_round": [round(p["ok"] / p["seconds"], 2) for p in parts],
         **counts,
         "errors_by_kind": dict(errors),
+        "first_errors": {k: v for p in parts for k, v in p["first_errors"].items()},
         "p50_ms": _pct(latencies, 50),
         "p99_ms": _pct(latencies, 99),
         "batch_sizes": {str(k): v for k, v in sorted(batches.items())},
