@@ -1,0 +1,65 @@
+"""`devtools.attach`: templates trained in a continued folder become the base's own weights
+adapter; the base's templates answer exactly as before, the attached one as the trained folder.
+
+Real training (two steps, continued from the bundled folder) and real Inspectors.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pnp_vision.config import PROJECT_ROOT
+from pnp_vision.devtools.attach import attach
+from pnp_vision.devtools.synthetic import render
+from pnp_vision.devtools.train import TrainConfig, train
+from pnp_vision.inspect import Inspector, Question, TemplateSet
+from pnp_vision.inspect.adapters import open_inspector, own_adapters
+
+TAUGHT = "polarity_mark"
+
+
+def _probabilities(inspector, image: np.ndarray, questions: list[Question]) -> list[dict]:
+    return [r.probabilities for r in inspector.inspect(image, questions)]
+
+
+def test_attached_templates_answer_as_trained_and_the_rest_as_before(tmp_path: Path) -> None:
+    shipped = PROJECT_ROOT / "models" / "pnp-inspector"
+    base = tmp_path / "base"
+    shutil.copytree(shipped, base, ignore=shutil.ignore_patterns("adapters"))
+    cfg = TrainConfig(
+        steps=2, templates=(TAUGHT,), mix={"chip": 2}, heldout_frames=4, familiarity_frames=8,
+        helpers=1, compile=False, geometry_weight=0.0, max_pixels=37632, easy_batches=0,
+        world_share=0.7, lr=1e-3,
+    )  # fmt: skip
+    trained = tmp_path / "trained"
+    train(trained, cfg, init_from=base)
+
+    where = attach(base, trained, [TAUGHT])
+    assert own_adapters(base) == {TAUGHT: base / where}
+    calibration = json.loads((base / "calibration.json").read_text())
+    assert TAUGHT in calibration["trained_templates"] and TAUGHT in calibration["templates"]
+    assert TAUGHT in json.loads((base / "familiarity.json").read_text())["templates"]
+
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
+    routed = open_inspector(base, templates)
+    image, label = render(3, 4242, (640, 480), scenes=["nozzle_tip"])
+    own = [Question(template=q["template"], params=q["params"]) for q in label["questions"]]
+    assert _probabilities(routed, image, own) == _probabilities(
+        Inspector(shipped, templates), image, own
+    )
+    chip, label = render(5, 4242, (640, 480), scenes=["chip"])
+    taught = [
+        Question(template=q["template"], params=q["params"])
+        for q in label["questions"]
+        if q["template"] == TAUGHT
+    ]
+    assert taught
+    trained_inspector = Inspector(trained, templates)  # its calibration and statistic
+    assert _probabilities(routed, chip, taught) == _probabilities(trained_inspector, chip, taught)
+    assert _probabilities(routed, chip, taught) != _probabilities(
+        Inspector(shipped, templates), chip, taught
+    )
