@@ -236,6 +236,8 @@ def test_the_live_page(page: Any, console: str, stack: ServiceStack) -> None:
     assert page.get_attribute(rows["untrained"], "data-conf") == "untrained"
     assert page.text_content(f"{rows['untrained']} .conf") == "untrained"
     expected = "confident" if learned.confident else "not confident"
+    if learned.result.familiar is False:  # the bundled statistic: a frame of another scene
+        expected = "unfamiliar"
     assert page.text_content(f"{rows['learned']} .conf") == expected
     colour = "yes" if learned.answer == "YES" else "no"
     assert f"answer {colour}" in page.get_attribute(f"{rows['learned']} .answer", "class")
