@@ -465,6 +465,8 @@ def _setting(name: str, value: str) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         if isinstance(default, tuple) and default and all(type(v) in (int, float) for v in default):
             return tuple(type(default[0])(v) for v in value.split(","))
+        if name == "relate":  # template names
+            return tuple(v.strip() for v in value.split(",") if v.strip())
         if isinstance(default, dict | tuple):
             raise SystemExit(f"--set {name}: not settable here (use the dedicated option, if any)")
         return type(default)(value)

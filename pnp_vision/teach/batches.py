@@ -66,6 +66,10 @@ class Tables:
     tokenizer_json: str = ""
     image_token: int = 0
     image_tokens: int = 0
+    # Templates whose geometry target is the offset between their two drawn key points, in
+    # the view's image-token cells (polarity_mark: the cue from the body's centre): a relation
+    # the answer depends on, which the YES/NO label alone teaches slowly or not at all.
+    relate: frozenset[str] = frozenset()
 
     def prompt_ids(self, template: str, params: dict[str, str]) -> tuple[int, ...]:
         """The question's token ids, exactly as the Inspector makes them."""
@@ -122,6 +126,7 @@ def build_tables(
     length: int,
     frame_sizes: Sequence[tuple[int, int]],
     caps: dict[str, int] | None = None,
+    relate: Sequence[str] = (),
 ) -> Tables:
     """Prompt ids, answer tokens and image settings for `templates`, from the Inspector itself.
     `length`: every prompt is right-padded to it (0: to the longest prompt). Every view must
@@ -183,6 +188,7 @@ def build_tables(
         pixels, views, prompts, answer_ids or (), targets,
         tuple(templates), length or longest, dict(caps or {}), free,
         tokenizer.backend_tokenizer.to_str() if free else "", adapter.image_token_id, n_tokens,
+        frozenset(relate),
     )  # fmt: skip
 
 
@@ -252,7 +258,12 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
             template.append(q["template"])
             answer.append(q["answer"])
             offset = label.get("geometry", {}).get(q["template"])
-            geometry.append(_geometry(offset))
+            if offset is None and q["template"] in tables.relate:
+                view = tables.views[q["template"]]
+                drawn_here = label.get("points", {}).get(q["template"])
+                geometry.append(_relation(drawn_here, bgr.shape, view, grids[seen[view]]))
+            else:
+                geometry.append(_geometry(offset))
     return Batch(
         pixels=np.concatenate(pixels),
         grid=np.concatenate(grids),
@@ -287,6 +298,18 @@ def _view_points(
     # pixel k's centre is k + 0.5 in continuous coordinates, where the box's scale applies
     cells = np.column_stack([(xs + 0.5 - left) * sx, (ys + 0.5 - top) * sy])
     return np.ravel(cells).tolist()
+
+
+def _relation(
+    drawn: Sequence[float] | None, shape: tuple[int, ...], view: View, grid: np.ndarray
+) -> list[float]:
+    """The first key point's offset from the second (dx, dy, distance) in the view's token
+    cells (`Tables.relate`); NaN where the frame drew none (a classic chip)."""
+    if drawn is None or len(drawn) < 4:
+        return [float("nan")] * 3
+    x1, y1, x2, y2 = _view_points(drawn[:4], shape, view, grid)
+    dx, dy = x1 - x2, y1 - y2
+    return [dx, dy, float(np.hypot(dx, dy))]
 
 
 GEOMETRY_SCALE = 20.0  # units: offsets of 0-40 units become targets of 0-2

@@ -44,6 +44,7 @@ class StepConfig:
     compile: bool = True
     geometry_weight: float = 0.0
     locate_weight: float = 0.0
+    relate: tuple[str, ...] = ()  # templates whose geometry is their key points' offset
 
 
 class Trainer:
@@ -77,7 +78,7 @@ class Trainer:
             cfg.locate_weight > 0,
         )
         self.tables = build_tables(
-            self.inspector, cfg.templates, cfg.prompt_length, cfg.sizes, cfg.caps
+            self.inspector, cfg.templates, cfg.prompt_length, cfg.sizes, cfg.caps, cfg.relate
         )
         self.image_token = self.adapter.image_token_id
         schedule = optim.join_schedules(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pnp_vision.inspect import Inspector, Question, TemplateSet
@@ -45,3 +46,36 @@ def test_free_text_prompts_match_the_inspector(inspector: Inspector) -> None:
     got = out.get(timeout=60)
     child.join(timeout=60)
     assert got == tables.prompt_ids("part_marking", {"marking": "LM358"})
+
+
+def test_polarity_learns_where_its_cue_is(inspector: Inspector) -> None:
+    """`relate`: polarity_mark's geometry target is its cue's offset from the body's centre
+    in the view's token cells, pointing toward the corner its YES answer names."""
+    from pnp_vision.devtools.synthetic import render
+    from pnp_vision.devtools.synthetic_variation import WORLD
+    from pnp_vision.teach.batches import make_batch
+
+    names = ["part_marking", "polarity_mark"]
+    tables = build_tables(inspector, names, 0, [(640, 480)], relate=["polarity_mark"])
+    plain = build_tables(inspector, names, 0, [(640, 480)])
+    checked = 0
+    for i in range(400):  # few world parts that fit the view legibly carry a corner cue
+        if checked >= 3:
+            break
+        frame = render(i, 808, (640, 480), scenes=["chip"], variation=WORLD)
+        batch, before = make_batch(tables, [frame]), make_batch(plain, [frame])
+        assert np.isnan(before.geometry).all()  # off unless asked for
+        for q, row, template in zip(
+            frame[1]["questions"], batch.geometry, batch.template, strict=True
+        ):
+            assert template == q["template"]
+            if template != "polarity_mark":
+                assert np.isnan(row).all()
+                continue
+            dx, dy, distance = row
+            assert distance == pytest.approx(np.hypot(dx, dy)) and distance > 0.2
+            if q["answer"] == "YES":
+                vertical, horizontal = q["params"]["corner"].split("_")
+                assert (dy < 0) == (vertical == "top") and (dx < 0) == (horizontal == "left")
+                checked += 1
+    assert checked >= 3
