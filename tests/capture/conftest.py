@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import waits
 import zmq
 
 from pnp_vision.capture.recording import RecordingWriter
@@ -68,19 +68,7 @@ def write_recording():
     return _write_recording
 
 
-def _wait_until(predicate, timeout: float, what: str):
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture(scope="session")
 def wait_until():
     """`wait_until(predicate, timeout, what)` -> the predicate's first truthy value."""
-    return _wait_until
+    return waits.wait_until

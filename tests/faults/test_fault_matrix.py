@@ -18,13 +18,13 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import zmq
+from waits import wait_until
 
 from pnp_vision.capture.subscriber import FrameSubscriber
 from pnp_vision.client import VisionClient
@@ -39,17 +39,6 @@ from pnp_vision.stack.launch import (
 )
 
 CAMERA = "demo"
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Call `check` until it returns something truthy, or fail naming `what`."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)  # polling interval under a deadline
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_capture_restart_new_session_and_no_stale_fresh_frames(
@@ -118,7 +107,7 @@ def test_frame_that_fails_to_decode_is_dropped_and_worker_keeps_serving(
                 except Exception:  # the first good frame may not have arrived yet
                     return None
 
-            frame = poll(served_good, 30, "an answer on a good frame")
+            frame = wait_until(served_good, 30, "an answer on a good frame")
             assert frame.seq is not None and frame.seq % 2 == 0  # never a corrupt (odd) one
             # a corrupt frame alone: the previous good frame stays the latest
             seq += 1
@@ -128,7 +117,7 @@ def test_frame_that_fails_to_decode_is_dropped_and_worker_keeps_serving(
             assert worker.alive()
             # The drop is logged for operators (by the subscriber's thread, so maybe just after
             # the reply): wait for the line with a deadline.
-            poll(lambda: "bad message" in worker.log_path.read_text(), 10, "the drop logged")
+            wait_until(lambda: "bad message" in worker.log_path.read_text(), 10, "the drop logged")
     finally:
         worker.stop()
         pub.close()

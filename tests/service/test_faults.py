@@ -7,7 +7,6 @@ one fixed requests endpoint, so a restarted worker is found by the same client.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 import zmq
+from waits import paused, wait_until
 
 from pnp_vision.client import VisionClient
 from pnp_vision.errors import NoFrame
@@ -81,26 +81,6 @@ def workers(capture: ServiceProcess, run_dir: Path, service_model: Path) -> Iter
         pool.current.stop()
 
 
-@contextlib.contextmanager
-def paused(proc: ServiceProcess) -> Iterator[None]:
-    """The capture daemon frozen (SIGSTOP): no frames, no status, sockets left open."""
-    proc.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGCONT)
-
-
-def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)  # polling interval of a deadline-bounded wait
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def test_camera_that_stopped_publishing_gives_no_frame_within_the_deadline(
     capture: ServiceProcess, workers: Workers
 ) -> None:
@@ -141,7 +121,7 @@ def test_worker_killed_mid_request_and_restarted_the_retry_succeeds(
         with paused(capture):  # the request waits in the first worker for a fresh frame ...
             caller = threading.Thread(target=ask, daemon=True)
             caller.start()
-            _poll(
+            wait_until(
                 lambda: probe.status().queue.waiting_for_frame == 1,
                 10.0,
                 "the first worker holds the request",
@@ -186,7 +166,7 @@ def test_sigterm_finishes_the_inference_in_flight_and_answers_the_rest_shutting_
         body = {"kind": "inspect", "id": request_id, "image": True, "questions": templates}
         sock.send_multipart([json.dumps(body).encode(), sample_png])
     with VisionClient(worker.endpoint, timeout=5.0, retries=0) as probe:
-        _poll(
+        wait_until(
             lambda: (q := probe.status().queue).in_flight >= 1 and q.depth >= 3,
             10.0,
             "a batch in flight and more queued",

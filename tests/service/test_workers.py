@@ -10,7 +10,6 @@ to every capture daemon whose cameras it serves (comma-separated frames endpoint
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 import zmq
+from waits import paused, wait_until
 
 from pnp_vision.client import NoWorker, VisionClient
 from pnp_vision.config import PROJECT_ROOT
@@ -67,26 +67,6 @@ def start(
     yield make
     for proc in started:
         proc.kill()
-
-
-@contextlib.contextmanager
-def paused(proc: ServiceProcess) -> Iterator[None]:
-    """The capture daemon frozen: requests for a fresh frame wait in their worker."""
-    proc.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGCONT)
-
-
-def _poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)  # polling interval of a deadline-bounded wait
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def _status(worker: ServiceProcess) -> Any:
@@ -145,13 +125,13 @@ class Controllers:
 def test_a_sigkilled_worker_loses_no_request_under_load(start, capture) -> None:
     a, b = start("wa"), start("wb")
     with Controllers(f"{a.endpoint},{b.endpoint}", 4, frame="fresh") as load:
-        _poll(
+        wait_until(
             lambda: min(_status(w).counters["inspect"] for w in (a, b)) >= 3,
             30.0,
             "both workers answer",
         )
         with paused(capture):  # new requests wait in their worker for a fresh frame ...
-            holder = _poll(
+            holder = wait_until(
                 lambda: next((w for w in (a, b) if _status(w).queue.waiting_for_frame), None),
                 10.0,
                 "a worker holds requests",
@@ -159,7 +139,7 @@ def test_a_sigkilled_worker_loses_no_request_under_load(start, capture) -> None:
             holder.popen.send_signal(signal.SIGKILL)  # ... when that worker dies
             assert holder.wait(10.0) == -signal.SIGKILL
         at_kill = load.total
-        _poll(lambda: load.total >= at_kill + 20, 60.0, "answers go on after the kill")
+        wait_until(lambda: load.total >= at_kill + 20, 60.0, "answers go on after the kill")
     assert load.errors == []
     assert load.sent == load.answered  # every request sent was answered
     assert load.resends >= 1  # the requests the dead worker held went to the other at once ...
@@ -177,7 +157,7 @@ def test_a_busy_or_draining_worker_passes_requests_on(start, capture) -> None:
         body = {"kind": "inspect", "id": "parked", "camera": CAMERA, "frame": "fresh",
                 "questions": [{"template": "tombstone"}], "deadline_ms": 30000}  # fmt: skip
         parked.send_multipart([json.dumps(body).encode()])
-        _poll(lambda: _status(a).queue.waiting_for_frame == 1, 10.0, "the first is full")
+        wait_until(lambda: _status(a).queue.waiting_for_frame == 1, 10.0, "the first is full")
         for _ in range(3):  # one DEALER, two pipes: some of these go to the full worker first
             assert client.inspect(CAMERA, "nozzle_alignment", max_age=120.0).answer in ("YES", "NO")
         assert client.resends >= 1
