@@ -265,11 +265,7 @@ class VisionClient:
             self._socket.send_multipart(frames, copy=False)
             reply = self._await(request.id, per_try)
             if reply is not None:
-                round_trip = (time.monotonic() - started) * 1000
-                if not reply.ok:
-                    assert reply.error is not None
-                    raise error_for_code(reply.error.code, reply.error.message)
-                return reply, round_trip
+                return _ok(reply), (time.monotonic() - started) * 1000
             # Lazy Pirate: the socket may hold a half-sent request or a late reply; drop it.
             self._reset()
             if attempt < self.retries:
@@ -299,10 +295,7 @@ class VisionClient:
         for attempt in range(self.retries + 1):
             reply = pool.ask(frames, request.id, time.monotonic() + self.timeout)
             if reply is not None:
-                if not reply.ok:
-                    assert reply.error is not None
-                    raise error_for_code(reply.error.code, reply.error.message)
-                return reply, (time.monotonic() - started) * 1000
+                return _ok(reply), (time.monotonic() - started) * 1000
             pool.reset()  # Lazy Pirate: a fresh request socket for the next try
             if attempt < self.retries:
                 self.reconnects += 1
@@ -574,3 +567,11 @@ def _image_bytes(image: bytes | Path | np.ndarray) -> bytes:
     if not ok:
         raise BadRequest(f"cannot PNG-encode an array of shape {getattr(image, 'shape', '?')}")
     return buf.tobytes()
+
+
+def _ok(reply: Reply) -> Reply:
+    """`reply`, or its error raised as the exception its code names."""
+    if not reply.ok:
+        assert reply.error is not None
+        raise error_for_code(reply.error.code, reply.error.message)
+    return reply
