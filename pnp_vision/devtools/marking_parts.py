@@ -64,6 +64,7 @@ class Part:
     faces: tuple[Face, ...] = (REGULAR,)
     ink: Color = (220, 220, 220)
     surface: Color = (30, 30, 30)  # what the text is printed on
+    illegible: bool = False  # drawn too small to read in this frame: asked about its cue only
 
     @property
     def corner_cue(self) -> Cue | None:

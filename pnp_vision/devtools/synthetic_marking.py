@@ -106,6 +106,9 @@ SMALL_TURN = 12.0  # degrees a part sits off its quarter turn, at most
 UPSCALE_CREDIT = 1.4  # a camera below the view counts for at most 320x240's 1.4x upscale
 LENS_BLUR = 1.2  # units: render's softest lens (Gaussian sigma), what MIN_CAP was measured at
 CLEARANCE = 0.25  # a corner cue clears both centre lines by this share of the body's half width
+# Where a part with a corner cue cannot be marked legibly, this share of them is drawn anyway
+# for polarity_mark alone: a third of world chip frames then ask it (3.5% without)
+ILLEGIBLE_SHARE = 0.15
 CHAMFER_CONTRAST = 40  # grey levels between a body and the board its cut corner shows
 
 
@@ -198,6 +201,14 @@ def _layout(
             cap_mm = _largest_cap(part, face, part.text_box)
             if _fits(part, least / cap_mm, angle, box):
                 return part, face, cap_mm, least / cap_mm, angle, (left, top, right, bottom)
+        if part.corner_cue is not None and rng.random() < ILLEGIBLE_SHARE:
+            # its marking cannot be legible in this view, its corner cue can: drawn to fill
+            # 60-90% of the view and asked about its cue only (without this, parts whose
+            # part numbers are long, most ICs and so most corner cues, were never drawn)
+            ex, ey = _extent(part, 1.0, angle)
+            part.illegible = True
+            scale = rng.uniform(0.6, 0.9) * min(box[0] / (2 * ex), box[1] / (2 * ey))
+            return part, face, cap_mm, scale, angle, (left, top, right, bottom)
     raise RuntimeError("no marked part fits this frame")  # a frame under ~100 px
 
 
@@ -295,7 +306,7 @@ def world_chip(
     first = block_size(part.lines, face, cap)[1] / 2 - cap / 2
     line1 = [float(v) for v in to_frame(text_m, [(0.0, -first)])[0]]
     wrong, kind = negative(rng, part.lines)
-    questions = [
+    questions = [] if part.illegible else [
         {**_q("part_marking", yes, marking=text), "lines": list(part.lines),
          "points": [*line1, cx, cy], **extra}
         for yes, text, extra in ((True, part.lines[0], {}), (False, wrong, {"negative": kind}))

@@ -48,6 +48,15 @@ def _by(label: dict, template: str, answer: str) -> dict | None:
     )
 
 
+def _illegible(label: dict) -> bool:
+    """A part whose marking cannot be legible in its frame: asked about its corner cue only."""
+    asked = {q["template"] for q in label["questions"]}
+    if "part_marking" in asked:
+        return False
+    assert asked == {"polarity_mark"}, asked
+    return True
+
+
 def test_default_chip_frames_are_the_bundled_recording_byte_for_byte() -> None:
     """Every chip frame of recordings/demo (seed 0, 320x240) is what the default and the
     explicit "classic" world draw today."""
@@ -89,15 +98,19 @@ def test_yes_is_line_one_and_every_label_carries_the_drawn_lines(monkeypatch) ->
         return real(img, lines, *args, **kwargs)
 
     monkeypatch.setattr(sm, "draw_block", spy)
+    asked = 0
     for i in range(40):
         _, label = render(i, seed=5, size=(320, 240), scenes=CHIP, variation=WORLD)
+        if _illegible(label):
+            continue
+        asked += 1
         yes, no = _by(label, "part_marking", "YES"), _by(label, "part_marking", "NO")
         assert yes["lines"] == no["lines"] == drawn[-1]
         assert yes["params"]["marking"] == drawn[-1][0]
         assert no["params"]["marking"] != drawn[-1][0]
         for q in (yes, no):
             assert PATTERN.fullmatch(q["params"]["marking"])
-    assert len(drawn) == 40
+    assert len(drawn) == 40 and asked >= 20
 
 
 def test_line_one_is_on_top_when_upright_and_at_the_bottom_turned_half() -> None:
@@ -117,7 +130,9 @@ def test_line_one_is_on_top_when_upright_and_at_the_bottom_turned_half() -> None
 def test_negatives_differ_as_claimed_and_a_third_are_one_lookalike_away(frames) -> None:
     kinds = collections.Counter()
     primary = 0
-    for _, label in frames:
+    marked = [label for _, label in frames if not _illegible(label)]
+    assert len(marked) >= 0.5 * len(frames)
+    for label in marked:
         no = _by(label, "part_marking", "NO")
         asked, lines = no["params"]["marking"], no["lines"]
         assert asked != lines[0] and PATTERN.fullmatch(asked)
@@ -129,7 +144,7 @@ def test_negatives_differ_as_claimed_and_a_third_are_one_lookalike_away(frames) 
         if no["negative"] == "other_line":
             assert asked in lines[1:]
     assert set(kinds) == set(NEGATIVE_KINDS), kinds
-    assert kinds["lookalike"] / len(frames) >= 1 / 3, kinds
+    assert kinds["lookalike"] / len(marked) >= 1 / 3, kinds
     assert primary / kinds["lookalike"] > 0.5  # O/0, I/1, B/8, S/5, Z/2, D/0, G/6 first
 
 
@@ -250,13 +265,15 @@ def test_markings_are_legible_in_the_view_and_parts_fit_it(size, monkeypatch) ->
     monkeypatch.setattr(sm, "draw_block", spy)
     left, top, right, bottom = view_box(size, sm.ROI, sm.VIEW)
     per_view = sm.VIEW[0] / (right - left)
-    for _, label in _frames(15, seed=9, size=size):
-        for x, y in np.reshape(label["points"]["part_marking"], (2, 2)):
+    frames = _frames(15, seed=9, size=size)
+    assert len(caps) == 15  # one marking drawn per frame
+    for (_, label), (name, cap_px) in zip(frames, caps, strict=True):
+        for x, y in np.reshape(next(iter(label["points"].values())), (2, 2)):
             assert left <= x <= right and top <= y <= bottom
-    for name, cap_px in caps:
+        if _illegible(label):
+            continue
         seen = cap_px * min(per_view, sm.UPSCALE_CREDIT)  # what the view resolves, view px
         assert sm.MIN_CAP[name] - 1e-6 <= seen <= sm.MIN_CAP[name] * sm.SIZE_SPREAD + 1e-6
-    assert len(caps) == 15
 
 
 def test_the_world_is_sized_for_the_part_marking_view() -> None:
@@ -297,9 +314,14 @@ def test_a_blurrier_camera_gets_larger_markings(monkeypatch) -> None:
     left, _, right, _ = view_box((640, 480), sm.ROI, sm.VIEW)
     per_view = sm.VIEW[0] / (right - left)
     assert len(caps) == 12
-    for name, cap_px in caps:
+    marked = 0
+    for (_, label), (name, cap_px) in zip(frames, caps, strict=True):
+        if _illegible(label):
+            continue
+        marked += 1
         assert cap_px * per_view >= sm.MIN_CAP[name] * factor - 1e-6
-    assert all(_by(label, "part_marking", "YES") for _, label in frames)
+        assert _by(label, "part_marking", "YES")
+    assert marked >= 6
 
 
 def test_marked_parts_fit_every_camera_the_trainer_draws_them_at() -> None:
