@@ -7,30 +7,18 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from waits import wait_until as until
 
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.stack.launch import ServiceStack
 
 BUNDLED_MODEL = PROJECT_ROOT / "models" / "pnp-inspector"
 DEMO = PROJECT_ROOT / "recordings" / "demo"
-
-
-def until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    """Poll `check` until it returns something true; AssertionError after `timeout` s."""
-    end = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > end:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(every)  # the polling interval of a deadline-bounded wait
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
