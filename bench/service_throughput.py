@@ -319,6 +319,7 @@ def main() -> int:
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default="service_throughput", help="JSON file name")
+    parser.add_argument("--logs", type=Path, help="keep the capture and worker logs here")
     args = parser.parse_args()
 
     from pnp_vision.config import PROJECT_ROOT
@@ -384,6 +385,10 @@ def main() -> int:
                 _progress("batched x1", two["one"])
                 _progress("batched x2", two["two"])
     finally:
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for log in run_dir.glob("*.log"):
+                shutil.copy(log, args.logs / log.name)
         shutil.rmtree(run_dir, ignore_errors=True)
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
