@@ -72,6 +72,7 @@ class _Item:
     template: Template
     text: str  # rendered question
     plan: AnswerPlan
+    mirror: tuple[bool, bool] = (False, False)  # the view mirrored (the template's `mirror`)
     ids: list[int] = field(default_factory=list)
     language_ms: float = 0.0
     probabilities: list[float] = field(default_factory=list)
@@ -292,8 +293,10 @@ class Inspector:
         decode_ms = (time.perf_counter() - start) * 1e3
         groups = _by_view(items)
         results: list[InspectionResult | None] = [None] * len(items)
-        for (template_roi, max_pixels, system, view), members in groups.items():
-            cost = self._run_group(source, roi, template_roi, max_pixels, system, members, view)
+        for (template_roi, max_pixels, system, view, mirror), members in groups.items():
+            cost = self._run_group(
+                source, roi, template_roi, max_pixels, system, members, view, mirror
+            )
             n = len(members)
             for item in members:
                 prep = decode_ms / len(items) + cost.prep_ms / n
@@ -369,8 +372,8 @@ class Inspector:
         items = self._validate(call.questions)
         source = imageprep.decode(call.image)
         views = [
-            _View(system, members, self._view_inputs(source, call.roi, roi, pixels, size))
-            for (roi, pixels, system, size), members in _by_view(items).items()
+            _View(system, members, self._view_inputs(source, call.roi, roi, pixels, size, mirror))
+            for (roi, pixels, system, size, mirror), members in _by_view(items).items()
         ]
         return _Call(index, items, views, (time.perf_counter() - start) * 1e3)
 
@@ -453,7 +456,8 @@ class Inspector:
             if self.refuse_untrained:
                 self.calibration.require(template.name, self.model_dir)
             text = template.render(question.params)
-            items.append(_Item(i, question, template, text, self._plans[template.name]))
+            mirror = template.mirroring(question.params)
+            items.append(_Item(i, question, template, text, self._plans[template.name], mirror))
         return items
 
     def _prompt_ids(self, system: str, text: str) -> list[int]:
@@ -483,12 +487,13 @@ class Inspector:
         system: str,
         members: list[_Item],
         view_size: tuple[int, int] | None = None,
+        mirror: tuple[bool, bool] = (False, False),
     ) -> _GroupCost:
         import mlx.core as mx
 
         cost = _GroupCost()
         t0 = time.perf_counter()
-        inputs = self._view_inputs(source, roi, template_roi, max_pixels, view_size)
+        inputs = self._view_inputs(source, roi, template_roi, max_pixels, view_size, mirror)
         cost.prep_ms = (time.perf_counter() - t0) * 1e3
         adapter = self._adapter
         try:
@@ -534,11 +539,12 @@ class Inspector:
         template_roi: tuple[float, float, float, float] | None,
         max_pixels: int | None,
         view_size: tuple[int, int] | None,
+        mirror: tuple[bool, bool] = (False, False),
     ) -> Any:
         """The view (ROI crop, resize) as the processor's inputs; ImageError if it refuses."""
         view = imageprep.prepare(
             source, roi=roi, template_roi=template_roi, max_pixels=max_pixels, keep_array=True,
-            view_size=view_size,
+            view_size=view_size, mirror=mirror,
         )  # fmt: skip
         try:
             return self._adapter.preprocess(view, max_pixels)
@@ -634,12 +640,12 @@ class Inspector:
 
 
 def _by_view(items: list[_Item]) -> dict[tuple[Any, ...], list[_Item]]:
-    """Questions grouped by the image view they need (ROI, pixel budget, view size) and system
-    text: one image prep, vision pass and shared prefix per group."""
+    """Questions grouped by the image view they need (ROI, pixel budget, view size, mirroring)
+    and system text: one image prep, vision pass and shared prefix per group."""
     groups: dict[tuple[Any, ...], list[_Item]] = {}
     for item in items:
         t = item.template
-        groups.setdefault((t.roi, t.max_pixels, t.system, t.view), []).append(item)
+        groups.setdefault((t.roi, t.max_pixels, t.system, t.view, item.mirror), []).append(item)
     return groups
 
 

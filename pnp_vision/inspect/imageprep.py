@@ -184,12 +184,20 @@ def prepare(
     max_pixels: int | None = None,
     keep_array: bool = False,
     view_size: tuple[int, int] | None = None,
+    mirror: tuple[bool, bool] = (False, False),
 ) -> Any:
     """Decode, crop (call ROI in pixels, then the template's fractional ROI), fit the budget:
     an RGB PIL image. With `keep_array`, a BGR array input that needs no resize comes back as
     a BGR array view of the same pixels (no PIL round trip: a copy and a channel swap saved).
     With `view_size`, the template's view instead: its ROI box resized to exactly that size at
-    any camera resolution (`views`)."""
+    any camera resolution (`views`). `mirror` (left-right, top-bottom): the result mirrored, as
+    a template's `mirror` parameter asks (`Template.mirroring`)."""
+    if any(mirror):
+        return _mirrored(
+            prepare(image, roi=roi, template_roi=template_roi, max_pixels=max_pixels,
+                    keep_array=keep_array, view_size=view_size),
+            mirror,
+        )  # fmt: skip
     import numpy as np
 
     view = (
@@ -211,6 +219,19 @@ def prepare(
             return view
         view = to_pil(view)
     return fit_pixels(view, max_pixels)
+
+
+def _mirrored(view: Any, mirror: tuple[bool, bool]) -> Any:
+    """`view` (BGR array or PIL image) mirrored left-right and/or top-bottom."""
+    import numpy as np
+    from PIL import Image
+
+    flip_x, flip_y = mirror
+    if isinstance(view, np.ndarray):
+        return np.ascontiguousarray(view[:: -1 if flip_y else 1, :: -1 if flip_x else 1])
+    if flip_x:
+        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return view.transpose(Image.Transpose.FLIP_TOP_BOTTOM) if flip_y else view
 
 
 def template_view(image: Any, template: Any, *, roi: PixelRoi | None = None) -> Image.Image:

@@ -12,6 +12,7 @@ pasted into the question.
     max_pixels = 200704               # optional pixel budget for this question
     roi = [0.25, 0.25, 0.5, 0.5]      # optional crop (x, y, w, h) as fractions of the frame
     view = [112, 84]                  # optional: the ROI resized to exactly this, any camera
+    mirror = "corner"                 # optional: a corner parameter the view is mirrored by
 
     [params.marking]
     type = "string"                   # or "integer"
@@ -39,6 +40,7 @@ DEFAULT_SYSTEM = (
     "Reply with exactly one of the allowed answers."
 )
 _NAME = r"^[a-z][a-z0-9_]{0,63}$"
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 _LABEL = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 
@@ -129,6 +131,14 @@ class Template(StrictModel):
         " (its pixel budget; the box keeps the ROI's centre and height: inspect/views.py).",
     )
 
+    mirror: str | None = Field(
+        None,
+        description="A parameter naming a corner (top_left, top_right, bottom_left,"
+        " bottom_right): the view is mirrored so that corner becomes its top left, and the"
+        " question is asked about the top left. A question about where something lies is then"
+        " one check of the image, whatever corner the caller names (the model never has to"
+        " match a word in the question against a place in the image).",
+    )
     symmetries: list[Literal["flip_x", "flip_y", "shift", "turn"]] = Field(
         default_factory=list,
         description="Changes of the template's view that never change its answer: mirrorings"
@@ -177,6 +187,25 @@ class Template(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _mirror_is_a_corner(self) -> Template:
+        if self.mirror is None:
+            return self
+        param = self.params.get(self.mirror)
+        if param is None or not param.choices or not set(param.choices) <= set(CORNERS):
+            raise ValueError(
+                f"mirror {self.mirror!r} must name a parameter whose choices are corners"
+                f" ({', '.join(CORNERS)})"
+            )
+        return self
+
+    def mirroring(self, params: dict[str, str]) -> tuple[bool, bool]:
+        """(left-right, top-bottom): how the view is mirrored for these (checked) values."""
+        if self.mirror is None:
+            return False, False
+        corner = params[self.mirror]
+        return corner.endswith("right"), corner.startswith("bottom")
+
     def render(self, params: dict[str, str]) -> str:
         """The question with checked parameter values; BadParams on any missing/extra/bad one."""
         unknown = sorted(set(params) - set(self.params))
@@ -189,6 +218,8 @@ class Template(StrictModel):
         if missing:
             raise BadParams(f"template {self.name!r}: missing parameter(s) {', '.join(missing)}")
         values = {name: spec.check(name, params[name]) for name, spec in self.params.items()}
+        if self.mirror is not None:  # the view is mirrored: the named corner is its top left
+            values[self.mirror] = CORNERS[0]
         return self.question.format(**values)
 
 

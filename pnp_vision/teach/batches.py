@@ -70,6 +70,13 @@ class Tables:
     # the view's image-token cells (polarity_mark: the cue from the body's centre): a relation
     # the answer depends on, which the YES/NO label alone teaches slowly or not at all.
     relate: frozenset[str] = frozenset()
+    # Templates whose view is mirrored by a corner parameter (`Template.mirror`): its name
+    mirrors: dict[str, str] = field(default_factory=dict)
+
+    def mirroring(self, template: str, params: dict[str, str]) -> tuple[bool, bool]:
+        """(left-right, top-bottom) as `Template.mirroring` gives for these values."""
+        corner = params.get(self.mirrors[template], "") if template in self.mirrors else ""
+        return corner.endswith("right"), corner.startswith("bottom")
 
     def prompt_ids(self, template: str, params: dict[str, str]) -> tuple[int, ...]:
         """The question's token ids, exactly as the Inspector makes them."""
@@ -189,6 +196,7 @@ def build_tables(
         tuple(templates), length or longest, dict(caps or {}), free,
         tokenizer.backend_tokenizer.to_str() if free else "", adapter.image_token_id, n_tokens,
         frozenset(relate),
+        {n: m for n in templates if (m := inspector.templates.get(n).mirror) is not None},
     )  # fmt: skip
 
 
@@ -205,11 +213,15 @@ def _render(inspector: Any, name: str, params: dict[str, str]) -> str:
     )
 
 
-def encode_image(tables: Tables, bgr: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
+def encode_image(
+    tables: Tables, bgr: np.ndarray, view: View, mirror: tuple[bool, bool] = (False, False)
+) -> tuple[np.ndarray, np.ndarray]:
     """(pixel indices, image_grid_thw) exactly as the engine's Qwen adapter prepares `bgr`;
     `pixel_values` expands the indices to what the model sees."""
     roi, max_pixels, view_size = view
-    image = imageprep.prepare(bgr, template_roi=roi, max_pixels=max_pixels, view_size=view_size)
+    image = imageprep.prepare(
+        bgr, template_roi=roi, max_pixels=max_pixels, view_size=view_size, mirror=mirror
+    )
     px = tables.pixels
     kwargs = {}
     if max_pixels is not None:  # the adapter's rule, kept in step by the parity test
@@ -239,29 +251,35 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
                 continue  # an easy question asked on every frame of a scene: keep it balanced
             taken[key] = taken.get(key, 0) + 1
             kept.append(q)
-        seen: dict[View, int] = {}  # the views the kept questions look at, each encoded once
+        # the views the kept questions look at (a template's view, mirrored as its question
+        # asks), each encoded once
+        seen: dict[tuple[View, tuple[bool, bool]], int] = {}
         drawn = {
             tables.views[t]: p for t, p in label.get("points", {}).items() if t in tables.views
         }
-        for view in dict.fromkeys(tables.views[q["template"]] for q in kept):
-            pv, grid = encode_image(tables, bgr, view)
-            seen[view] = len(grids)
+        asks = [(tables.views[q["template"]], tables.mirroring(q["template"], q["params"]))
+                for q in kept]  # fmt: skip
+        for view, mirror in dict.fromkeys(asks):
+            pv, grid = encode_image(tables, bgr, view, mirror)
+            seen[(view, mirror)] = len(grids)
             pixels.append(pv)
             grids.append(grid)
-            points.append(_view_points(drawn.get(view), bgr.shape, view, grid))
-        for q in kept:
+            located = drawn.get(view) if not any(mirror) else None  # (unmirrored views only)
+            points.append(_view_points(located, bgr.shape, view, grid))
+        for q, ask in zip(kept, asks, strict=True):
             seq = tables.prompt_ids(q["template"], q["params"])
             ids.append(list(seq) + [0] * (tables.length - len(seq)))
             last.append(len(seq) - 1)
-            frame_of.append(seen[tables.views[q["template"]]])
+            frame_of.append(seen[ask])
             target.append(tables.targets[(q["template"], q["answer"])])
             template.append(q["template"])
             answer.append(q["answer"])
             offset = label.get("geometry", {}).get(q["template"])
             if offset is None and q["template"] in tables.relate:
-                view = tables.views[q["template"]]
+                view, mirror = ask
                 drawn_here = label.get("points", {}).get(q["template"])
-                geometry.append(_relation(drawn_here, bgr.shape, view, grids[seen[view]]))
+                dx, dy, far = _relation(drawn_here, bgr.shape, view, grids[seen[ask]])
+                geometry.append([-dx if mirror[0] else dx, -dy if mirror[1] else dy, far])
             else:
                 geometry.append(_geometry(offset))
     return Batch(

@@ -247,6 +247,7 @@ def _row(inspector: Inspector, adapter: Adapter, example: Example) -> _Row:
         max_pixels=template.max_pixels,
         keep_array=True,
         view_size=template.view,  # the engine's call: the same image at any camera size
+        mirror=template.mirroring(example.params),
     )
     inputs = adapter.preprocess(view, template.max_pixels)
     prompt = inspector.prompt(Question(template=example.template, params=example.params))

@@ -9,6 +9,8 @@ of the training recipe's shape is enough to compare them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,33 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> Trainer:
     return Trainer(root / "m", cfg)
 
 
+@pytest.fixture(scope="module")
+def corner_trainer(tmp_path_factory: pytest.TempPathFactory) -> Trainer:
+    """polarity_mark alone: a template whose view is mirrored by the corner asked."""
+    from pnp_vision.devtools.tiny_models import build_model_folder
+
+    root = tmp_path_factory.mktemp("train-parity-corner")
+    cfg = train.TrainConfig(
+        compile=False, seed=3, mix={"chip": 6}, caps={}, templates=("polarity_mark",),
+        max_pixels=37632,
+    )  # fmt: skip
+    build_model_folder(
+        "qwen2_5_vl", root / "m", train.model_spec(cfg), train._tokenizer_corpus(root / "c")
+    )
+    return Trainer(root / "m", cfg)
+
+
 def test_batched_training_pass_matches_the_inspector(trainer: Trainer) -> None:
+    _assert_parity(trainer)
+
+
+def test_mirrored_views_train_as_the_inspector_asks(corner_trainer: Trainer) -> None:
+    """Each polarity_mark question sees its own mirrored view, in training as in the engine."""
+    batch = _assert_parity(corner_trainer)
+    assert len(set(batch.frame_of.tolist())) == len(batch.target)  # YES and NO: two corners
+
+
+def _assert_parity(trainer: Trainer) -> Any:
     import mlx.core as mx
 
     from pnp_vision.inspect import Question
@@ -80,6 +108,7 @@ def test_batched_training_pass_matches_the_inspector(trainer: Trainer) -> None:
     assert row == len(batch.target) > 0
     assert len(sizes) > 1  # one batch, several camera sizes, one token grid
     assert max(seen) - min(seen) > 0.01  # inputs move the answer: the comparison has teeth
+    return batch
 
 
 def test_geometry_targets_are_the_drawn_offsets(trainer: Trainer) -> None:

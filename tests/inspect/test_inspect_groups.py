@@ -21,12 +21,17 @@ TEMPLATES = {
     "small": f'question = "{Q}"\nmax_pixels = 3136\n',
     "terse": f'question = "{Q}"\nsystem = "Answer YES or NO."\n',
 }
+CORNER = (
+    'question = "Is the dot in the {corner} corner? Answer YES or NO."\n'
+    'mirror = "corner"\n[params.corner]\n'
+    'choices = ["top_left", "top_right", "bottom_left", "bottom_right"]\n'
+)
 
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory, tiny_model_dir) -> dict[str, Inspector]:
     folder = tmp_path_factory.mktemp("grouped")
-    for name, body in TEMPLATES.items():
+    for name, body in {**TEMPLATES, "corner": CORNER}.items():
         (folder / f"{name}.toml").write_text(f'name = "{name}"\ndescription = "test"\n{body}')
     templates = TemplateSet.load(folder)
     return {k: Inspector(tiny_model_dir(k), templates) for k in ("qwen2_5_vl", "mllama")}
@@ -36,6 +41,7 @@ def test_groups_in_one_call_equal_single_calls(grouped, kind, make_frame):
     inspector = grouped[kind]
     frame = make_frame(21, 120, 160)
     questions = [Question(template=name) for name in TEMPLATES]
+    questions += [Question(template="corner", params={"corner": "bottom_right"})]
     together = inspector.inspect(frame, questions)
     for question, result in zip(questions, together, strict=True):
         alone = inspector.inspect(frame, [question])[0]
@@ -107,3 +113,22 @@ def test_mllama_template_refusing_system_turns(tmp_path, tiny_model_dir, templat
     assert prompt.index(system) < prompt.index("<|image|>") < prompt.index("Is the nozzle tip")
     result = inspector.inspect(make_frame(24), [question])[0]
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("corner", "flip"),
+    [("top_left", None), ("top_right", 1), ("bottom_left", 0), ("bottom_right", (0, 1))],
+)
+def test_a_mirrored_corner_is_the_top_left_of_the_mirrored_frame(grouped, make_frame, corner, flip):
+    """`mirror`: asking about a corner is asking about the top left of the view mirrored so
+    that corner is its top left: one image check whatever corner is named."""
+    inspector = grouped["qwen2_5_vl"]
+    frame = make_frame(23, 120, 160)
+    asked = inspector.inspect(frame, [Question(template="corner", params={"corner": corner})])
+    mirrored = np.ascontiguousarray(frame if flip is None else np.flip(frame, flip))
+    top_left = Question(template="corner", params={"corner": "top_left"})
+    assert asked[0].probabilities == pytest.approx(
+        inspector.inspect(mirrored, [top_left])[0].probabilities, abs=1e-6
+    )
+    if flip is not None:  # and it is another image than the unmirrored one
+        assert asked[0].probabilities != inspector.inspect(frame, [top_left])[0].probabilities

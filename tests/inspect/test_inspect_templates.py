@@ -41,8 +41,25 @@ def test_shipped_templates(templates):
 
 
 def test_render(templates):
-    q = Question(template="polarity_mark", params={"corner": "top_left"})
+    q = Question(template="part_marking", params={"marking": "STM32F103"})
+    assert templates.render(q) == "Does the part marking read STM32F103? Answer YES or NO."
+
+
+@pytest.mark.parametrize(
+    ("corner", "mirroring"),
+    [
+        ("top_left", (False, False)),
+        ("top_right", (True, False)),
+        ("bottom_left", (False, True)),
+        ("bottom_right", (True, True)),
+    ],
+)
+def test_a_mirrored_corner_is_asked_as_the_top_left(templates, corner, mirroring):
+    """polarity_mark mirrors its view so the named corner is the top left (the engine's
+    test_inspect_groups checks the pixels): the question always names the top left."""
+    q = Question(template="polarity_mark", params={"corner": corner})
     assert templates.render(q) == "Is the polarity dot in the top_left corner? Answer YES or NO."
+    assert templates.get("polarity_mark").mirroring(q.params) == mirroring
 
 
 @pytest.mark.parametrize(
@@ -106,6 +123,12 @@ GOOD = 'name = "t"\ndescription = "d"\nquestion = "Q?"\n'
             "does not compile",
         ),
         ('name = "Bad Name"\ndescription = "d"\nquestion = "Q?"\n', "name"),
+        (GOOD + 'mirror = "corner"\n', "must name a parameter whose choices are corners"),
+        (
+            'name = "t"\ndescription = "d"\nquestion = "Q {x}?"\nmirror = "x"\n[params.x]\n'
+            'choices = ["top_left", "middle"]\n',
+            "must name a parameter whose choices are corners",
+        ),
     ],
 )
 def test_invalid_template_files(tmp_path, text, fragment):
