@@ -65,6 +65,12 @@ FAMILIES: dict[str, list[str]] = {
     "world-wide": ["--seed", "9028", "--world", "--size", "400x200"],
     "world-portrait": ["--seed", "9029", "--world", "--size", "240x320"],
     "world-hd": ["--seed", "9030", "--world", "--size", "1280x720", "--frames", "150"],
+    # the chip scene alone (part_marking, polarity_mark): classic, real parts, the world camera
+    "chips": ["--seed", "9031", "--scenes", "chip"],
+    "markings": ["--seed", "9032", "--scenes", "chip", "--markings", "world"],
+    "markings-hd": ["--seed", "9033", "--scenes", "chip", "--markings", "world",
+                    "--size", "1280x720", "--frames", "150"],
+    "markings-world": ["--seed", "9034", "--scenes", "chip", "--world"],
 }  # fmt: skip
 COMMON = ["--frames", "300", "--noise", "3"]
 FAST_PNG = ["--png-level", "1"]  # the same pixels, written several times faster
