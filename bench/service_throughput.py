@@ -260,6 +260,8 @@ def stack(
         env["PNP_VISION_PROMPTS_DIR"] = str(args.prompts)
     if args.blas_threads:
         env["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)
+    if args.memory_limit_gb:  # the workers share one device: each its own part of it
+        env["PNP_VISION_MEMORY_LIMIT_GB"] = str(args.memory_limit_gb)
     batched = {
         **env,
         "PNP_VISION_BATCH_SIZE": str(args.batch_size),
@@ -317,6 +319,9 @@ def main() -> int:
         "--blas-threads", type=int, help="OPENBLAS_NUM_THREADS of both workers (default: unset)"
     )
     parser.add_argument("--ready-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--memory-limit-gb", type=float, help="memory_limit_gb of each worker (GPU: they share it)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", default="service_throughput", help="JSON file name")
     parser.add_argument("--logs", type=Path, help="keep the capture and worker logs here")

@@ -198,6 +198,13 @@ class Settings(StrictModel):
     keep_memory: bool = Field(
         True, description="Keep freed memory in the process (glibc mallopt) instead of trimming."
     )
+    memory_limit_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Memory this process's MLX may hold, its buffer cache included (GiB); unset:"
+        " MLX's default, most of the device. Set it where several workers share one GPU, or"
+        " the first one's cache starves the next (out of memory on the device).",
+    )
     fastmath: bool | None = Field(
         None, description="Fast exp/SiLU/GELU/attention routes; unset: on the CPU only."
     )

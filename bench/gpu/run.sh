@@ -54,7 +54,7 @@ if [ "$stage" = throughput ]; then  # issue 34: answers/s, p50/p99, batch sizes,
   export PNP_VISION_VISION_ATTENTION=${PNP_VISION_VISION_ATTENTION:-sdpa}
   $py -c "import zmq; print('pyzmq', zmq.__version__)" || { echo "pyzmq missing: add its wheel to .whl"; exit 5; }
   timeout 560 $py bench/service_throughput.py --shape 7b --controllers 1,16 --rounds 2 \
-    --seconds 8 --warmup 4 --prewarm 40 --no-two-workers --ready-timeout 240 \
+    --seconds 8 --warmup 4 --prewarm 40 --no-two-workers --ready-timeout 240 --memory-limit-gb 34 \
     --out "$PNP_BENCH_OUT" --logs "$PNP_BENCH_OUT/logs" \
     --name service_throughput_gpu ${THROUGHPUT_ARGS:-} 2>&1 | grep -v Warning | tail -30
   exit 0

@@ -146,6 +146,12 @@ def setup_runtime(settings: Settings | None = None) -> Runtime:
         settings = load_settings()
     backend = _configure_backend(settings.blas, settings.keep_memory)
     _RUNTIME = decide(settings, device_kind(), backend)
+    if settings.memory_limit_gb is not None:
+        import mlx.core as mx
+
+        limit = int(settings.memory_limit_gb * 2**30)
+        mx.set_memory_limit(limit)
+        mx.set_cache_limit(limit)
     log.info("runtime: %s", _RUNTIME.summary())
     return _RUNTIME
 

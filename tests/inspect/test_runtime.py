@@ -44,3 +44,28 @@ def test_setup_runs_once_per_process():
     first = setup_runtime()
     assert setup_runtime() is first
     assert first.device == device_kind()
+
+
+def test_memory_limit_bounds_mlx_in_its_own_process(tmp_path):
+    """`memory_limit_gb` (workers sharing one GPU): MLX's memory and cache limits are set at
+    setup, in the process that reads the setting (a fresh one: setup runs once)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "from pnp_vision.inspect.runtime import setup_runtime; setup_runtime(); "
+        "import mlx.core as mx; print(mx.set_memory_limit(1 << 30), mx.set_cache_limit(0))"
+    )
+    env = {**os.environ, "PNP_VISION_CONFIG_DIR": str(tmp_path)}
+    limited = {**env, "PNP_VISION_MEMORY_LIMIT_GB": "1.5"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=limited, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split() == [str(3 << 29)] * 2, out.stderr
+    default = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert default.stdout.split()[0] != str(3 << 29), default.stderr
+    with pytest.raises(ConfigError, match="MEMORY_LIMIT_GB"):
+        load_settings(env={**env, "PNP_VISION_MEMORY_LIMIT_GB": "0"})
