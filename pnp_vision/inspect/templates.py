@@ -44,6 +44,11 @@ CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 _LABEL = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 
+def corner_mirroring(corner: str) -> tuple[bool, bool]:
+    """(left-right, top-bottom): the mirroring that makes `corner` the top left."""
+    return corner.endswith("right"), corner.startswith("bottom")
+
+
 class ParamType(StrEnum):
     STRING = "string"
     INTEGER = "integer"
@@ -201,10 +206,7 @@ class Template(StrictModel):
 
     def mirroring(self, params: dict[str, str]) -> tuple[bool, bool]:
         """(left-right, top-bottom): how the view is mirrored for these (checked) values."""
-        if self.mirror is None:
-            return False, False
-        corner = params[self.mirror]
-        return corner.endswith("right"), corner.startswith("bottom")
+        return (False, False) if self.mirror is None else corner_mirroring(params[self.mirror])
 
     def render(self, params: dict[str, str]) -> str:
         """The question with checked parameter values; BadParams on any missing/extra/bad one."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from pnp_vision.inspect import imageprep
 from pnp_vision.inspect.models.qwen2_5_vl.pixels import QwenPixels
+from pnp_vision.inspect.templates import corner_mirroring
 from pnp_vision.inspect.views import view_box
 
 # a template's (roi, max_pixels, view size): what decides the image it is asked about
@@ -75,8 +76,8 @@ class Tables:
 
     def mirroring(self, template: str, params: dict[str, str]) -> tuple[bool, bool]:
         """(left-right, top-bottom) as `Template.mirroring` gives for these values."""
-        corner = params.get(self.mirrors[template], "") if template in self.mirrors else ""
-        return corner.endswith("right"), corner.startswith("bottom")
+        mirror = self.mirrors.get(template)
+        return (False, False) if mirror is None else corner_mirroring(params[mirror])
 
     def prompt_ids(self, template: str, params: dict[str, str]) -> tuple[int, ...]:
         """The question's token ids, exactly as the Inspector makes them."""
