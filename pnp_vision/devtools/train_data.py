@@ -30,7 +30,7 @@ import numpy as np
 
 from pnp_vision.devtools.synthetic_marking import MIN_MARKING_SIDE
 from pnp_vision.devtools.synthetic_scenes import DEFAULT, Variation
-from pnp_vision.teach.batches import Batch, Tables, make_batch
+from pnp_vision.teach.batches import Batch, EmptyBatch, Tables, make_batch
 
 _GET_TIMEOUT_S = 300.0
 # The shortest frame side a scene can be drawn at: a part's marking must be legible in the
@@ -160,7 +160,11 @@ def _helper(
     helper that starts after its trainer died would read init's pid from getppid) is gone."""
     index = k
     while True:
-        batch = render_batch(tables, index, seed, pattern, recipe, clean_batches)
+        try:
+            batch = render_batch(tables, index, seed, pattern, recipe, clean_batches)
+        except EmptyBatch:  # nothing to learn from these frames: the stream takes the next
+            index += n
+            continue
         while True:
             try:
                 out.put(batch, timeout=1.0)

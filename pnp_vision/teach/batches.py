@@ -29,6 +29,11 @@ from pnp_vision.inspect.views import view_box
 View = tuple[tuple[float, float, float, float] | None, int | None, tuple[int, int] | None]
 
 
+class EmptyBatch(ValueError):
+    """No frame of a batch asks a question of the templates being trained (a scene that asks
+    a template only of some frames: world chip frames ask polarity_mark of one in four)."""
+
+
 @dataclass(frozen=True)
 class Batch:
     pixels: np.ndarray  # (views * patches, 3, 1, area) uint16: QwenPixels.indices, still bytes
@@ -283,6 +288,8 @@ def make_batch(tables: Tables, frames: list[tuple[np.ndarray, dict[str, Any]]]) 
                 geometry.append([-dx if mirror[0] else dx, -dy if mirror[1] else dy, far])
             else:
                 geometry.append(_geometry(offset))
+    if not ids:
+        raise EmptyBatch(f"none of {len(frames)} frames asks {', '.join(tables.templates)}")
     return Batch(
         pixels=np.concatenate(pixels),
         grid=np.concatenate(grids),

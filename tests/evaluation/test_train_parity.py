@@ -205,3 +205,27 @@ def test_location_targets_land_where_the_view_shows_the_point(size) -> None:
         assert cells[:2] == cells[2:]
         assert abs(view[row, col, 0] - point[0]) <= box_scale / 2 + 0.6
         assert abs(view[row, col, 1] - point[1]) <= box_scale / 2 + 0.6
+
+
+def test_a_batch_that_asks_nothing_is_skipped(corner_trainer: Trainer) -> None:
+    """World chip frames ask polarity_mark of about one part in four: a batch of such frames
+    that asks nothing is an EmptyBatch, and the training stream goes on to the next one
+    instead of its helper dying (the trainer then stopped on a timeout)."""
+    from dataclasses import replace
+
+    from pnp_vision.devtools.train_data import BatchStream
+    from pnp_vision.teach.batches import EmptyBatch
+
+    recipe = replace(corner_trainer.cfg, world_share=1.0, easy_batches=0, clean_steps=0).recipe()
+    pattern = scene_pattern({"chip": 1})
+
+    def asks(i: int) -> bool:
+        labels = training_frame(i, 0, pattern, recipe)[1]
+        return any(q["template"] == "polarity_mark" for q in labels["questions"])
+
+    empty = next(i for i in range(100) if not asks(i))
+    with pytest.raises(EmptyBatch, match="none of 1 frames asks polarity_mark"):
+        render_batch(corner_trainer.tables, empty, 0, pattern, recipe)
+    with BatchStream(corner_trainer.tables, 0, {"chip": 1}, recipe, helpers=1) as stream:
+        got = [next(stream) for _ in range(empty + 2)]
+    assert all(len(b.target) > 0 for b in got)
