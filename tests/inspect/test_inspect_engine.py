@@ -37,11 +37,17 @@ def _prompt(inspector: Inspector, system: str, text: str) -> str:
 
 
 def _mlx_vlm_logprobs(
-    inspector: Inspector, bgr: np.ndarray, prompt: str, extra: list[int], roi=None, view=None
+    inspector: Inspector,
+    bgr: np.ndarray,
+    prompt: str,
+    extra: list[int],
+    roi=None,
+    view=None,
+    mirror=(False, False),
 ):
     """Log-softmax of mlx-vlm's own full forward pass over prompt (+ extra tokens) and image
-    (the template's ROI cut out and sized to its view first, as the engine does)."""
-    view = imageprep.prepare(bgr, template_roi=roi, view_size=view)
+    (the template's ROI cut out, sized to its view and mirrored first, as the engine does)."""
+    view = imageprep.prepare(bgr, template_roi=roi, view_size=view, mirror=mirror)
     inputs = inspector.processor(text=[prompt], images=[view], return_tensors="mlx")
     ids = inputs["input_ids"]
     if extra:
@@ -58,7 +64,8 @@ def _mlx_vlm_logprobs(
 def _first_step_probs(inspector: Inspector, bgr: np.ndarray, question: Question) -> dict:
     template = inspector.templates.get(question.template)
     prompt = _prompt(inspector, template.system, template.render(question.params))
-    last = _mlx_vlm_logprobs(inspector, bgr, prompt, [], template.roi, template.view)[-1]
+    mirror = template.mirroring(question.params)
+    last = _mlx_vlm_logprobs(inspector, bgr, prompt, [], template.roi, template.view, mirror)[-1]
     tok = inspector.processor.tokenizer
     ids = [tok.encode(a, add_special_tokens=False)[0] for a in template.answers]
     probs = mx.softmax(last[mx.array(ids)]).tolist()
