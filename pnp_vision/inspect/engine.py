@@ -224,16 +224,35 @@ class Inspector:
             "templates": self.templates.names(),
         }
 
-    def warm_up(self) -> None:
-        """One full inspection of a blank frame, so the first real request is not the slowest."""
+    def warm_up(self, batch_size: int = 1) -> None:
+        """One full inspection of a blank frame, so the first real request is not the slowest.
+
+        With compiled passes (GPUs) and `batch_size` > 1, also batches of 2 .. `batch_size`
+        calls of one question of each template: a compiled pass traces once per input shape,
+        seconds for a 7B, and a worker that met a new batch size under load stalled on it (16
+        controllers on an H100: no answer in 9 s; docs/deployment.md). A template's view has
+        one shape at any camera size, so its shapes are all traced here."""
         import numpy as np
 
-        for template in self.templates:
-            if all(p.choices for p in template.params.values()):
-                params = {name: p.choices[0] for name, p in template.params.items() if p.choices}
-                blank = np.full((64, 64, 3), 128, np.uint8)
-                self.inspect(blank, [Question(template=template.name, params=params)])
-                return
+        blank = np.full((64, 64, 3), 128, np.uint8)
+        asked = [
+            Question(template=t.name, params={n: p.choices[0] for n, p in t.params.items()})
+            for t in self.templates
+            if all(p.choices for p in t.params.values())
+        ]
+        if not asked:
+            return
+        self.inspect(blank, asked[:1])
+        if not self.runtime.compile or batch_size < 2:
+            return
+        start = time.perf_counter()
+        for question in asked:
+            for count in range(2, batch_size + 1):
+                self.inspect_batch([BatchCall(blank, [question])] * count)
+        log.info(
+            "batch shapes warmed %s",
+            kv(templates=len(asked), up_to=batch_size, ms=(time.perf_counter() - start) * 1e3),
+        )
 
     def prompt(self, question: Question) -> str:
         """The chat prompt text the model sees for `question` (one image placeholder)."""

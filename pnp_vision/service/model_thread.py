@@ -198,7 +198,7 @@ class ModelThread(threading.Thread):
                 from pnp_vision.inspect.adapters import AdapterSet
 
                 self._adapter_set = AdapterSet(inspector.model, self.model_dir, folders)
-            inspector.warm_up()
+            inspector.warm_up(self.batches.size)
             if self.self_check:
                 self.checked = self._check(inspector)
             self.identity = ModelIdentity(
