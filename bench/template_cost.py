@@ -61,8 +61,9 @@ def main() -> int:
     times: dict[str, list[float]] = {t: [] for t in SCENES}
     order = list(SCENES)
     for r in range(args.rounds):
+        turn = order[r % len(order) :] + order[: r % len(order)]  # each round starts elsewhere
         for i in range(args.frames):
-            for template in order[r % 3 :] + order[: r % 3]:
+            for template in turn:
                 image, qs = calls[template][i]
                 t0 = time.perf_counter()
                 inspector.inspect(image, qs)
