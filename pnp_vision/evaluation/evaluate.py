@@ -274,3 +274,30 @@ def evaluate(
                 familiar=getattr(result, "familiar", None),
             )
     return report
+
+
+def evaluate_folders(
+    model: Path, folders: dict[str, Path], min_confidence: float, prompts: Path | None = None
+) -> dict[str, Any]:
+    """`pnp-vision eval --json` of every recording in `folders`, by name, with one model load:
+    the folder opened as the worker and `eval` open it (`open_inspector`: a taught template
+    answers through the folder's own adapter, with its own calibration and familiarity)."""
+    from pnp_vision.config import PROJECT_ROOT
+    from pnp_vision.inspect.runtime import setup_runtime
+
+    setup_runtime()  # before anything imports mlx
+    from pnp_vision.inspect import TemplateSet
+    from pnp_vision.inspect.adapters import open_inspector
+
+    templates = TemplateSet.load(prompts or PROJECT_ROOT / "prompts")
+    inspector = open_inspector(model, templates, min_confidence=min_confidence)
+    return {
+        name: evaluate(
+            inspector,
+            folder,
+            lambda t: list(templates.get(t).answers),
+            model_name=str(model),
+            min_confidence=min_confidence,
+        ).as_dict()
+        for name, folder in folders.items()
+    }

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pnp_vision.config import PROJECT_ROOT
 from pnp_vision.devtools.attach import attach
@@ -26,10 +27,15 @@ def _probabilities(inspector, image: np.ndarray, questions: list[Question]) -> l
     return [r.probabilities for r in inspector.inspect(image, questions)]
 
 
-def test_attached_templates_answer_as_trained_and_the_rest_as_before(tmp_path: Path) -> None:
-    shipped = PROJECT_ROOT / "models" / "pnp-inspector"
+SHIPPED = PROJECT_ROOT / "models" / "pnp-inspector"
+
+
+@pytest.fixture(scope="module")
+def attached(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(base with the attached adapter, the trained folder, where the adapter is)."""
+    tmp_path = tmp_path_factory.mktemp("attach")
     base = tmp_path / "base"
-    shutil.copytree(shipped, base, ignore=shutil.ignore_patterns("adapters"))
+    shutil.copytree(SHIPPED, base, ignore=shutil.ignore_patterns("adapters"))
     cfg = TrainConfig(
         steps=2, templates=(TAUGHT,), mix={"chip": 2}, heldout_frames=4, familiarity_frames=8,
         helpers=1, compile=False, geometry_weight=0.0, max_pixels=37632, easy_batches=0,
@@ -37,8 +43,12 @@ def test_attached_templates_answer_as_trained_and_the_rest_as_before(tmp_path: P
     )  # fmt: skip
     trained = tmp_path / "trained"
     train(trained, cfg, init_from=base)
+    return base, trained, attach(base, trained, [TAUGHT])
 
-    where = attach(base, trained, [TAUGHT])
+
+def test_attached_templates_answer_as_trained_and_the_rest_as_before(attached) -> None:
+    base, trained, where = attached
+    shipped = SHIPPED
     assert own_adapters(base) == {TAUGHT: base / where}
     calibration = json.loads((base / "calibration.json").read_text())
     assert TAUGHT in calibration["trained_templates"] and TAUGHT in calibration["templates"]
@@ -63,3 +73,25 @@ def test_attached_templates_answer_as_trained_and_the_rest_as_before(tmp_path: P
     assert _probabilities(routed, chip, taught) != _probabilities(
         Inspector(shipped, templates), chip, taught
     )
+
+
+def test_the_evaluation_runners_answer_a_taught_template_through_its_adapter(
+    attached, tmp_path: Path
+) -> None:
+    """The families' and the second look's runner (`evaluate_folders`) open a folder as the
+    worker does: its taught template scores as the trained folder, not as the base's weights
+    under the trained folder's calibration and statistic."""
+    from pnp_vision.devtools.make_recording import main as make_recording
+    from pnp_vision.evaluation.evaluate import evaluate_folders
+
+    base, trained, _ = attached
+    rec = tmp_path / "chips"
+    args = ["--out", str(rec), "--frames", "6", "--seed", "9031", "--scenes", "chip"]
+    assert make_recording([*args, "--png-level", "1"]) == 0
+
+    def taught(model: Path) -> dict:
+        stats = evaluate_folders(model, {"chips": rec}, 0.5)["chips"]["templates"][TAUGHT]
+        return {k: stats[k] for k in ("questions", "correct", "below_bar", "familiarity", "ece")}
+
+    assert taught(base)["questions"] >= 6
+    assert taught(base) == taught(trained)

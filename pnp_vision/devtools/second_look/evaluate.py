@@ -49,27 +49,11 @@ def make(out: Path, names: list[str], seed: int, frames: int) -> dict[str, Path]
 
 
 def run(model: Path, folders: dict[str, Path], min_confidence: float) -> dict[str, Any]:
-    """`pnp-vision eval --json` of every folder, by name, with one model load. (Not the
-    generator families' runner: that module imports the generator, this package must not.)"""
-    from pnp_vision.config import PROJECT_ROOT
-    from pnp_vision.inspect.runtime import setup_runtime
+    """`pnp-vision eval --json` of every recording, by name (one model load; a taught
+    template through the folder's own adapter, as the worker answers it)."""
+    from pnp_vision.evaluation.evaluate import evaluate_folders
 
-    setup_runtime()  # before anything imports mlx
-    from pnp_vision.evaluation.evaluate import evaluate
-    from pnp_vision.inspect import Inspector, TemplateSet
-
-    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
-    inspector = Inspector(model, templates, min_confidence=min_confidence)
-    return {
-        name: evaluate(
-            inspector,
-            folder,
-            lambda t: list(templates.get(t).answers),
-            model_name=str(model),
-            min_confidence=min_confidence,
-        ).as_dict()
-        for name, folder in folders.items()
-    }
+    return evaluate_folders(model, folders, min_confidence)
 
 
 def totals(reports: dict[str, Any]) -> dict[str, dict[str, Any]]:
