@@ -148,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from pnp_vision.config import PROJECT_ROOT
     from pnp_vision.evaluation.labels import load_labels
-    from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect import Question, TemplateSet
+    from pnp_vision.inspect.adapters import open_inspector
     from pnp_vision.inspect.calibration import Calibration
 
-    inspector = Inspector(args.model, TemplateSet.load(PROJECT_ROOT / "prompts"))
+    # as the worker answers: a template with the folder's own weights adapter through it
+    inspector = open_inspector(args.model, TemplateSet.load(PROJECT_ROOT / "prompts"))
     learned = sorted(inspector.calibration.learned or [])
     t0 = time.monotonic()
     train = _views(inspector, 77_000_001, args.train_frames, learned)

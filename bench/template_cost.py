@@ -38,11 +38,14 @@ def main() -> int:
 
     from pnp_vision.config import PROJECT_ROOT
     from pnp_vision.devtools.synthetic import render
-    from pnp_vision.inspect import Inspector, Question, TemplateSet
+    from pnp_vision.inspect import Question, TemplateSet
     from pnp_vision.inspect.runtime import setup_runtime
 
     setup_runtime()
-    inspector = Inspector(args.model, TemplateSet.load(PROJECT_ROOT / "prompts"))
+    from pnp_vision.inspect.adapters import open_inspector
+
+    # as the worker answers: a template with the folder's own weights adapter swaps them in
+    inspector = open_inspector(args.model, TemplateSet.load(PROJECT_ROOT / "prompts"))
     calls: dict[str, list] = {t: [] for t in SCENES}
     for template, scene in SCENES.items():
         i = 0

@@ -113,10 +113,10 @@ def _strange(seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def familiar_folder(tmp_path_factory: pytest.TempPathFactory, nozzle_views) -> Path:
     folder = tmp_path_factory.mktemp("fam") / "model"
-    shutil.copytree(  # the shipped statistic left out: only the nozzle check gets one here
+    shutil.copytree(  # the shipped statistic (and adapters) left out: the nozzle check's here
         PROJECT_ROOT / "models" / "pnp-inspector",
         folder,
-        ignore=shutil.ignore_patterns(FAMILIARITY_FILE, ARRAYS_FILE),
+        ignore=shutil.ignore_patterns(FAMILIARITY_FILE, ARRAYS_FILE, "adapters"),
     )
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     records = fit_familiarity(folder, templates, nozzle_views(501, 60), nozzle_views(502, 40))
@@ -180,10 +180,12 @@ def test_a_folder_without_a_statistic_says_nothing(inspectors: dict[str, Inspect
 
 def test_the_shipped_folder_knows_its_own_look() -> None:
     """models/pnp-inspector carries a statistic for each learned template: its own look's
-    frames are familiar (about 99% by construction), a look it never saw is not."""
+    frames are familiar (about 99% by construction), a look it never saw is not. Opened as the
+    worker opens it: a template with its own weights adapter answers, and is judged, with it."""
     from pnp_vision.devtools.synthetic import render
+    from pnp_vision.inspect.adapters import open_inspector
 
-    inspector = Inspector(
+    inspector = open_inspector(
         PROJECT_ROOT / "models" / "pnp-inspector", TemplateSet.load(PROJECT_ROOT / "prompts")
     )
     learned = set(inspector.calibration.learned or ())
@@ -194,6 +196,11 @@ def test_the_shipped_folder_knows_its_own_look() -> None:
         qs = [Question(template=q["template"], params=q["params"]) for q in label["questions"]]
         answers += [r for r in inspector.inspect(image, qs) if r.template in learned]
     assert answers and sum(bool(r.familiar) for r in answers) >= 0.9 * len(answers)
-    for seed in range(3):
-        strange = inspector.inspect(_strange(seed), [Question(template=NOZZLE)])[0]
-        assert strange.familiar is False and not strange.confident
+    for seed in range(5):
+        nozzle, tombstone = inspector.inspect(
+            _strange(seed), [Question(template=NOZZLE), Question(template="tombstone")]
+        )
+        assert tombstone.familiar is False and not tombstone.confident
+        # the nozzle check's adapter was fitted on the world's wider look: coarse blocks sit
+        # near its bar (0.9-1.2 of it), and it is never confident on them
+        assert nozzle.familiarity > 0.8 and not nozzle.confident

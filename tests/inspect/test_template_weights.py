@@ -2,9 +2,9 @@
 only, so every other template answers bit-identically to the base, and seen by the engine's fast
 paths (a compiled vision pass or fused language weights left stale would answer with the base).
 
-The folder is a copy of the shipped inspector with a weights adapter for nozzle_alignment whose
-patch is the base's tensors, perturbed: what the patch must change is known exactly (a folder
-with the same tensors merged into its weights).
+The base is a copy of the shipped inspector without its own adapters; the folder is that base
+with a weights adapter for nozzle_alignment whose patch is the base's tensors, perturbed: what the
+patch must change is known exactly (a folder with the same tensors merged into its weights).
 """
 
 from __future__ import annotations
@@ -52,7 +52,15 @@ def _patch(model) -> dict:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped inspector's base weights alone (its own adapters left out)."""
+    folder = tmp_path_factory.mktemp("bare") / "model"
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("adapters"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory, bare: Path) -> tuple[Path, Path]:
     """(a folder with a weights adapter for TAUGHT, the same patch merged into every weight)."""
     from mlx.utils import tree_unflatten
 
@@ -60,8 +68,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("template-weights")
     taught, merged = root / "taught", root / "merged"
-    shutil.copytree(SHIPPED, taught)
-    shutil.copytree(SHIPPED, merged)
+    shutil.copytree(bare, taught)
+    shutil.copytree(bare, merged)
     inspector = Inspector(merged, TemplateSet.load(PROJECT_ROOT / "prompts"))
     patch = _patch(inspector.model)
     write_weights_adapter(taught, [TAUGHT], patch, {"test": True})
@@ -78,14 +86,14 @@ def _answers(inspector, questions=MIXED) -> list[list[dict[str, float]]]:
     return [[r.probabilities for r in inspector.inspect(f, questions)] for f in _frames()]
 
 
-def test_the_folder_routes_its_taught_template_to_its_own_weights(folders) -> None:
+def test_the_folder_routes_its_taught_template_to_its_own_weights(folders, bare) -> None:
     taught, merged = folders
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     assert own_adapters(taught) == {TAUGHT: taught / "adapters" / TAUGHT}
     routed = open_inspector(taught, templates)
     assert isinstance(routed, RoutedInspector)
-    assert isinstance(open_inspector(SHIPPED, templates), Inspector)  # no adapters: as it was
-    base = _answers(Inspector(SHIPPED, templates))
+    assert isinstance(open_inspector(bare, templates), Inspector)  # no adapters: as it was
+    base = _answers(Inspector(bare, templates))
     mine = _answers(routed)
     reference = _answers(Inspector(merged, templates), [Question(template=TAUGHT)])
     for frame_base, frame_mine, frame_ref in zip(base, mine, reference, strict=True):
@@ -135,7 +143,7 @@ def test_a_patch_that_does_not_fit_the_model_is_a_config_error(folders, tmp_path
         open_inspector(bad, TemplateSet.load(PROJECT_ROOT / "prompts"))
 
 
-def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(folders) -> None:
+def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(folders, bare) -> None:
     """`PNP_VISION_MODEL_DIR=<the folder> pnp-vision worker`: the taught template is answered by
     the folder's own adapter (named in the reply and in status), the others by the base,
     bit-identically to the base folder in process."""
@@ -147,7 +155,7 @@ def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(fold
     taught, _ = folders
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     frame = _frames()[0]
-    base = Inspector(SHIPPED, templates).inspect(frame, MIXED)
+    base = Inspector(bare, templates).inspect(frame, MIXED)
     routed = open_inspector(taught, templates).inspect(frame, MIXED)
     with (
         tempfile.TemporaryDirectory(prefix="pnpw-", dir="/tmp") as run_dir,  # short ipc paths
@@ -166,7 +174,7 @@ def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(fold
             assert wire.adapter is None and wire.probabilities == theirs.probabilities
 
 
-def test_the_inspect_command_answers_through_the_folders_own_weights(folders) -> None:
+def test_the_inspect_command_answers_through_the_folders_own_weights(folders, bare) -> None:
     """`pnp-vision inspect --model <taught folder>` (and `eval`, through the same
     `open_inspector`) answers as the worker does, not as the bare base."""
     import subprocess
@@ -182,6 +190,6 @@ def test_the_inspect_command_answers_through_the_folders_own_weights(folders) ->
     assert done.returncode == 0, done.stderr
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     (mine,) = open_inspector(taught, templates).inspect(image.read_bytes(), [MIXED[1]])
-    (base,) = Inspector(SHIPPED, templates).inspect(image.read_bytes(), [MIXED[1]])
+    (base,) = Inspector(bare, templates).inspect(image.read_bytes(), [MIXED[1]])
     got = json.loads(done.stdout)["probabilities"]
     assert got == pytest.approx(mine.probabilities, abs=1e-6) and got != base.probabilities
