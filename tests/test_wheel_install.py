@@ -107,6 +107,9 @@ def test_the_wheel_carries_the_defaults_and_nothing_of_the_checkout(installed: I
     for part in SHIPPED:
         assert any(n.startswith(f"pnp_vision/_shipped/{part}/") for n in names), part
     assert "pnp_vision/_shipped/models/pnp-inspector/model.safetensors" in names
+    adapters = "pnp_vision/_shipped/models/pnp-inspector/adapters/"  # its own weights adapters
+    assert f"{adapters}nozzle_alignment/weights.safetensors" in names
+    assert f"{adapters}feeder_pocket_empty/pnp_adapter.json" in names
     assert not [n for n in names if n.startswith(("tests/", "bench/")) or "__pycache__" in n]
     code = "import pnp_vision, pnp_vision.defaults as d; print(pnp_vision.__file__); print(d.ROOT)"
     done = installed.run("python", "-c", code)
