@@ -277,7 +277,7 @@ def evaluate(
 
 
 def evaluate_folders(
-    model: Path, folders: dict[str, Path], min_confidence: float, prompts: Path | None = None
+    model: Path, folders: dict[str, Path], min_confidence: float
 ) -> dict[str, Any]:
     """`pnp-vision eval --json` of every recording in `folders`, by name, with one model load:
     the folder opened as the worker and `eval` open it (`open_inspector`: a taught template
@@ -289,7 +289,7 @@ def evaluate_folders(
     from pnp_vision.inspect import TemplateSet
     from pnp_vision.inspect.adapters import open_inspector
 
-    templates = TemplateSet.load(prompts or PROJECT_ROOT / "prompts")
+    templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     inspector = open_inspector(model, templates, min_confidence=min_confidence)
     return {
         name: evaluate(
