@@ -60,11 +60,10 @@ def _features(inspector: Any, image: Any, question: Any) -> dict[str, np.ndarray
 
     ((tokens, _),) = inspector.answer_features(image, [question])
     t = inspector.templates.get(question.template)
-    view = imageprep.prepare(
-        image, template_roi=t.roi, max_pixels=t.max_pixels, keep_array=True, view_size=t.view,
-        mirror=t.mirroring(question.params),
-    )  # fmt: skip
-    pixels = inspector.adapter.preprocess(view, t.max_pixels).arrays["pixel_values"]
+    inputs = inspector._view_inputs(  # the engine's own view prep, not a copy of it
+        imageprep.decode(image), None, t.roi, t.max_pixels, t.view, t.mirroring(question.params)
+    )
+    pixels = inputs.arrays["pixel_values"]
     embed = np.array(_patch_embed(inspector.model.vision_tower.patch_embed, pixels), np.float32)
     return {"tokens": tokens, "style": np.concatenate([embed.mean(0), embed.std(0)])}
 
