@@ -28,7 +28,7 @@ if [ "$stage" = start ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   # a copy of the tree: later calls replace the working tree, the runs keep theirs
   rm -rf /var/tmp/tree && mkdir -p /var/tmp/tree $runs $logs
-  cp -r pnp_vision prompts bench pyproject.toml /var/tmp/tree/
+  cp -r pnp_vision prompts bench models pyproject.toml /var/tmp/tree/  # models: --init-from
   env | grep -E '^(PYTHONPATH|LD_LIBRARY_PATH)=' | sed 's/^/export /' > /var/tmp/env.sh
   echo "export PYTHONPATH=/var/tmp/tree:/tmp/site:\$PYTHONPATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1" \
     >> /var/tmp/env.sh
