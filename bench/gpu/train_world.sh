@@ -15,7 +15,12 @@ stage=${1:?usage: train_world.sh part1|start|wait [SECONDS]}
 runs=/var/tmp/runs
 logs=/var/tmp/logs
 if [ "$stage" = part1 ]; then
-  mkdir -p /var/tmp/mlxparts && cp .mlxcuda/a/* /var/tmp/mlxparts/ && echo "part 1 copied"
+  # part 1 whole (.mlxcuda/a), or in halves a1 then a2 (two calls) when the tree and part 1
+  # together pass a call's 64 MiB: split -n 2 -d .mlxcuda/a/cuda.part.1, into a1/ and a2/
+  mkdir -p /var/tmp/mlxparts
+  if [ -d .mlxcuda/a ]; then cp .mlxcuda/a/* /var/tmp/mlxparts/ && echo "part 1 copied"; fi
+  if [ -d .mlxcuda/a1 ]; then cat .mlxcuda/a1/* > /var/tmp/mlxparts/cuda.part.1 && echo "half 1"; fi
+  if [ -d .mlxcuda/a2 ]; then cat .mlxcuda/a2/* >> /var/tmp/mlxparts/cuda.part.1 && echo "half 2"; fi
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
   nproc
   (setsid nohup sleep 1200 > /dev/null 2>&1 &)  # does a detached process outlive the call?
@@ -30,7 +35,7 @@ if [ "$stage" = start ]; then
   rm -rf /var/tmp/tree && mkdir -p /var/tmp/tree $runs $logs
   cp -r pnp_vision prompts bench models pyproject.toml /var/tmp/tree/  # models: --init-from
   env | grep -E '^(PYTHONPATH|LD_LIBRARY_PATH)=' | sed 's/^/export /' > /var/tmp/env.sh
-  echo "export PYTHONPATH=/var/tmp/tree:/tmp/site:\$PYTHONPATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1" \
+  echo "export PYTHONPATH=/tmp/site:\${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1" \
     >> /var/tmp/env.sh
   source /var/tmp/env.sh
   python3 -c "import mlx.core as mx; print(mx.default_device(), mx.__version__)"
@@ -38,7 +43,12 @@ if [ "$stage" = start ]; then
   for item in "${items[@]}"; do
     name=${item%%:*}; args=${item#*:}
     echo "start $name: $args"
-    (cd /var/tmp/tree && setsid nohup bash -c "source /var/tmp/env.sh; \
+    # each run its own tree copy; SETUP_<name> (a shell command) may change it first, e.g.
+    # SETUP_ponV="sed -i 's/^view = .*/view = [224, 168]/' prompts/part_on_nozzle.toml"
+    tree=/var/tmp/tree-$name && rm -rf $tree && cp -r /var/tmp/tree $tree
+    setup="SETUP_$name"
+    if [ -n "${!setup:-}" ]; then (cd $tree && eval "${!setup}") && echo "  setup: ${!setup}"; fi
+    (cd $tree && setsid nohup bash -c "source /var/tmp/env.sh; \
       python3 -m pnp_vision.devtools.train --out $runs/$name $args > $logs/$name.log 2>&1; \
       echo \"exit \$?\" >> $logs/$name.log" > /dev/null 2>&1 &)
   done
