@@ -6,8 +6,9 @@ asked only where the cue shows in the view the model gets. It is measured on the
 (after the light, exposure, defocus, streak, noise and JPEG the camera adds, which a scene
 does not see while it draws), through the template's own view (`render_view`): the cue's
 width in view pixels, and its contrast, the mean grey of the cue (or of one of the looks it is
-drawn with: a dimple's lit rim, its darker core) against the body just around it.
-`bench/cue_visibility.py` measures both on the training stream.
+drawn with: a dimple's lit rim, its darker core) against the body just around it, less what
+the same footprint reads in the body's other three corners. `bench/cue_visibility.py`
+measures both on the training stream.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ def measure(image: np.ndarray, sight: Sight) -> Reading:
 
 def ask_where_seen(image: np.ndarray, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`questions` less those about a cue (they carry its `sight`) that does not show in
-    `image`'s view; a kept one records the cue's `look`, `width` (view px) and `contrast`."""
+    `image`'s view; a kept one records the cue's `look` and its `Reading` (`width`, view px;
+    `contrast` and `elsewhere`, grey levels) as `cue`."""
     kept, seen = [], {}
     for q in questions:
         sight = q.pop("sight", None)
