@@ -40,12 +40,16 @@ class Shape:
 @dataclass(frozen=True)
 class Cue:
     """A polarity cue: ``kind`` (dot, chamfer, bevel, notch, band, stripe), where it is (its
-    centre, mm) and how far it reaches from there; ``corner``: it lies in one quadrant."""
+    centre, mm) and how far it reaches from there; ``corner``: it lies in one quadrant.
+    ``shapes`` (corner cues): where it is seen, in drawing order: a dot's disc (a dimple's lit
+    rim, then its darker core), or the corner a chamfer cut off the body (in the body's
+    colour: what lies below shows there instead)."""
 
     kind: str
     at: tuple[float, float]
     reach: float
     corner: bool
+    shapes: tuple[Shape, ...] = ()
 
 
 @dataclass
@@ -132,13 +136,14 @@ def _dot_cue(
     inset = r + side * rng.uniform(0.06, 0.12)
     at = (corner[0] * (bx - inset), corner[1] * (by - inset))
     if rng.random() < 0.55:  # a moulded dimple: darker, with a lit rim
-        part.shapes.append(Shape(np.array([at]), _shade(epoxy, int(rng.integers(18, 35))), r))
-        part.shapes.append(
-            Shape(np.array([at]), _shade(epoxy, -int(rng.integers(12, 25))), r * 0.8)
+        shapes = (
+            Shape(np.array([at]), _shade(epoxy, int(rng.integers(18, 35))), r),
+            Shape(np.array([at]), _shade(epoxy, -int(rng.integers(12, 25))), r * 0.8),
         )
     else:
-        part.shapes.append(Shape(np.array([at]), ink, r))
-    part.cues.append(Cue("dot", at, r, True))
+        shapes = (Shape(np.array([at]), ink, r),)
+    part.shapes.extend(shapes)
+    part.cues.append(Cue("dot", at, r, True, shapes))
 
 
 def _gull_wings(
@@ -164,7 +169,10 @@ def _ic_body(part: Part, rng: np.random.Generator, cut_corner: tuple[int, int] |
     if cut_corner:
         sx, sy = cut_corner
         at = (sx * (bx - cut / 3), sy * (by - cut / 3))
-        part.cues.append(Cue("chamfer", at, cut * 0.5, True))
+        corner = np.array(
+            [(sx * bx, sy * by), (sx * (bx - cut), sy * by), (sx * bx, sy * (by - cut))]
+        )
+        part.cues.append(Cue("chamfer", at, cut * 0.5, True, (Shape(corner, epoxy),)))
     return epoxy
 
 

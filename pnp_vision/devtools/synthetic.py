@@ -1,8 +1,9 @@
 """Synthetic pick-and-place frames with the true answer of every template they show.
 
 Used for the bundled demo recording, tests, benchmarks and for training tiny models. Frame ``i``
-of seed ``s`` is drawn from its own random stream (``default_rng([s, i])``), so any frame can be
-reproduced alone, and the output does not depend on how many frames were asked for.
+of seed ``s`` is drawn from its own random stream (``default_rng([s, i])``; a frame that hides
+the only cue it asks about is drawn again from ``[s, i, k]``), so any frame can be reproduced
+alone, and the output does not depend on how many frames were asked for.
 
 Scenes (``SCENES``) cycle so every one appears equally often; within a scene the answer is a fair
 coin, so YES and NO are balanced per template. Labels::
@@ -28,6 +29,7 @@ import numpy as np
 
 from pnp_vision.devtools import synthetic_board, synthetic_feeder, synthetic_nozzle
 from pnp_vision.devtools import synthetic_camera as camera
+from pnp_vision.devtools.marking_view import ask_where_seen
 from pnp_vision.devtools.synthetic_marking import CORNERS, chip, random_marking
 from pnp_vision.devtools.synthetic_scenes import (
     CENTRED_MAX,
@@ -63,6 +65,9 @@ __all__ = [
 
 Lighting = Literal["varied", "even"]
 LABELS_NAME = "labels.jsonl"
+# A world chip frame drawn for its corner cue alone (its marking too small to read) that does
+# not show the cue asks nothing: it is drawn again, from [seed, index, k], up to this often
+REDRAWS = 4
 
 SCENES: dict[str, Scene] = {
     "nozzle_tip": nozzle_tip,
@@ -110,15 +115,21 @@ def render(
     pixels (and the tilt, pitch, pockets' contents), which the tests check the labels against.
     """
     names = _check(size, lighting, noise, scenes, variation)
-    rng = np.random.default_rng([seed, index])
     scene = names[index % len(names)]
     yes = _balanced_yes(index, seed, len(names))
-    drawn = None
-    if variation.world:
-        image, questions, drawn = _shoot_world(scene, rng, size, yes, variation, lighting,
-                                               blur, noise)  # fmt: skip
-    else:
-        image, questions = _draw_classic(scene, rng, size, yes, variation, lighting, blur, noise)
+    for redraw in range(REDRAWS + 1):
+        rng = np.random.default_rng([seed, index, redraw] if redraw else [seed, index])
+        drawn = None
+        if variation.world:
+            image, questions, drawn = _shoot_world(scene, rng, size, yes, variation, lighting,
+                                                   blur, noise)  # fmt: skip
+        else:
+            image, questions = _draw_classic(scene, rng, size, yes, variation, lighting, blur,
+                                             noise)  # fmt: skip
+        asked = ask_where_seen(image, questions)  # a corner cue: only where the frame shows it
+        if asked or not questions:
+            break
+    questions = asked
     geometry = {q["template"]: q.pop("offset") for q in questions if "offset" in q}
     points = {q["template"]: q.pop("points") for q in questions if "points" in q}
     label = {"scene": scene, "questions": questions, "geometry": geometry, "points": points}

@@ -30,6 +30,7 @@ from pnp_vision.devtools.marking_parts import (
     to_frame,
 )
 from pnp_vision.devtools.marking_text import LINE_PITCH, Face, block_size, draw_block
+from pnp_vision.devtools.marking_view import ROI, VIEW, Sight
 from pnp_vision.devtools.synthetic_scenes import (
     DEFAULT,
     Question,
@@ -92,10 +93,6 @@ def chip(
 
 # -- the world: real packages, markings and polarity cues (Variation(markings="world")) --------
 
-# prompts/part_marking.toml's (and polarity_mark's) ROI and view: the part sits in the middle
-# half of the frame, and marking sizes are set in the view's pixels
-ROI = (0.25, 0.25, 0.5, 0.5)
-VIEW = (224, 168)
 MIN_MARKING_SIDE = 240  # a frame's shorter side below this cannot hold a legible marking there
 # The smallest cap height (view px) each face is drawn at: bench/marking_legibility.py's limit
 # (its observer tells every look-alike pair apart through render's worst blur, JPEG q40 and
@@ -107,9 +104,11 @@ UPSCALE_CREDIT = 1.4  # a camera below the view counts for at most 320x240's 1.4
 LENS_BLUR = 1.2  # units: render's softest lens (Gaussian sigma), what MIN_CAP was measured at
 CLEARANCE = 0.25  # a corner cue clears both centre lines by this share of the body's half width
 # Where a part with a corner cue cannot be marked legibly, this share of them is drawn anyway
-# for polarity_mark alone: a third of world chip frames then ask it (3.5% without)
-ILLEGIBLE_SHARE = 0.15
-CHAMFER_CONTRAST = 40  # grey levels between a body and the board its cut corner shows
+# for polarity_mark alone (without it 3.5% of world chip frames asked it). A cue is asked about
+# only where it shows (`marking_view`: about half of them), so 0.15 became 0.3: 28% of WORLD's
+# chip frames ask polarity_mark (26% before the rule, half of them about unseen cues) and 75%
+# part_marking (77%)
+ILLEGIBLE_SHARE = 0.3
 
 
 def face_name(face: Face) -> str:
@@ -276,7 +275,9 @@ def world_chip(
     """Down-looking camera over one marked part of a real package family, turned any quarter
     and a little, its marking near the smallest legible size of the view. Questions:
     part_marking (line 1 and one near-miss negative; both carry the drawn `lines`),
-    polarity_mark (only parts with a corner cue; `points`: the cue and the body centre)."""
+    polarity_mark (only parts with a corner cue, and only where it shows in the final frame:
+    each carries its `sight` for `marking_view.ask_where_seen`; `points`: the cue and the body
+    centre)."""
     _board(img, rng, u)
     part, face, cap, scale, angle, (left, top, right, bottom) = _layout(
         rng, img, tuple(FAMILIES), blur_factor(var)
@@ -288,12 +289,7 @@ def world_chip(
     cy = float(np.clip(cy, top + ey + my, bottom - ey - my))
     m = pose_matrix((cx, cy), scale, angle)
     _neighbours(img, rng, m, angle, np.hypot(ex, ey), scale)
-    cue = part.corner_cue
-    if cue is not None and cue.kind == "chamfer":  # a cut corner shows whatever lies below
-        x, y = np.clip(np.round(to_frame(m, [cue.at])[0]), 0, (img.shape[1] - 1, img.shape[0] - 1))
-        below = img[int(y), int(x)].astype(int)
-        if np.abs(below - part.surface).max() < CHAMFER_CONTRAST:
-            cue = None  # black on black: drawn, but no answer to ask about
+    cue = part.corner_cue  # a chamfer black on black, a faint dimple: asked where it shows
     draw_shapes(img, part.shapes, m)
     tx, ty = part.text_box[:2]
     text_m = m @ np.vstack([pose_matrix((tx, ty), 1.0, part.text_turn), [0, 0, 1]])
@@ -315,8 +311,9 @@ def world_chip(
         corner, _ = quadrant(cue.at, cue.reach, angle)
         other = CORNERS[(CORNERS.index(corner) + int(rng.integers(1, 4))) % 4]
         drawn = [float(v) for v in to_frame(m, [cue.at])[0]] + [cx, cy]
+        sight = Sight(cue, m, part.body)  # asked only where it shows: `ask_where_seen`
         questions += [
-            {**_q("polarity_mark", True, corner=corner), "points": drawn},
-            {**_q("polarity_mark", False, corner=other), "points": drawn},
+            {**_q("polarity_mark", True, corner=corner), "points": drawn, "sight": sight},
+            {**_q("polarity_mark", False, corner=other), "points": drawn, "sight": sight},
         ]
     return questions
