@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pnp_vision.config import PROJECT_ROOT
-from pnp_vision.inspect import Inspector, Question, TemplateSet
+from pnp_vision.inspect import Question, TemplateSet
 from pnp_vision.inspect.adapters import open_inspector, read_adapter_meta
 from pnp_vision.teach.lora import examples_from_recording
 from pnp_vision.teach.train import fine_tune
@@ -93,8 +93,9 @@ def test_fine_tune_adds_a_weights_adapter_and_leaves_every_other_template_as_it_
     familiarity = json.loads((out / "familiarity.json").read_text())
     assert familiarity["templates"][TAUGHT]["train_views"] == 48
 
-    # answers: the taught template through its adapter, every other one bit-identical
-    tuned, base = open_inspector(out, templates), Inspector(SHIPPED, templates)
+    # answers: the taught template through its new adapter, every other one bit-identical to
+    # the shipped folder as the worker answers it (its own adapters included)
+    tuned, base = open_inspector(out, templates), open_inspector(SHIPPED, templates)
     asked = [Question(template=t) for t in ("tombstone", TAUGHT, "part_on_nozzle")]
     for example in examples[:4]:
         frame = Path(example.image).read_bytes()
