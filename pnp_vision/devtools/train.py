@@ -105,6 +105,9 @@ class TrainConfig(StepConfig):
     # from the generator's WORLD preset (real packages, tips, reticles, tapes, pads, boards and
     # camera effects at real proportions; docs/evaluation.md), the rest from the ranges above.
     world_share: float = 0.0
+    # The chip scene's parts in the other frames: "classic" (the generator's own chip) or
+    # "world" (real packages, markings and polarity marks under the classic camera)
+    markings: str = "classic"
     # Curriculum: the first `easy_batches` fresh batches keep the generator's original ranges
     # (crosshair within 20 units, radius 22-36, plain light) in every tip style, and tips at
     # least 14 units off: the concept first, then the wide ranges.
@@ -169,6 +172,7 @@ class TrainConfig(StepConfig):
             centred=self.centred,
             off=self.off,
             harshness=self.harshness,
+            markings=self.markings,
         )
         easy = Variation(tip_styles=self.tip_styles, centred=self.centred, off=(14.0, 40.0))
         world = WORLD if self.world_share else None

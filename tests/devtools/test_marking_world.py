@@ -348,3 +348,20 @@ def test_marked_parts_fit_every_camera_the_trainer_draws_them_at() -> None:
     assert shapes and all(min(shape) >= sm.MIN_MARKING_SIDE for shape in shapes), shapes
     small = {training_frame(i, 5, ["nozzle_tip"], recipe)[0].shape[:2] for i in range(12)}
     assert (120, 160) in small  # other scenes keep every size
+
+
+def test_the_trainers_markings_setting_draws_real_parts_in_the_non_world_share() -> None:
+    """`--set markings=world`: the frames outside `world_share` carry real packages (their
+    questions record the drawn `lines` or `cue`), so the classic camera sees them too; the
+    default keeps the generator's own chip."""
+    from pnp_vision.devtools.train import TrainConfig, _setting
+    from pnp_vision.devtools.train_data import training_frame
+
+    def asked(markings: str) -> list[dict]:
+        recipe = TrainConfig(mix={"chip": 4}, markings=markings, easy_batches=0).recipe()
+        assert recipe.world is None  # world_share 0: every frame is the classic camera's
+        return [q for i in range(6) for q in training_frame(i, 5, ["chip"], recipe)[1]["questions"]]
+
+    world = asked(_setting("markings", "world"))
+    assert world and all("lines" in q or "cue" in q for q in world)
+    assert not any("lines" in q or "cue" in q for q in asked("classic"))
