@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from pnp_vision.devtools import marking_view as mv
-from pnp_vision.devtools import synthetic_marking as sm
 from pnp_vision.devtools.marking_parts import Cue, Shape, draw_shapes, pose_matrix, to_frame
 from pnp_vision.devtools.synthetic import render
 from pnp_vision.devtools.synthetic_variation import WORLD
@@ -33,17 +32,9 @@ def _dot_in_view(image: np.ndarray, at: tuple[float, float], radius: float) -> t
     return 2 * r, abs(core.mean() - ring.mean())
 
 
-def _asked_dots(monkeypatch, frames: int, seed: int) -> list[tuple[float, float]]:
+def _asked_dots(calls: list, frames: int, seed: int) -> list[tuple[float, float]]:
     """(width, contrast) of every dot a polarity question is asked about, in WORLD's chip
-    frames (the last drawing of each frame: a frame that hides its only cue is drawn again)."""
-    calls = []
-    real = sm.draw_shapes
-
-    def spy(img, shapes, m):
-        calls.append((shapes, m))
-        return real(img, shapes, m)
-
-    monkeypatch.setattr(sm, "draw_shapes", spy)
+    frames (`calls`: the `drawn_shapes` fixture's record; each frame's last drawing)."""
     dots = []
     for i in range(frames):
         image, label = render(i, seed, (320, 240), scenes=CHIP, variation=WORLD)
@@ -56,22 +47,22 @@ def _asked_dots(monkeypatch, frames: int, seed: int) -> list[tuple[float, float]
         if radii:  # a dot (a chamfer is read by marking_view alone)
             scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
             dots.append(_dot_in_view(image, at, max(radii) * scale))
-    monkeypatch.undo()
     return dots
 
 
-def test_every_asked_dot_stands_out_in_the_final_view(monkeypatch) -> None:
+def test_every_asked_dot_stands_out_in_the_final_view(monkeypatch, drawn_shapes) -> None:
     """Each dot asked about is at least MIN_CUE_SIZE view px wide and its core at least
     MIN_CUE_CONTRAST grey levels off the body around it, in the view of the frame as it
     reaches the model (the world camera's light, exposure, blur, noise, JPEG); the same
     frames without the rule ask about dots that are not (dimples in dim frames)."""
-    shown = _asked_dots(monkeypatch, 150, seed=11)
+    shown = _asked_dots(drawn_shapes, 150, seed=11)
     assert len(shown) >= 25
+    bar = mv.MIN_CUE_CONTRAST
     for width, contrast in shown:
-        assert width >= mv.MIN_CUE_SIZE and contrast >= mv.MIN_CUE_CONTRAST, (width, contrast)
+        assert width >= mv.MIN_CUE_SIZE and contrast >= bar, (width, contrast)
     monkeypatch.setattr(mv, "MIN_CUE_CONTRAST", -np.inf)  # the rule off: every cue asked
-    every = _asked_dots(monkeypatch, 150, seed=11)
-    hidden = [c for _, c in every if c < mv.MIN_CUE_CONTRAST]
+    every = _asked_dots(drawn_shapes, 150, seed=11)
+    hidden = [c for _, c in every if c < bar]
     assert len(every) > len(shown) and len(hidden) >= 10, (len(every), len(shown), hidden)
 
 

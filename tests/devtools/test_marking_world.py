@@ -196,19 +196,12 @@ def test_polarity_corner_is_the_quadrant_of_the_drawn_cue(frames) -> None:
     assert set(corners) == set(CORNERS) and sum(corners.values()) >= 30, corners
 
 
-def test_the_labelled_cue_is_drawn_there(monkeypatch) -> None:
+def test_the_labelled_cue_is_drawn_there(drawn_shapes) -> None:
     """The label's cue point is the centre of a drawn dot, whose pixels (clean frames) differ
     from the body just beside it, or the corner a chamfer cut off the body's outline."""
     from pnp_vision.devtools.marking_parts import to_frame
 
-    calls = []
-    real = sm.draw_shapes
-
-    def spy(img, shapes, m):
-        calls.append((shapes, m))
-        return real(img, shapes, m)
-
-    monkeypatch.setattr(sm, "draw_shapes", spy)
+    calls = drawn_shapes
     dots = chamfers = 0
     clean = {"lighting": "even", "blur": False, "noise": 0}
     for image, label, (shapes, m) in _spied(80, 8, (640, 480), calls, **clean):
