@@ -426,8 +426,12 @@ def test_labelling_by_keyboard_with_the_models_answers(
     )
     page.select_option("#label-scene", "")
 
-    # the next page
-    page.wait_for_selector("#label-grid .card", timeout=WAIT_MS)
+    # the next page, once every scene is back (the tombstone page's cards stay until then,
+    # and a key pressed on them pages the tombstone view)
+    page.wait_for_function(
+        f"{cards}.length > 0 && {cards}.some(c => !c.textContent.includes('tombstone'))",
+        timeout=WAIT_MS,
+    )
     page.keyboard.press("PageDown")
     page.wait_for_function(
         "document.querySelector('#label-grid').dataset.page === '1'", timeout=WAIT_MS
