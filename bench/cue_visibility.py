@@ -28,10 +28,9 @@ from pnp_vision.devtools import marking_view
 from pnp_vision.devtools.marking_parts import Shape
 from pnp_vision.devtools.synthetic import Variation, render
 from pnp_vision.devtools.synthetic_variation import WORLD, WORLD_SIZE_WEIGHTS, WORLD_SIZES
+from pnp_vision.devtools.train_data import MIN_SIDE, _pick_size
 from pnp_vision.inspect.views import view_box
 
-CHIP_SIZES = [s for s in WORLD_SIZES if min(s) >= 240]  # train_data.MIN_SIDE["chip"]
-CHIP_WEIGHTS = np.array([WORLD_SIZE_WEIGHTS[WORLD_SIZES.index(s)] for s in CHIP_SIZES])
 FAMILIES = {"world (training)": (WORLD, 5.0), "markings (eval)": (Variation(markings="world"), 3.0)}
 WIDTHS = (1.0, 2.0, 3.0, 4.0, 6.0, 10.0)  # view px: empty corners read at these widths
 CONTRASTS = (6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0)
@@ -62,7 +61,7 @@ def _size(seed: int, i: int, world: bool) -> tuple[int, int]:
     if not world:
         return (320, 240)
     pick = np.random.default_rng([seed, i, 0x512E])
-    return CHIP_SIZES[int(pick.choice(len(CHIP_SIZES), p=CHIP_WEIGHTS / CHIP_WEIGHTS.sum()))]
+    return _pick_size(pick, WORLD_SIZES, WORLD_SIZE_WEIGHTS, MIN_SIDE["chip"])
 
 
 def _polarity(label: dict) -> bool:
