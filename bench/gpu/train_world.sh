@@ -31,9 +31,7 @@ if [ "$stage" = start ]; then
     echo "detached processes DO NOT outlive a call"; fi
   source .mlxcuda/b/install.sh || { echo "mlx bundle install failed ($?)"; exit 3; }
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  # a copy of the tree: later calls replace the working tree, the runs keep theirs
-  rm -rf /var/tmp/tree && mkdir -p /var/tmp/tree $runs $logs
-  cp -r pnp_vision prompts bench models pyproject.toml /var/tmp/tree/  # models: --init-from
+  mkdir -p $runs $logs
   env | grep -E '^(PYTHONPATH|LD_LIBRARY_PATH)=' | sed 's/^/export /' > /var/tmp/env.sh
   echo "export PYTHONPATH=/tmp/site:\${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1" \
     >> /var/tmp/env.sh
@@ -43,9 +41,11 @@ if [ "$stage" = start ]; then
   for item in "${items[@]}"; do
     name=${item%%:*}; args=${item#*:}
     echo "start $name: $args"
-    # each run its own tree copy; SETUP_<name> (a shell command) may change it first, e.g.
+    # each run its own copy of the tree (later calls replace the working tree, the runs keep
+    # theirs; models/ for --init-from); SETUP_<name> (a shell command) may change it first, e.g.
     # SETUP_ponV="sed -i 's/^view = .*/view = [224, 168]/' prompts/part_on_nozzle.toml"
-    tree=/var/tmp/tree-$name && rm -rf $tree && cp -r /var/tmp/tree $tree
+    tree=/var/tmp/tree-$name && rm -rf $tree && mkdir -p $tree
+    cp -r pnp_vision prompts bench models pyproject.toml $tree/
     setup="SETUP_$name"
     if [ -n "${!setup:-}" ]; then (cd $tree && eval "${!setup}") && echo "  setup: ${!setup}"; fi
     (cd $tree && setsid nohup bash -c "source /var/tmp/env.sh; \
