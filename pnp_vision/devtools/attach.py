@@ -57,7 +57,7 @@ def attach(base: Path, trained: Path, templates: list[str]) -> str:
         "device": record.get("device"),
         "train_seconds": record.get("train_seconds"),
     }
-    where = write_weights_adapter(base, templates, changed, report)
+    where = write_weights_adapter(base, templates, changed, own, report)
 
     cal = json.loads((base / CALIBRATION_FILE).read_text())
     cal["templates"] = dict(

@@ -116,14 +116,25 @@ def _calibrate(out: Path, answers: Answers, base: Path, taught: dict[str, Taught
 
 
 def write_weights_adapter(
-    out: Path, taught: Sequence[str], tensors: dict[str, Any], report: dict[str, Any]
+    out: Path,
+    taught: Sequence[str],
+    tensors: dict[str, Any],
+    base: dict[str, Any],
+    report: dict[str, Any],
 ) -> str:
-    """The weights adapter of `taught` in the new folder (`adapters/NAME/`); the taught templates
-    leave any adapter they had (a folder taught again), and an adapter left with none goes."""
+    """The weights adapter of `taught` in the new folder (`adapters/NAME/`): `tensors` as
+    deltas over the folder's own `base` tensors (the same names). The taught templates leave
+    any adapter they had (a folder taught again), and an adapter left with none goes."""
     import mlx.core as mx
 
     from pnp_vision.inspect.adapters import FORMAT, META_FILE, base_fingerprint, own_adapters
-    from pnp_vision.inspect.template_weights import ADAPTERS_DIR, KIND, PATCH_FILE
+    from pnp_vision.inspect.template_weights import (
+        ADAPTERS_DIR,
+        DELTA,
+        KIND,
+        PATCH_FILE,
+        encode_patch,
+    )
 
     for template, folder in own_adapters(out).items():
         if template in taught:
@@ -136,8 +147,10 @@ def write_weights_adapter(
     name = "+".join(taught)
     folder = out / ADAPTERS_DIR / name
     folder.mkdir(parents=True)
-    weights = {k: v.astype(mx.float32) for k, v in sorted(tensors.items())}
-    mx.save_safetensors(str(folder / PATCH_FILE), weights, metadata={"format": "mlx"})
+    weights = encode_patch(dict(sorted(tensors.items())), base)
+    mx.save_safetensors(
+        str(folder / PATCH_FILE), weights, metadata={"format": "mlx", "encoding": DELTA}
+    )
     config = json.loads((out / "config.json").read_text())
     meta = {
         "format": FORMAT,
@@ -231,7 +244,7 @@ def fine_tune(
     cfg = LoopConfig(**{**(loop.__dict__ if loop else {}), "steps": steps, "batch": batch,
                         "lr": lr, "seed": seed})  # fmt: skip
     result = train_weights(out, train, heldout, images, templates, cfg, progress=progress)
-    adapter = write_weights_adapter(out, names, result.tensors, {
+    adapter = write_weights_adapter(out, names, result.tensors, result.base, {
         "steps": result.steps, "best_step": result.best_step, "lr": lr, "batch": batch,
         "seed": seed, "trained": cfg.trained, "labels": counts,
     })  # fmt: skip

@@ -48,6 +48,7 @@ class LoopConfig:
 @dataclass
 class LoopResult:
     tensors: dict[str, Any]  # parameter name -> trained array (the best checkpoint)
+    base: dict[str, Any]  # the same parameters as they were before training
     steps: int  # steps run
     best_step: int
     losses: list[float]
@@ -142,6 +143,7 @@ def train_weights(
     except ValueError as exc:  # e.g. a template whose parameters have no fixed choices
         raise ConfigError(f"cannot fine-tune {', '.join(taught)}: {exc}") from exc
     names = _select(trainer.model, cfg.trained)
+    base = {k: v for k, v in tree_flatten(trainer.model.parameters()) if k in names}
     rng = random.Random(cfg.seed)
     by_template: dict[str, list[Any]] = {}
     for e in train:
@@ -190,8 +192,8 @@ def train_weights(
                 break
     assert best is not None
     return LoopResult(
-        tensors={k: best[2][k] for k in names}, steps=step, best_step=best[1], losses=losses,
-        checks=checks,
+        tensors={k: best[2][k] for k in names}, base=base, steps=step, best_step=best[1],
+        losses=losses, checks=checks,
     )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """`devtools.attach`: templates trained in a continued folder become the base's own weights
-adapter; the base's templates answer exactly as before, the attached one as the trained folder.
+adapter; the base's templates answer exactly as before, the attached one as the trained folder
+(to float16's rounding of the weights' changes: the patch holds them as float16 deltas).
 
 Real training (two steps, continued from the bundled folder) and real Inspectors.
 """
@@ -69,7 +70,9 @@ def test_attached_templates_answer_as_trained_and_the_rest_as_before(attached) -
     ]
     assert taught
     trained_inspector = Inspector(trained, templates)  # its calibration and statistic
-    assert _probabilities(routed, chip, taught) == _probabilities(trained_inspector, chip, taught)
+    got = _probabilities(routed, chip, taught)
+    for mine, theirs in zip(got, _probabilities(trained_inspector, chip, taught), strict=True):
+        assert mine == pytest.approx(theirs, abs=1e-5)
     assert _probabilities(routed, chip, taught) != _probabilities(
         Inspector(shipped, templates), chip, taught
     )
@@ -93,5 +96,7 @@ def test_the_evaluation_runners_answer_a_taught_template_through_its_adapter(
         stats = evaluate_folders(model, {"chips": rec}, 0.5)["chips"]["templates"][TAUGHT]
         return {k: stats[k] for k in ("questions", "correct", "below_bar", "familiarity", "ece")}
 
-    assert taught(base)["questions"] >= 6
-    assert taught(base) == taught(trained)
+    mine, theirs = taught(base), taught(trained)
+    assert mine["questions"] >= 6
+    assert mine.pop("ece") == pytest.approx(theirs.pop("ece"), abs=1e-5)
+    assert mine == theirs

@@ -156,18 +156,21 @@ def test_teaching_again_replaces_a_templates_weights_and_keeps_the_others(tmp_pa
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
     patch = {"vision_tower.merger.ln_q.weight": mx.ones((64,))}
-    write_weights_adapter(folder, ["nozzle_alignment", "tombstone"], patch, {})
-    write_weights_adapter(folder, ["feeder_pocket_empty"], patch, {})
+    base = {"vision_tower.merger.ln_q.weight": mx.zeros((64,))}
+    write_weights_adapter(folder, ["nozzle_alignment", "tombstone"], patch, base, {})
+    write_weights_adapter(folder, ["feeder_pocket_empty"], patch, base, {})
     first = folder / "adapters" / "nozzle_alignment+tombstone"
     assert own_adapters(folder) == {
         "feeder_pocket_empty": folder / "adapters" / "feeder_pocket_empty",
         "nozzle_alignment": first,
         "tombstone": first,
     }
-    write_weights_adapter(folder, ["tombstone"], patch, {})  # taught again: its own weights now
+    write_weights_adapter(
+        folder, ["tombstone"], patch, base, {}
+    )  # taught again: its own weights now
     assert read_adapter_meta(first)["templates"] == ["nozzle_alignment"]
     assert own_adapters(folder)["tombstone"] == folder / "adapters" / "tombstone"
-    write_weights_adapter(folder, ["nozzle_alignment"], patch, {})  # the old adapter is empty
+    write_weights_adapter(folder, ["nozzle_alignment"], patch, base, {})  # the old adapter is empty
     assert not first.exists()
     assert sorted(own_adapters(folder)) == ["feeder_pocket_empty", "nozzle_alignment", "tombstone"]
     # a LoRA adapter kept in the folder is not routed without the settings
