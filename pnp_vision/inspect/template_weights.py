@@ -1,16 +1,16 @@
 """Weight adapters: a template's own weights, swapped into the resident base while it answers.
 
 `pnp-vision train` fine-tunes the small inspector for the templates a rig's labels teach and
-keeps what it trained as a *weight patch* (each tensor it trained, whole) in an adapter folder
-of kind `weights` inside the new model folder, beside base weights it never changes. The worker
-routes each taught template to its adapter (`adapters.own_adapters`: no settings needed), and
-`adapters.AdapterSet` swaps the patch in only for that template's questions, so a template the
-fine-tune did not teach answers exactly as the base folder does: teaching one check cannot
-harm another (issue 32: a fine-tune of the shared weights took feeder_pocket_empty from 100%
-to 63%, still marked learned).
+keeps what it trained as a *weight patch* (each tensor it trained, as its change from the
+base) in an adapter folder of kind `weights` inside the new model folder, beside base weights
+it never changes. The worker routes each taught template to its adapter
+(`adapters.own_adapters`: no settings needed), and `adapters.AdapterSet` swaps the patch in
+only for that template's questions, so a template the fine-tune did not teach answers exactly
+as the base folder does: teaching one check cannot harm another (issue 32: a fine-tune of the
+shared weights took feeder_pocket_empty from 100% to 63%, still marked learned).
 
 Why whole tensors rather than LoRA: the small inspector is 4 MB, so a patch of what it trains
-is at most that, exact, and can adapt the vision tower to a foreign look, which a language
+is at most 2 MB (float16), and can adapt the vision tower to a foreign look, which a language
 model LoRA cannot. Real models keep LoRA adapters (`adapters.py` serves both kinds).
 
 An adapter folder of this kind (inside a model folder: `adapters/NAME/`; `teach/train.py`
@@ -23,9 +23,10 @@ writes it):
                           the base's, in float16 (half the bytes: a folder of four adapters stays
                           under 20 MB); without it, the trained tensor whole
 
-Why a float16 delta is enough: it rounds each weight's *change* to 11 significant bits, which
-moves a weight by about 1e-4 of its size at most, 20 times less than the bfloat16 that GPUs run
-the weights in anyway; the base fingerprint pins the base the deltas apply to.
+Why a float16 delta is enough: it rounds each weight's *change* to 11 significant bits. On the
+bundled folder's adapters that moved no weight by more than 2e-4 of its tensor's largest (the
+bfloat16 GPUs run the weights in rounds by up to 4e-3) and no answer's probability by more than
+5e-5. The base fingerprint pins the base the deltas apply to.
 
 A swap rebinds parameter arrays in place and keeps the base's own arrays to put back. What the
 engine built from the weights is made again after a swap, or it would answer with the old
