@@ -127,10 +127,11 @@ def _forgetting(base: Path, tuned: Path, recording: Path, templates, untaught) -
     import cv2
 
     from pnp_vision.evaluation.labels import load_labels
-    from pnp_vision.inspect import Inspector, Question
+    from pnp_vision.inspect import Question
     from pnp_vision.inspect.adapters import open_inspector
 
-    before, after = Inspector(base, templates), open_inspector(tuned, templates)
+    # both as the worker answers: a base with its own adapters answers through them too
+    before, after = open_inspector(base, templates), open_inspector(tuned, templates)
     out = {t: {"questions": 0, "changed": 0, "right_before": 0, "right_after": 0} for t in untaught}
     for frame in load_labels(recording):
         asked = [q for q in frame.questions if q.template in out]
