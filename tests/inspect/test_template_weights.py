@@ -187,7 +187,10 @@ def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(fold
     taught, _ = folders
     templates = TemplateSet.load(PROJECT_ROOT / "prompts")
     frame = _frames()[0]
-    base = Inspector(bare, templates).inspect(frame, MIXED)
+    # the base asked exactly what the routed folder asks it (see the routing test above)
+    bare_inspector = Inspector(bare, templates)
+    base = iter(bare_inspector.inspect(frame, [q for q in MIXED if q.template != TAUGHT]))
+    plain = bare_inspector.inspect(frame, [Question(template=TAUGHT)])[0]
     routed = open_inspector(taught, templates).inspect(frame, MIXED)
     with (
         tempfile.TemporaryDirectory(prefix="pnpw-", dir="/tmp") as run_dir,  # short ipc paths
@@ -198,12 +201,12 @@ def test_a_worker_on_the_folder_routes_its_taught_template_without_settings(fold
         got = vision.inspect_many("demo", asked, image=frame).results
         route = str(taught / "adapters" / TAUGHT)
         assert vision.status().model.adapters == {f"template:{TAUGHT}": route}
-    for q, wire, mine, theirs in zip(MIXED, got, routed, base, strict=True):
+    for q, wire, mine in zip(MIXED, got, routed, strict=True):
         if q.template == TAUGHT:
             assert wire.adapter == route and wire.probabilities == mine.probabilities
-            assert wire.probabilities != theirs.probabilities
+            assert wire.probabilities != plain.probabilities
         else:
-            assert wire.adapter is None and wire.probabilities == theirs.probabilities
+            assert wire.adapter is None and wire.probabilities == next(base).probabilities
 
 
 def test_the_inspect_command_answers_through_the_folders_own_weights(folders, bare) -> None:
